@@ -1,0 +1,126 @@
+"""Base classes for metrics, as described in the manual's "Custom Metric".
+
+Subclass :class:`TraceMetric` or :class:`SpikeMetric` and override
+``get_features`` and/or ``get_errors``; ``calc`` applies ``t_start``,
+``t_weights`` and ``normalization``. Any object satisfying the
+:class:`~modelfit_core.protocols.Metric` protocol works too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import Quantity, get_dimensions, second
+from brian2.units.fundamentalunits import DIMENSIONLESS
+
+from modelfit_core.errors import ConfigurationError, UnitMismatchError
+
+
+def _seconds(value, name: str) -> float:
+    if get_dimensions(value) is not get_dimensions(second):
+        raise UnitMismatchError(f"{name} must be a time with units, e.g. {name}=5*ms; "
+                                f"got {value!r}.")
+    return float(value)
+
+
+class Metric:
+    """Common options of every metric.
+
+    Parameters
+    ----------
+    t_start : Quantity, optional
+        Ignore the simulation before this time (in units of time).
+    t_weights : array, optional
+        One non-negative weight per time step; cannot be combined with t_start.
+    normalization : float or Quantity, optional
+        The error is computed on values divided by ``normalization``; e.g.
+        ``MSEMetric(normalization=10*mV)`` makes the error dimensionless and an
+        error of 10 mV weigh 1. Default 1.
+    """
+
+    def __init__(self, t_start=0 * second, t_weights=None, normalization=1.0, **kwds):
+        if kwds:
+            raise ConfigurationError(f"{type(self).__name__} got unknown option(s) "
+                                     f"{', '.join(sorted(kwds))}.")
+        self.t_start = 0 * second if t_start is None else t_start
+        _seconds(self.t_start, "t_start")
+        if t_weights is not None:
+            if float(self.t_start) != 0:
+                raise ConfigurationError("t_weights cannot be combined with t_start; set "
+                                         "the weights of the first steps to 0 instead.")
+            t_weights = np.asarray(t_weights, dtype=float)
+            if t_weights.ndim != 1 or (t_weights < 0).any() or t_weights.sum() <= 0:
+                raise ConfigurationError("t_weights must be a 1-D array of non-negative "
+                                         "weights, one per time step, not all zero.")
+        self.t_weights = t_weights
+        if np.any(np.asarray(normalization) == 0):
+            raise ConfigurationError("normalization must not be zero.")
+        self.normalization = normalization
+
+    @property
+    def _scale(self) -> float:
+        return float(np.asarray(self.normalization))
+
+    def get_dimensions(self, output_dim):
+        """Physical dimensions of the error for an output with ``output_dim``."""
+        return DIMENSIONLESS
+
+    def get_normalized_dimensions(self, output_dim):
+        """Dimensions of the error after normalization."""
+        return self.get_dimensions(output_dim)
+
+    def revert_normalization(self, error):
+        """Undo the normalization of an error (identity unless overridden)."""
+        return error
+
+    def get_features(self, model_results, data_results, dt):
+        raise NotImplementedError
+
+    def get_errors(self, features):
+        """Mean over traces of the per-trace values: shape (n_samples,)."""
+        return np.asarray(features, dtype=float).mean(axis=1)
+
+    def calc(self, model_results, data_results, dt):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class TraceMetric(Metric):
+    """A metric on traces: ``get_features`` gets (n_samples, n_traces, n_steps) arrays."""
+
+    def calc(self, model_traces, data_traces, dt):
+        """Errors (n_samples,) between simulated and recorded traces (SI, no units)."""
+        model_traces = np.asarray(model_traces, dtype=float)
+        data_traces = np.asarray(data_traces, dtype=float)
+        scale = self._scale
+        if self.t_weights is not None:
+            if self.t_weights.shape[0] != data_traces.shape[-1]:
+                raise ConfigurationError(
+                    f"t_weights has {self.t_weights.shape[0]} entries but the traces have "
+                    f"{data_traces.shape[-1]} time steps.")
+            features = self.get_features(model_traces / scale, data_traces / scale, dt)
+        else:
+            start = int(round(_seconds(self.t_start, "t_start") / float(dt)))
+            features = self.get_features(model_traces[:, :, start:] / scale,
+                                         data_traces[:, start:] / scale, dt)
+        return np.asarray(self.get_errors(features), dtype=float)
+
+
+class SpikeMetric(Metric):
+    """A metric on spike trains: nested lists of spike-time arrays in seconds."""
+
+    def calc(self, model_spikes, data_spikes, dt):
+        """Errors (n_samples,) between simulated and recorded spike trains."""
+        start = _seconds(self.t_start, "t_start")
+        if start > 0:
+            model_spikes = [[np.asarray(s)[np.asarray(s) >= start] for s in sample]
+                            for sample in model_spikes]
+            data_spikes = [np.asarray(s)[np.asarray(s) >= start] for s in data_spikes]
+        features = self.get_features(model_spikes, data_spikes, dt)
+        return np.asarray(self.get_errors(features), dtype=float) / self._scale
+
+
+def error_quantity(value: float, dim):
+    """An error as a Brian Quantity (plain float when dimensionless)."""
+    return value if dim is DIMENSIONLESS else Quantity(value, dim=dim)

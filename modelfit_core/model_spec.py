@@ -1,0 +1,122 @@
+"""Reading a fitter's model: its parameters, its variables, and what it refers to."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+from brian2 import Equations, get_dimensions
+from brian2.equations.equations import (BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER,
+                                        SUBEXPRESSION)
+from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
+
+from modelfit_core.errors import ModelDefinitionError, UnitMismatchError
+from modelfit_core.namespace import identifiers_in
+
+RESERVED = {"iteration"}
+
+
+@attrs.frozen
+class ModelDescription:
+    """What the core needs to know about the user's equations."""
+
+    equations: Equations
+    text: str
+    parameters: dict[str, Any]
+    """Fittable parameter name -> Brian dimension."""
+    uses_iteration: bool
+    uses_targets: frozenset[str]
+
+    def dimension_of(self, name: str):
+        return self.equations[name].dim
+
+
+def _unit_text(dim) -> str:
+    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+
+
+def equations_to_text(equations: Equations) -> str:
+    """Equations as a string Brian can parse again (``str()`` writes 'V', which it cannot)."""
+    lines = []
+    for eq in equations.values():
+        if eq.var_type == BOOLEAN:
+            unit = "boolean"
+        elif eq.var_type == INTEGER:
+            unit = "integer"
+        else:
+            unit = _unit_text(eq.dim)
+        flags = f" ({', '.join(eq.flags)})" if eq.flags else ""
+        if eq.type == DIFFERENTIAL_EQUATION:
+            lines.append(f"d{eq.varname}/dt = {eq.expr.code} : {unit}{flags}")
+        elif eq.type == SUBEXPRESSION:
+            lines.append(f"{eq.varname} = {eq.expr.code} : {unit}{flags}")
+        else:
+            lines.append(f"{eq.varname} : {unit}{flags}")
+    return "\n".join(lines)
+
+
+def describe_model(model, input_names, output_names, extra_code=()) -> ModelDescription:
+    """Parse ``model`` and check that inputs and outputs fit it.
+
+    Raises
+    ------
+    ModelDefinitionError
+        If an input variable is defined by the model itself, an output is not
+        a model variable, or the model is not valid Brian equations.
+    """
+    try:
+        equations = model if isinstance(model, Equations) else Equations(str(model))
+    except Exception as exc:  # Brian raises several types for syntax problems
+        raise ModelDefinitionError(f"The model equations cannot be parsed: {exc}") from exc
+    for name in input_names:
+        if name in equations.names:
+            raise ModelDefinitionError(
+                f"The input variable {name!r} is defined in the model equations. Inputs are "
+                f"provided by the fitter: use {name!r} in the equations but remove its "
+                f"definition (e.g. the line '{name} : ...').")
+    for name in output_names:
+        if name != "spikes" and name not in equations.names:
+            raise ModelDefinitionError(
+                f"The output variable {name!r} is not a variable of the model; the model "
+                f"defines {', '.join(sorted(equations.names))}.")
+    identifiers = set(equations.identifiers) | identifiers_in(*extra_code)
+    for name in RESERVED:
+        if name in equations.names:
+            raise ModelDefinitionError(f"{name!r} is reserved by modelfit (it counts the "
+                                       f"optimization rounds); rename the model variable.")
+    # declaration order (parameter_names is a set, whose order varies between runs)
+    parameters = {name: equations[name].dim for name in equations
+                  if name in equations.parameter_names and "shared" not in equations[name].flags}
+    targets = frozenset(name for name in output_names if f"{name}_target" in identifiers)
+    text = model if isinstance(model, str) else equations_to_text(equations)
+    return ModelDescription(equations=equations, text=text, parameters=parameters,
+                            uses_iteration="iteration" in identifiers, uses_targets=targets)
+
+
+def initial_values(param_init: Mapping[str, Any] | None, description: ModelDescription,
+                   fitted: set[str]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Split ``param_init`` into initial values of variables and fixed parameter values.
+
+    Returns ``(initial, constants)``: ``initial`` maps variables to SI floats or
+    expression strings, ``constants`` maps non-fitted parameters to SI floats.
+    """
+    initial, constants = {}, {}
+    for name, value in (param_init or {}).items():
+        if name not in description.equations.names:
+            raise ModelDefinitionError(
+                f"param_init sets {name!r}, which is not a variable of the model; the model "
+                f"defines {', '.join(sorted(description.equations.names))}.")
+        if name in fitted:
+            raise ModelDefinitionError(f"{name!r} is fitted (it has bounds) and cannot also "
+                                       f"be set in param_init.")
+        if isinstance(value, str):
+            initial[name] = value
+            continue
+        expected = description.dimension_of(name)
+        if get_dimensions(value) is not expected:
+            raise UnitMismatchError(
+                f"param_init[{name!r}] = {value!r} has the wrong units; {name!r} is declared "
+                f"with dimensions {expected if expected is not DIMENSIONLESS else '1'}.")
+        target = constants if name in description.parameters else initial
+        target[name] = float(value)
+    return initial, constants

@@ -1,0 +1,97 @@
+"""What the core hands a simulation backend, and what it gets back.
+
+A :class:`SimulationSpec` is plain data (strings, floats, numpy arrays and
+Brian quantities) so that it can be pickled to other processes or machines.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+import numpy as np
+
+
+@attrs.frozen
+class InputSignal:
+    """One input variable fed to the model as a function of time and trace.
+
+    ``values`` has shape (n_traces, n_steps), in SI units; ``dim`` is the
+    Brian dimension of the variable.
+    """
+
+    values: np.ndarray
+    dim: Any
+
+
+@attrs.frozen
+class SimulationSpec:
+    """Everything a backend needs to build a model once and run it many times.
+
+    All times are in seconds, all values in SI units without Brian units.
+    The neuron with index ``k`` simulates parameter set ``k // n_traces`` on
+    input trace ``k % n_traces``.
+    """
+
+    model: str
+    """Model equations, as given by the user (the inputs are not defined there)."""
+    parameter_names: tuple[str, ...]
+    n_samples: int
+    n_traces: int
+    n_steps: int
+    dt: float
+    inputs: Mapping[str, InputSignal]
+    record: tuple[str, ...] = ()
+    """State variables to record at every time step."""
+    record_spikes: bool = False
+    method: str | None = None
+    threshold: str | None = None
+    reset: str | None = None
+    refractory: Any = False
+    param_init: Mapping[str, Any] = attrs.field(factory=dict)
+    """Initial values: SI floats, or strings evaluated after parameters are set."""
+    namespace: Mapping[str, Any] = attrs.field(factory=dict)
+    """External constants and functions the equations refer to."""
+    constants: Mapping[str, float] = attrs.field(factory=dict)
+    """Model parameters that are not fitted, with their SI value."""
+    targets: Mapping[str, InputSignal] = attrs.field(factory=dict)
+    """Recorded outputs exposed to the equations as ``<name>_target``."""
+    uses_iteration: bool = False
+    """Whether the model refers to the ``iteration`` variable."""
+    record_final: tuple[str, ...] = ()
+    """Variables (or subexpressions) whose value at the end of the run is returned."""
+    name: str = "modelfit"
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_samples * self.n_traces
+
+    @property
+    def duration(self) -> float:
+        """Simulated time per run, in seconds."""
+        return self.n_steps * self.dt
+
+
+@attrs.define
+class SimulationResult:
+    """Output of one batch.
+
+    ``traces[var]`` has shape (n_samples, n_traces, n_steps) in SI units;
+    ``spikes[sample][trace]`` is an array of spike times in seconds.
+    ``final[var]`` holds the values of ``spec.record_final`` at the end.
+    ``failed[sample]`` is True where the backend could not simulate that
+    parameter set (it then also counts as diverged).
+    """
+
+    traces: dict[str, np.ndarray] = attrs.field(factory=dict)
+    spikes: list[list[np.ndarray]] | None = None
+    final: dict[str, np.ndarray] = attrs.field(factory=dict)
+    """Values at the end of the run, one per neuron (n_samples * n_traces)."""
+    failed: np.ndarray | None = None
+
+    def diverged(self, n_samples: int) -> np.ndarray:
+        """Boolean mask (n_samples,) of parameter sets whose traces hold NaN/inf."""
+        bad = np.zeros(n_samples, dtype=bool) if self.failed is None else self.failed.copy()
+        for values in self.traces.values():
+            bad |= ~np.isfinite(values).reshape(n_samples, -1).all(axis=1)
+        return bad

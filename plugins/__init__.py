@@ -1,0 +1,1 @@
+"""modelfit's built-in plugins, registered through the ``modelfit`` entry points."""

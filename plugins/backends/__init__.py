@@ -1,0 +1,1 @@
+"""modelfit backends plugins."""

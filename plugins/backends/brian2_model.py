@@ -1,0 +1,111 @@
+"""Turning a :class:`SimulationSpec` into Brian 2 objects.
+
+Shared by the runtime and (later) the standalone backends: building the
+equations with the inputs as :class:`~brian2.TimedArray` functions, the
+NeuronGroup and its monitors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray, second
+from brian2.units.fundamentalunits import DIMENSIONLESS
+from brian2.units.fundamentalunits import get_unit
+
+from modelfit_core.simulation import SimulationSpec
+
+INPUT_PREFIX = "modelfit_input_"
+TARGET_PREFIX = "modelfit_target_"
+
+
+def unit_string(dim) -> str:
+    """A unit name Brian's equation parser accepts for ``dim``."""
+    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+
+
+def full_equations(spec: SimulationSpec) -> Equations:
+    """The user's equations plus inputs, targets and the iteration variable."""
+    lines = [spec.model]
+    trace_index = f"i % {spec.n_traces}"
+    for name, signal in spec.inputs.items():
+        lines.append(f"{name} = {INPUT_PREFIX}{name}(t, {trace_index}) : "
+                     f"{unit_string(signal.dim)}")
+    for name, signal in spec.targets.items():
+        lines.append(f"{name}_target = {TARGET_PREFIX}{name}(t, {trace_index}) : "
+                     f"{unit_string(signal.dim)}")
+    if spec.uses_iteration:
+        lines.append("iteration : 1 (constant, shared)")
+    return Equations("\n".join(lines))
+
+
+def timed_arrays(spec: SimulationSpec) -> dict[str, TimedArray]:
+    """TimedArrays for inputs and targets, indexed by (time, trace)."""
+    arrays = {}
+    for prefix, signals in ((INPUT_PREFIX, spec.inputs), (TARGET_PREFIX, spec.targets)):
+        for name, signal in signals.items():
+            values = np.ascontiguousarray(np.asarray(signal.values, dtype=float).T)
+            arrays[prefix + name] = TimedArray(values * get_unit(signal.dim)
+                                               if signal.dim is not DIMENSIONLESS else values,
+                                               dt=spec.dt * second, name=prefix + name)
+    return arrays
+
+
+def build_group(spec: SimulationSpec, codeobj_class=None, name: str | None = None):
+    """Create the NeuronGroup and monitors for ``spec``; returns (group, monitors)."""
+    namespace = dict(spec.namespace)
+    namespace.update(timed_arrays(spec))
+    group = NeuronGroup(spec.n_neurons, full_equations(spec), threshold=spec.threshold,
+                        reset=spec.reset, refractory=spec.refractory,
+                        method=spec.method if spec.method else ("exact", "euler", "heun"),
+                        dt=spec.dt * second, namespace=namespace,
+                        codeobj_class=codeobj_class, name=name or f"{spec.name}_neurons*")
+    monitors = {}
+    if spec.record:
+        monitors["state"] = StateMonitor(group, list(spec.record), record=True,
+                                         codeobj_class=codeobj_class,
+                                         name=f"{group.name}_statemonitor")
+    if spec.record_spikes:
+        monitors["spikes"] = SpikeMonitor(group, record=True, codeobj_class=codeobj_class,
+                                          name=f"{group.name}_spikemonitor")
+    for variable, value in spec.constants.items():
+        group.variables[variable].set_value(value)
+    for variable, value in spec.param_init.items():
+        if not isinstance(value, str):
+            group.variables[variable].set_value(value)
+    return group, monitors
+
+
+def set_parameters(group, spec: SimulationSpec, parameters) -> None:
+    """Write each parameter set to the n_traces neurons that simulate it."""
+    for name in spec.parameter_names:
+        values = np.asarray(parameters[name], dtype=float)
+        group.variables[name].set_value(np.repeat(values, spec.n_traces))
+
+
+def apply_string_initializers(group, spec: SimulationSpec) -> None:
+    """Initial values given as expressions may depend on the parameters just set."""
+    for variable, expression in spec.param_init.items():
+        if isinstance(expression, str):
+            group.__setattr__(variable, expression)
+
+
+def collect_traces(monitor, spec: SimulationSpec) -> dict[str, np.ndarray]:
+    """Recorded variables as (n_samples, n_traces, n_steps) SI arrays."""
+    traces = {}
+    for variable in spec.record:
+        values = monitor.variables[variable].get_value()  # (n_steps, n_neurons)
+        traces[variable] = np.ascontiguousarray(values.T).reshape(
+            spec.n_samples, spec.n_traces, -1)[:, :, :spec.n_steps]
+    return traces
+
+
+def collect_spikes(monitor, spec: SimulationSpec) -> list[list[np.ndarray]]:
+    """Spike times (s) as ``spikes[sample][trace]``."""
+    indices = np.asarray(monitor.variables["i"].get_value())
+    times = np.asarray(monitor.variables["t"].get_value())
+    order = np.argsort(indices, kind="stable")
+    boundaries = np.searchsorted(indices[order], np.arange(spec.n_neurons + 1))
+    per_neuron = [times[order[boundaries[k]:boundaries[k + 1]]]
+                  for k in range(spec.n_neurons)]
+    return [per_neuron[s * spec.n_traces:(s + 1) * spec.n_traces]
+            for s in range(spec.n_samples)]

@@ -1,0 +1,144 @@
+"""Brian 2 runtime backend: one vectorised NeuronGroup, compiled once.
+
+The first run goes through :meth:`brian2.Network.run`, which generates and
+compiles the code. Later runs reuse those code objects and step the clock
+directly, skipping what ``Network.run`` redoes every time although nothing
+changed: code generation for every object and a full ``gc.collect()`` (which
+costs more than the simulation itself once nevergrad and sympy objects fill
+the heap). Results are identical; ``tests/test_runtime_backend.py`` checks it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import numpy as np
+from brian2 import Network, second
+from brian2.codegen.runtime.cython_rt import CythonCodeObject
+from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+from brian2.core import network as brian_network_module
+
+from modelfit_core import hookimpl
+from modelfit_core.errors import ConfigurationError
+from modelfit_core.simulation import SimulationResult, SimulationSpec
+
+from .brian2_model import (apply_string_initializers, build_group, collect_spikes,
+                           collect_traces, set_parameters)
+
+_CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
+_instance_counter = itertools.count()
+
+
+class _NoCollectGC:
+    """Stands in for the ``gc`` module inside ``brian2.core.network`` during a run."""
+
+    @staticmethod
+    def collect(*_args, **_kwargs):
+        return 0
+
+
+@contextlib.contextmanager
+def _without_brian_gc():
+    # Network.run calls gc.collect() only to warn about objects created but
+    # not added to a network; ours are all in the network.
+    original = brian_network_module.gc
+    brian_network_module.gc = _NoCollectGC
+    try:
+        yield
+    finally:
+        brian_network_module.gc = original
+
+
+class RuntimeSimulation:
+    """A prepared runtime simulation; see :class:`Brian2RuntimeBackend`."""
+
+    def __init__(self, spec: SimulationSpec, codeobj_class):
+        self.spec = spec
+        self.group, self.monitors = build_group(
+            spec, codeobj_class=codeobj_class,
+            name=f"{spec.name}_{next(_instance_counter)}")
+        self.network = Network(self.group, *self.monitors.values())
+        self.network.store("modelfit_initial")
+        self._compiled = False
+
+    def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
+        """Simulate every parameter set; values are SI arrays of length n_samples."""
+        spec = self.spec
+        self.network.restore("modelfit_initial")
+        set_parameters(self.group, spec, parameters)
+        if spec.uses_iteration:
+            self.group.variables["iteration"].set_value(iteration)
+        apply_string_initializers(self.group, spec)
+        if self._compiled:
+            self._step_compiled()
+        else:
+            with _without_brian_gc():
+                self.network.run(spec.duration * second, namespace={})
+            self._compiled = True
+        result = SimulationResult()
+        if "state" in self.monitors:
+            result.traces = collect_traces(self.monitors["state"], spec)
+        if "spikes" in self.monitors:
+            result.spikes = collect_spikes(self.monitors["spikes"], spec)
+        for variable in spec.record_final:
+            result.final[variable] = np.asarray(
+                self.group.state(variable, use_units=False), dtype=float).copy()
+        return result
+
+    def _step_compiled(self) -> None:
+        """The loop of ``Network.run`` for one clock, reusing compiled code objects."""
+        clock = self.group.clock
+        timestep = clock.variables["timestep"].get_value()
+        t = clock.variables["t"].get_value()
+        dt = clock.variables["dt"].get_value()
+        objects = [obj for obj in self.network.sorted_objects if obj.active]
+        code_objects = [codeobj for obj in objects for codeobj in obj._code_objects]
+        for codeobj in code_objects:
+            codeobj.before_run()
+        start = int(timestep[0])
+        for step in range(start, start + self.spec.n_steps):
+            for codeobj in code_objects:
+                codeobj()
+            timestep[0] = step + 1
+            t[0] = (step + 1) * dt[0]
+        for codeobj in code_objects:
+            codeobj.after_run()
+
+    def close(self) -> None:
+        self.network = None
+        self.group = None
+        self.monitors = {}
+
+
+class Brian2RuntimeBackend:
+    """Simulate in this process with Brian 2's runtime device.
+
+    Parameters
+    ----------
+    codegen_target : {"cython", "numpy"}
+        Cython compiles once (cached on disk) and runs fastest; numpy needs
+        no compiler. Default: cython when a compiler is available.
+    """
+
+    name = "runtime"
+
+    def __init__(self, codegen_target: str | None = None):
+        if codegen_target is None:
+            codegen_target = "cython" if CythonCodeObject.is_available() else "numpy"
+        if codegen_target not in _CODE_TARGETS:
+            raise ConfigurationError(
+                f"Unknown codegen_target {codegen_target!r} for the runtime backend; "
+                f"use one of {sorted(_CODE_TARGETS)}.")
+        self.codegen_target = codegen_target
+
+    def prepare(self, spec: SimulationSpec) -> RuntimeSimulation:
+        return RuntimeSimulation(spec, _CODE_TARGETS[self.codegen_target])
+
+    def __repr__(self):
+        return f"Brian2RuntimeBackend(codegen_target={self.codegen_target!r})"
+
+
+@hookimpl
+def modelfit_register_backends():
+    return {"runtime": Brian2RuntimeBackend}

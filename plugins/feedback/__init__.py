@@ -1,0 +1,1 @@
+"""modelfit feedback plugins."""

@@ -1,0 +1,27 @@
+"""Feedback that prints the best parameters and error after each round."""
+
+from __future__ import annotations
+
+import sys
+
+from modelfit_core import hookimpl
+
+
+class TextFeedback:
+    """Print ``Round N: best <params> with error <error>`` after each round."""
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def __call__(self, params, errors, best_params, best_error, index, additional_info=None):
+        stream = self.stream or sys.stdout
+        described = (additional_info or {}).get("best_params_text")
+        if described is None:
+            described = ", ".join(f"{k}={v}" for k, v in best_params.items())
+        print(f"Round {index}: best {described} with error: {best_error}", file=stream)
+        return False
+
+
+@hookimpl
+def modelfit_register_feedback():
+    return {"text": TextFeedback}

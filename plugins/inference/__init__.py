@@ -1,0 +1,1 @@
+"""modelfit inference plugins."""

@@ -1,0 +1,1 @@
+"""modelfit metrics plugins."""

@@ -1,0 +1,52 @@
+"""Mean squared error between simulated and recorded traces."""
+
+from __future__ import annotations
+
+import numpy as np
+from brian2 import get_dimensions
+
+from modelfit_core import hookimpl
+from modelfit_core.metric_base import TraceMetric
+
+
+class MSEMetric(TraceMetric):
+    """Mean over traces and time of the squared difference.
+
+    Options as :class:`~modelfit_core.metric_base.Metric` (``t_start``,
+    ``t_weights``, ``normalization``). The error has the squared units of the
+    output divided by the squared normalization (V² for a voltage).
+    """
+
+    def get_features(self, model_traces, data_traces, dt):
+        difference = model_traces - data_traces[np.newaxis]
+        squared = np.square(difference, out=difference)
+        if self.t_weights is None:
+            return squared.mean(axis=2)
+        return (squared * self.t_weights).sum(axis=2) / self.t_weights.sum()
+
+    def get_errors(self, features):
+        return np.asarray(features).mean(axis=1)
+
+    def get_dimensions(self, output_dim):
+        return output_dim ** 2
+
+    def get_normalized_dimensions(self, output_dim):
+        return output_dim ** 2 / get_dimensions(self.normalization) ** 2
+
+    def revert_normalization(self, error):
+        return error * self._scale ** 2
+
+    def __repr__(self):
+        options = []
+        if float(self.t_start) != 0:
+            options.append(f"t_start={self.t_start!r}")
+        if self.t_weights is not None:
+            options.append("t_weights=[...]")
+        if self._scale != 1.0:
+            options.append(f"normalization={self.normalization!r}")
+        return f"MSEMetric({', '.join(options)})"
+
+
+@hookimpl
+def modelfit_register_metrics():
+    return {"mse": MSEMetric}

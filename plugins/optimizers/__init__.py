@@ -1,0 +1,1 @@
+"""modelfit optimizers plugins."""
