@@ -49,7 +49,8 @@ class Fitter:
 
     def __init__(self, dt, model, input, output, n_samples, input_var=None, output_var=None,
                  threshold=None, reset=None, refractory=False, method=None, param_init=None,
-                 penalty=None, use_units=True, backend=None, pipeline=None, level=0):
+                 penalty=None, use_units=True, backend=None, pipeline=None, namespace=None,
+                 level=0):
         from modelfit_core.pipeline import Pipeline
 
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
@@ -74,6 +75,7 @@ class Fitter:
         self._check_outputs_against_model()
         self.param_init = dict(param_init or {})
         self._user_namespace = _user_frame_namespace(level)
+        self._explicit_namespace = dict(namespace or {})
         self._reset_fit_state()
         self._prepared = None
         self._prepared_key = None
@@ -117,6 +119,7 @@ class Fitter:
         namespace = dict(self._user_namespace)
         if extra_level_namespace:
             namespace.update(extra_level_namespace)
+        namespace.update(self._explicit_namespace)
         names = set(self.model.equations.identifiers) | identifiers_in(
             self.threshold, self.reset, self.refractory, self.param_init, self.penalty)
         return select(namespace, names)

@@ -40,6 +40,9 @@ class TraceFitter(Fitter):
         Where batches are simulated; default ``"runtime"`` (Brian 2 in this process).
     pipeline : Pipeline, optional
         Supplies registry, default optimizer, metric and feedback.
+    namespace : dict, optional
+        Constants the equations refer to; by default they are looked up in
+        the caller's namespace, as Brian's ``run()`` does.
     input_var, output_var : str, deprecated
         Old form: ``input=array, input_var='I'``.
     """

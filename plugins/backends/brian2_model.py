@@ -58,15 +58,15 @@ def build_group(spec: SimulationSpec, codeobj_class=None, name: str | None = Non
                         reset=spec.reset, refractory=spec.refractory,
                         method=spec.method if spec.method else ("exact", "euler", "heun"),
                         dt=spec.dt * second, namespace=namespace,
-                        codeobj_class=codeobj_class, name=name or f"{spec.name}_neurons*")
+                        codeobj_class=codeobj_class, name=name or f"{spec.name}*")
     monitors = {}
     if spec.record:
         monitors["state"] = StateMonitor(group, list(spec.record), record=True,
                                          codeobj_class=codeobj_class,
-                                         name=f"{group.name}_statemonitor")
+                                         name=f"{group.name}_statemonitor*")
     if spec.record_spikes:
         monitors["spikes"] = SpikeMonitor(group, record=True, codeobj_class=codeobj_class,
-                                          name=f"{group.name}_spikemonitor")
+                                          name=f"{group.name}_spikemonitor*")
     for variable, value in spec.constants.items():
         group.variables[variable].set_value(value)
     for variable, value in spec.param_init.items():

@@ -11,7 +11,6 @@ the heap). Results are identical; ``tests/test_runtime_backend.py`` checks it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 
 import numpy as np
 from brian2 import Network, second
@@ -27,7 +26,6 @@ from .brian2_model import (apply_string_initializers, build_group, collect_spike
                            collect_traces, set_parameters)
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
-_instance_counter = itertools.count()
 
 
 class _NoCollectGC:
@@ -55,9 +53,10 @@ class RuntimeSimulation:
 
     def __init__(self, spec: SimulationSpec, codeobj_class):
         self.spec = spec
-        self.group, self.monitors = build_group(
-            spec, codeobj_class=codeobj_class,
-            name=f"{spec.name}_{next(_instance_counter)}")
+        # A stable name (Brian appends _1, _2 only if taken) keeps the generated
+        # code, and so Brian's on-disk compilation cache, the same across runs.
+        self.group, self.monitors = build_group(spec, codeobj_class=codeobj_class,
+                                                name=f"{spec.name}*")
         self.network = Network(self.group, *self.monitors.values())
         self.network.store("modelfit_initial")
         self._compiled = False

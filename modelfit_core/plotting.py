@@ -1,0 +1,68 @@
+"""Figures: fitted vs recorded traces and the error per round (matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: float = 1e3,
+                title: str | None = None, path: str | Path | None = None):
+    """One panel per trace: recorded (grey) and fitted (colour) against time in ms.
+
+    ``recorded`` and ``fitted`` are (n_traces, n_steps) arrays in SI units;
+    ``scale`` converts them to ``unit_label`` (default V -> mV). Returns the
+    figure; saves it as PNG when ``path`` is given.
+    """
+    plt = _pyplot()
+    recorded = np.atleast_2d(np.asarray(recorded, dtype=float))
+    fitted = np.atleast_2d(np.asarray(fitted, dtype=float))
+    n_traces = recorded.shape[0]
+    time_ms = np.arange(recorded.shape[1]) * dt_s * 1e3
+    fig, axes = plt.subplots(1, n_traces, figsize=(3.2 * n_traces, 3.2), sharey=True,
+                             squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        ax.plot(time_ms, recorded[k] * scale, color="0.6", lw=1.5, label="recorded")
+        ax.plot(time_ms, fitted[k] * scale, color="C3", lw=1.0, label="fitted")
+        ax.set_xlabel("time (ms)")
+        ax.set_title(f"trace {k}")
+    axes[0][0].set_ylabel(unit_label)
+    axes[0][0].legend(loc="upper right", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_error_per_round(history, path: str | Path | None = None):
+    """Best error so far and the spread of errors in each round (log scale)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    best, rounds = np.inf, []
+    for record in history.rounds:
+        finite = record.errors[np.isfinite(record.errors)]
+        if finite.size:
+            best = min(best, float(finite.min()))
+            ax.plot(np.full(finite.size, record.index), finite, ".", color="0.75", ms=2)
+        rounds.append((record.index, best))
+    if rounds:
+        ax.plot(*zip(*rounds), "-o", color="C0", ms=3, label="best so far")
+    ax.set_yscale("log")
+    ax.set_xlabel("round")
+    ax.set_ylabel("error")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
