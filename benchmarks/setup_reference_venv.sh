@@ -27,7 +27,7 @@
 #                             (also a dependency of nevergrad 0.3.0).
 set -euo pipefail
 
-VENV_DIR="${1:-/work/main/.refvenv}"
+VENV_DIR="${1:-$(cd "$(dirname "$0")/.." && pwd)/.refvenv}"
 PYTHON="${PYTHON:-python3}"
 
 pyver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
