@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 _CORE_NAMES = {
     "TraceFitter": "modelfit_core.trace_fitter",
+    "SpikeFitter": "modelfit_core.spike_fitter",
     "Fitter": "modelfit_core.fitter_base",
     "Pipeline": "modelfit_core.pipeline",
     "Registry": "modelfit_core.registry",

@@ -18,7 +18,7 @@ from modelfit_core.errors import DataError, UnitMismatchError
 from modelfit_core.simulation import InputSignal
 
 
-def _unit_name(dim) -> str:
+def unit_name(dim) -> str:
     return "dimensionless" if dim is DIMENSIONLESS else repr(get_unit(dim))
 
 
@@ -47,9 +47,9 @@ def trace_array(values: Any, name: str, role: str, expected_dim=None) -> InputSi
     dim = get_dimensions(values)
     if expected_dim is not None and dim is not expected_dim:
         raise UnitMismatchError(
-            f"The {role} {name!r} has units of {_unit_name(dim)}, but the model declares "
-            f"{name!r} with units of {_unit_name(expected_dim)}. Multiply the array by the "
-            f"right unit, e.g. traces*{_unit_name(expected_dim)}.")
+            f"The {role} {name!r} has units of {unit_name(dim)}, but the model declares "
+            f"{name!r} with units of {unit_name(expected_dim)}. Multiply the array by the "
+            f"right unit, e.g. traces*{unit_name(expected_dim)}.")
     array = np.asarray(values.view(np.ndarray) if isinstance(values, Quantity) else values,
                        dtype=float)
     if array.ndim == 1:
@@ -90,7 +90,7 @@ def spike_trains(values: Any, name: str = "spikes") -> list[np.ndarray]:
         dim = get_dimensions(train)
         if dim is not DIMENSIONLESS and dim is not get_dimensions(second):
             raise UnitMismatchError(f"Spike train {k} of {name!r} has units of "
-                                    f"{_unit_name(dim)}; spike times must be in seconds.")
+                                    f"{unit_name(dim)}; spike times must be in seconds.")
         array = np.sort(np.asarray(train, dtype=float).ravel())
         if not np.isfinite(array).all():
             raise DataError(f"Spike train {k} of {name!r} contains NaN/inf.")

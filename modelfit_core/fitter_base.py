@@ -16,12 +16,14 @@ import numpy as np
 from brian2 import Quantity, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.errors import (ConfigurationError, FitStateError, UnitMismatchError)
+from modelfit_core.data import as_named
+from modelfit_core.errors import ConfigurationError, FitStateError, UnitMismatchError
 from modelfit_core.history import History, RoundRecord
 from modelfit_core.metric_base import error_quantity
 from modelfit_core.model_spec import describe_model, initial_values
 from modelfit_core.namespace import identifiers_in, select
 from modelfit_core.parameters import ParameterSpace
+from modelfit_core.recordings import SPIKES, Recordings
 from modelfit_core.simulation import SimulationSpec
 
 _DEFAULT = object()
@@ -82,19 +84,41 @@ class Fitter:
         self._generators: dict = {}
 
     # -- hooks for subclasses -----------------------------------------------
+    fitter_name = "Fitter"
+
+    def _named_outputs(self, output, output_var) -> dict[str, Any]:
+        """The outputs as {name: recorded values}; SpikeFitter accepts a bare list."""
+        return as_named(output, output_var, "output")
+
     def _set_data(self, input, output, input_var, output_var):
-        raise NotImplementedError
+        self.recordings = Recordings.from_user(input, self._named_outputs(output, output_var),
+                                               input_var=input_var)
+        self.input_signals = self.recordings.inputs
+        self.output_signals = self.recordings.traces
+        self.output_names = self.recordings.output_names
+        self._n_traces, self._n_steps = self.recordings.n_traces, self.recordings.n_steps
+        names = list(self.input_signals)
+        self.input_var = names[0] if len(names) == 1 else names
+        self.output_var = self.output_names[0] if len(self.output_names) == 1 \
+            else self.output_names
 
     def _check_outputs_against_model(self):
-        raise NotImplementedError
+        self.output_dims = self.recordings.output_dims(self.model)
+        if SPIKES in self.output_names and self.threshold is None:
+            raise ConfigurationError(f"Fitting spikes needs a threshold: pass threshold= "
+                                     f"(e.g. threshold='v > -50*mV') to {self.fitter_name}.")
 
     def _record(self) -> tuple[tuple[str, ...], bool]:
         """(state variables to record, whether to record spikes) while fitting."""
-        raise NotImplementedError
+        return tuple(self.output_signals), SPIKES in self.output_names
 
     def _objective_errors(self, result, metrics) -> dict[str, np.ndarray]:
         """Normalized error per output variable, each of shape (n_samples,)."""
-        raise NotImplementedError
+        return self.recordings.objective_errors(result, metrics, self.dt)
+
+    def _check_metric_kinds(self, metrics):
+        self.recordings.check_metric_kinds(metrics, self.fitter_name)
+        self.recordings.validate_for(metrics)
 
     def _default_metric(self):
         return self.pipeline.default_metric()
@@ -126,7 +150,8 @@ class Fitter:
 
     def _spec(self, n_samples, record, record_spikes, parameter_names, constants, initial,
               namespace, name, record_final=()) -> SimulationSpec:
-        targets = {n: self.output_signals[n] for n in self.model.uses_targets}
+        targets = {n: self.output_signals[n] for n in self.model.uses_targets
+                   if n in self.output_signals}
         return SimulationSpec(
             model=self.model.text, parameter_names=tuple(parameter_names),
             n_samples=n_samples, n_traces=self._n_traces, n_steps=self._n_steps,
@@ -170,9 +195,6 @@ class Fitter:
                 f"'w': MSEMetric(normalization=0.1*nA)}}.")
         self._error_dim = next(iter(dims.values()))
         return metrics
-
-    def _check_metric_kinds(self, metrics):
-        """Subclasses reject metrics of the wrong kind (e.g. spike metric on traces)."""
 
     # -- fit ----------------------------------------------------------------------
     def fit(self, optimizer=None, metric=None, n_rounds=1, callback=_DEFAULT, restart=False,

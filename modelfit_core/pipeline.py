@@ -138,3 +138,17 @@ class Pipeline:
         kwargs.setdefault("backend", self.backend)
         return TraceFitter(model=model, input=input, output=output, dt=dt,
                            n_samples=n_samples, pipeline=self, **kwargs)
+
+    def spike_fitter(self, model, input, output, dt, n_samples, **kwargs):
+        """A :class:`SpikeFitter` that fits with this pipeline's parts."""
+        from modelfit_core.spike_fitter import SpikeFitter
+        kwargs.setdefault("backend", self.backend)
+        return SpikeFitter(model=model, input=input, output=output, dt=dt,
+                           n_samples=n_samples, pipeline=self, **kwargs)
+
+    def fitter(self, model, input, output, dt, n_samples, **kwargs):
+        """A SpikeFitter if this pipeline's metric compares spikes, else a TraceFitter."""
+        from modelfit_core.recordings import is_spike_metric
+        make = self.spike_fitter if is_spike_metric(self.metric) else self.trace_fitter
+        return make(model=model, input=input, output=output, dt=dt, n_samples=n_samples,
+                    **kwargs)

@@ -11,6 +11,7 @@ the heap). Results are identical; ``tests/test_runtime_backend.py`` checks it.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 from brian2 import Network, second
@@ -26,6 +27,15 @@ from .brian2_model import (apply_string_initializers, build_group, collect_spike
                            collect_traces, set_parameters)
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
+
+
+def _is_arithmetic_error(exc: BaseException) -> bool:
+    """Whether ``exc`` or one of its causes is a ZeroDivisionError/FloatingPointError."""
+    while exc is not None:
+        if isinstance(exc, (ZeroDivisionError, FloatingPointError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _compiled_main(codeobj):
@@ -63,6 +73,8 @@ class RuntimeSimulation:
 
     def __init__(self, spec: SimulationSpec, codeobj_class):
         self.spec = spec
+        self.codeobj_class = codeobj_class
+        self._numpy_twin: RuntimeSimulation | None = None
         # A stable name (Brian appends _1, _2 only if taken) keeps the generated
         # code, and so Brian's on-disk compilation cache, the same across runs.
         self.group, self.monitors = build_group(spec, codeobj_class=codeobj_class,
@@ -72,7 +84,27 @@ class RuntimeSimulation:
         self._compiled = False
 
     def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
-        """Simulate every parameter set; values are SI arrays of length n_samples."""
+        """Simulate every parameter set; values are SI arrays of length n_samples.
+
+        Cython code stops the whole batch at a division by zero in any neuron.
+        Such a batch is re-run with numpy code, where the offending neurons get
+        inf/NaN (scored as diverged) and the others their normal result.
+        """
+        try:
+            return self._run(parameters, iteration)
+        except Exception as exc:
+            if self.codeobj_class is NumpyCodeObject or not _is_arithmetic_error(exc):
+                raise
+        if self._numpy_twin is None:
+            warnings.warn("A division by zero stopped the compiled simulation of a batch; "
+                          "re-running such batches with numpy code so that only the "
+                          "parameter sets concerned are marked as diverged.",
+                          RuntimeWarning, stacklevel=2)
+            self._numpy_twin = RuntimeSimulation(self.spec, NumpyCodeObject)
+        with np.errstate(all="ignore"):
+            return self._numpy_twin._run(parameters, iteration)
+
+    def _run(self, parameters, iteration: float) -> SimulationResult:
         spec = self.spec
         self.network.restore("modelfit_initial")
         set_parameters(self.group, spec, parameters)
@@ -128,6 +160,8 @@ class RuntimeSimulation:
         self.network = None
         self.group = None
         self.monitors = {}
+        if self._numpy_twin is not None:
+            self._numpy_twin.close()
 
 
 class Brian2RuntimeBackend:

@@ -1,0 +1,72 @@
+"""SpikeFitter: fit recorded spike trains."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from modelfit_core.errors import ConfigurationError
+from modelfit_core.fitter_base import GENERATE_ITERATION, Fitter
+from modelfit_core.recordings import SPIKES
+
+
+class SpikeFitter(Fitter):
+    """Fit the free parameters of a spiking model to recorded spike times.
+
+    Parameters
+    ----------
+    model : str or Equations
+        Model equations with fitted parameters declared ``name : unit (constant)``.
+    input : dict
+        ``{'I': traces}``, (n_traces, n_steps) Quantity.
+    output : list or dict
+        One array of spike times (with units of time) per input trace, or
+        ``{'spikes': [...]}``; more outputs (e.g. ``'v'`` traces) may be added
+        to the dict, each with its own metric.
+    dt : Quantity
+        Time step.
+    threshold : str
+        Spike condition, e.g. ``'v > -50*mV'`` (required).
+    reset : str, optional
+        Statements executed after a spike, e.g. ``'v = vre; w += wadd'``.
+    refractory : Quantity, str or bool, optional
+        A duration (``2*ms``), an expression for a duration (``'tref'``, may be
+        a fitted parameter), or a condition (``'v > -40*mV'``).
+    n_samples, method, param_init, penalty, use_units, backend, pipeline, namespace
+        As for :class:`~modelfit_core.trace_fitter.TraceFitter`.
+    """
+
+    fitter_name = "SpikeFitter"
+
+    def __init__(self, model, input, output, dt, reset=None, threshold=None, input_var=None,
+                 refractory=False, n_samples=30, method=None, param_init=None, penalty=None,
+                 use_units=True, backend=None, pipeline=None, namespace=None, level=0):
+        if threshold is None:
+            raise ConfigurationError("SpikeFitter needs a threshold, e.g. "
+                                     "threshold='v > -50*mV'.")
+        super().__init__(dt=dt, model=model, input=input, output=output, n_samples=n_samples,
+                         input_var=input_var, threshold=threshold, reset=reset,
+                         refractory=refractory, method=method, param_init=param_init,
+                         penalty=penalty, use_units=use_units, backend=backend,
+                         pipeline=pipeline, namespace=namespace, level=level)
+
+    def _named_outputs(self, output, output_var) -> dict[str, Any]:
+        if isinstance(output, Mapping):
+            if SPIKES not in output:
+                raise ConfigurationError("SpikeFitter's output dict needs a 'spikes' entry "
+                                         "(one array of spike times per input trace).")
+            return dict(output)
+        return {SPIKES: output}
+
+    def _default_metric(self):
+        metric = self.pipeline.metric
+        if metric is None:
+            raise ConfigurationError("SpikeFitter needs a spike metric: pass "
+                                     "metric=GammaFactor(delta=..., time=...) to fit(), or use "
+                                     "Pipeline.from_names(metric='gamma_factor', ...).")
+        return metric
+
+    def generate_spikes(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
+                        level=0):
+        """Spike times (one array per input trace) for the best (or given) parameters."""
+        return self.generate(output_var=SPIKES, params=params, param_init=param_init,
+                             iteration=iteration, level=level + 1)
