@@ -52,7 +52,7 @@ class Fitter:
     def __init__(self, dt, model, input, output, n_samples, input_var=None, output_var=None,
                  threshold=None, reset=None, refractory=False, method=None, param_init=None,
                  penalty=None, use_units=True, backend=None, pipeline=None, namespace=None,
-                 level=0):
+                 storage=None, study=None, level=0):
         from modelfit_core.pipeline import Pipeline
 
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
@@ -82,6 +82,12 @@ class Fitter:
         self._prepared = None
         self._prepared_key = None
         self._generators: dict = {}
+        self._store = None
+        storage = storage if storage is not None else self.pipeline.storage
+        if storage is not None:
+            from modelfit_core.storage import FitStore
+            self._store = FitStore(storage, study or self.pipeline.study or "default")
+            self._store.attach(self)
 
     # -- hooks for subclasses -----------------------------------------------
     fitter_name = "Fitter"
@@ -198,7 +204,7 @@ class Fitter:
 
     # -- fit ----------------------------------------------------------------------
     def fit(self, optimizer=None, metric=None, n_rounds=1, callback=_DEFAULT, restart=False,
-            start_iteration=None, penalty=None, level=0, **params):
+            start_iteration=None, penalty=None, resume=False, level=0, **params):
         """Run ``n_rounds`` rounds of ask -> simulate -> metric -> tell.
 
         Parameters
@@ -218,6 +224,10 @@ class Fitter:
             Value of the model's ``iteration`` variable in the first round.
         penalty : str, optional
             Model variable added to the error (its value at the end of the run).
+        resume : bool
+            Continue the study stored in ``storage`` (after a crash or a kill):
+            the optimizer state and every stored round are loaded, and only the
+            rounds missing to reach ``n_rounds`` in total are run.
         **params
             Bounds of the fitted parameters: ``name=[lower, upper]`` with units.
 
@@ -244,6 +254,9 @@ class Fitter:
         fixed = [n for n in self.param_init if n in declared]
         space = ParameterSpace.from_bounds(declared, params, fixed=fixed)
         metrics = self._metrics_for_outputs(metric)
+        if resume:
+            return self._resume(optimizer, metric, metrics, space, int(n_rounds), callback,
+                                restart, level)
         first = restart or self.history is None
         if not first:
             if optimizer is not self.optimizer or metric is not self.metric:
@@ -260,12 +273,33 @@ class Fitter:
             self.optimizer, self.metric, self.space = optimizer, metric, space
             self.history = History(space=space, error_dim=self._error_dim)
             self.iteration = 0 if start_iteration is None else int(start_iteration)
+            if self._store is not None:
+                self._store.start(self, restart=restart)
         elif start_iteration is not None:
             self.iteration = int(start_iteration)
         self._metrics = metrics
         prepared = self._prepare_fit(space, level)
         feedback = self.pipeline.resolve_feedback(callback)
         return self._run_rounds(prepared, metrics, int(n_rounds), feedback)
+
+    def _resume(self, optimizer, metric, metrics, space, n_rounds, callback, restart, level):
+        if self._store is None:
+            raise ConfigurationError("resume=True needs a storage: create the fitter with "
+                                     "storage='sqlite:///fit.db' (and the same study=).")
+        if restart:
+            raise ConfigurationError("resume=True and restart=True contradict each other.")
+        stored_optimizer, records, iteration = self._store.load_for_resume(space)
+        self._reset_fit_state()
+        self.optimizer, self.metric, self.space = stored_optimizer, metric, space
+        self.history = History(space=space, error_dim=self._error_dim)
+        for record in records:
+            self.history.add(record)
+        self.iteration = int(iteration)
+        self._metrics = metrics
+        remaining = max(n_rounds - len(records), 0)
+        prepared = self._prepare_fit(space, level)
+        feedback = self.pipeline.resolve_feedback(callback)
+        return self._run_rounds(prepared, metrics, remaining, feedback)
 
     def _prepare_fit(self, space, level):
         record, record_spikes = self._record()

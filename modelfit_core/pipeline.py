@@ -45,6 +45,8 @@ class Pipeline:
     backend: Any = None
     feedback: Any = None
     seed: int | None = None
+    storage: str | None = None
+    study: str | None = None
     names: dict[str, Any] = attrs.field(factory=dict)
 
     @classmethod
@@ -53,7 +55,8 @@ class Pipeline:
                    optimizer_options: dict | None = None, metric_options: dict | None = None,
                    backend_options: dict | None = None, feedback_options: dict | None = None,
                    seed: int | None = None, registry: Registry | None = None,
-                   disable_plugins=(), plugins=()) -> "Pipeline":
+                   disable_plugins=(), plugins=(), storage: str | None = None,
+                   study: str | None = None) -> "Pipeline":
         """Assemble a pipeline from plugin names (or ready objects).
 
         Parameters
@@ -69,9 +72,12 @@ class Pipeline:
             Defaults to a new registry reading the ``modelfit`` entry points.
         disable_plugins, plugins
             Entry points to skip, and extra plugin objects to register.
+        storage, study : str, optional
+            Stream every evaluation of the pipeline's fitters to SQLite
+            (``"sqlite:///fit.db"``) under the study name; see ``fit(resume=True)``.
         """
         registry = registry or Registry(disable=disable_plugins, plugins=plugins)
-        pipe = cls(registry=registry, seed=seed,
+        pipe = cls(registry=registry, seed=seed, storage=storage, study=study,
                    names={"optimizer": optimizer, "metric": metric, "backend": backend,
                           "feedback": feedback})
         optimizer_options = dict(optimizer_options or {})

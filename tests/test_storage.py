@@ -1,0 +1,83 @@
+"""SQLite storage: streaming, concurrent reading, resume after SIGKILL (issue 7)."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from modelfit_core import ConfigurationError
+from modelfit_core.storage import list_studies, read_history, read_results
+
+WORKER = Path(__file__).with_name("storage_worker.py")
+
+
+def run_worker(db, study, n_rounds, *extra):
+    completed = subprocess.run([sys.executable, str(WORKER), str(db), study, str(n_rounds),
+                                *extra], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    line = [l for l in completed.stdout.splitlines() if l.startswith("BEST")][-1]
+    return tuple(float(x) for x in line.split()[1:])
+
+
+def stored_rounds(db, study):
+    if not Path(db).exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+            return connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
+                                      (study,)).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_every_round_is_stored_and_readable(tmp_path):
+    db = tmp_path / "fit.db"
+    best = run_worker(db, "passive", 4)
+    assert list_studies(db) == ["passive"]
+    frame = read_results(db, "passive", format="dataframe")
+    assert len(frame) == 4 * 8 and sorted(frame["round"].unique()) == [0, 1, 2, 3]
+    history = read_history(db)
+    assert history.best_error == pytest.approx(best[2])
+    rows = read_results(db, format="list")
+    assert rows[0]["gl"].has_same_dimensions(1e-9 * __import__("brian2").siemens)
+
+
+def test_existing_study_needs_resume_or_restart(tmp_path):
+    db = tmp_path / "fit.db"
+    run_worker(db, "s", 1)
+    completed = subprocess.run([sys.executable, str(WORKER), str(db), "s", "1"],
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode != 0
+    assert "resume=True" in completed.stderr and ConfigurationError.__name__ in completed.stderr
+
+
+def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL mid-fit, resume from the store: same evaluations, same best as a fit
+    that was never interrupted (same seed)."""
+    n_rounds = 8
+    reference = run_worker(tmp_path / "ref.db", "s", n_rounds)
+    db = tmp_path / "killed.db"
+    process = subprocess.Popen([sys.executable, str(WORKER), str(db), "s", str(n_rounds),
+                                "--sleep", "0.4"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while stored_rounds(db, "s") < 3 and time.time() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        time.sleep(0.05)
+    # a concurrent reader sees the running fit
+    assert len(read_results(db, "s", format="dataframe")) >= 3 * 8
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = stored_rounds(db, "s")
+    assert 3 <= done < n_rounds
+    resumed = run_worker(db, "s", n_rounds, "--resume")
+    assert resumed == pytest.approx(reference, rel=0, abs=0)
+    frame = read_results(db, "s", format="dataframe")
+    expected = read_results(tmp_path / "ref.db", "s", format="dataframe")
+    assert len(frame) == n_rounds * 8
+    assert frame.drop(columns=[]).equals(expected)
