@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import numpy as np
 
 
 def _cmd_demo(args) -> int:
@@ -34,6 +37,82 @@ def _cmd_plugins(args) -> int:
     return 0 if failed == 0 or not args.strict else 1
 
 
+def _print_best(history) -> None:
+    from modelfit_core.parameters import format_quantity
+    if history.best_vector is None:
+        print("no finite error yet (every simulation diverged)")
+        return
+    print(f"best error: {history.best_error:.6g} after {len(history.rounds)} rounds "
+          f"({history.n_evaluations} evaluations)")
+    for name, value, dim in zip(history.space.names, history.best_vector, history.space.dims):
+        print(f"  {name:<12}{format_quantity(float(value), dim):>18}")
+
+
+def _write_history_plots(history, output: Path) -> list[Path]:
+    from modelfit_core.plotting import plot_error_per_round, plot_parameters_explored
+    output.mkdir(parents=True, exist_ok=True)
+    paths = [output / "errors.png", output / "parameters.png"]
+    plot_error_per_round(history, path=paths[0])
+    plot_parameters_explored(history, path=paths[1])
+    return paths
+
+
+def _cmd_fit(args) -> int:
+    import json
+
+    import numpy as np
+
+    from modelfit_core.config import build_fitter, load_config
+    from modelfit_core.plotting import plot_traces
+    config = load_config(args.config)
+    fitter, bounds = build_fitter(config)
+    n_rounds = int(config.get("fit", "n_rounds"))
+    output = Path(args.output or config.get("fit", "output_dir", "results"))
+    if not output.is_absolute() and args.output is None:
+        output = config.path.parent / output
+    fitter.fit(n_rounds=n_rounds, resume=args.resume, **bounds)
+    history = fitter.history
+    output.mkdir(parents=True, exist_ok=True)
+    fitter.results(format="dataframe").to_csv(output / "results.csv", index=False)
+    best = {name: float(v) for name, v in zip(history.space.names, history.best_vector)} \
+        if history.best_vector is not None else None
+    (output / "best.json").write_text(json.dumps({"parameters_si": best,
+                                                  "error": history.best_error}, indent=2))
+    paths = _write_history_plots(history, output)
+    traces = [n for n in fitter.output_names if n != "spikes"]
+    if history.best_vector is not None and traces:
+        fitted = fitter.generate(output_var=traces[0])
+        plot_traces(fitter.output_signals[traces[0]].values, np.asarray(fitted),
+                    float(fitter.dt), unit_label="SI", scale=1.0,
+                    path=output / "fit.png")
+        paths.append(output / "fit.png")
+    print()
+    _print_best(history)
+    print("wrote " + ", ".join(str(p) for p in [output / "results.csv", output / "best.json",
+                                                 *paths]))
+    return 0
+
+
+def _cmd_results(args) -> int:
+    from modelfit_core.storage import list_studies, read_history
+    studies = list_studies(args.database)
+    print(f"{args.database}: studies {', '.join(studies) or '(none)'}")
+    history = read_history(args.database, args.study)
+    best, rows = np.inf, []
+    for record in history.rounds:
+        finite = record.errors[np.isfinite(record.errors)]
+        best = min(best, float(finite.min())) if finite.size else best
+        rows.append((record.index, best, int(record.diverged.sum())))
+    print(f"{'round':>6}{'best so far':>16}{'diverged':>10}")
+    for index, value, n_diverged in rows:
+        print(f"{index:>6}{value:>16.6g}{n_diverged:>10}")
+    _print_best(history)
+    if args.output:
+        paths = _write_history_plots(history, Path(args.output))
+        print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelfit", description="Fit Brian 2 neuron models "
                                      "to recordings.")
@@ -49,6 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder with input_traces_hh.csv/output_traces_hh.csv")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
+    fit = commands.add_parser("fit", help="run the fit described in a TOML file")
+    fit.add_argument("config", help="CONFIG.toml (see docs/cli.md)")
+    fit.add_argument("--output", default=None, help="folder for results and plots")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue the stored study after an interruption")
+    fit.set_defaults(func=_cmd_fit)
+    results = commands.add_parser("results", help="summarize a stored fit (fit.db)")
+    results.add_argument("database")
+    results.add_argument("--study", default=None, help="default: the most recent")
+    results.add_argument("--output", default=None, help="folder for plots")
+    results.set_defaults(func=_cmd_results)
     plugins = commands.add_parser("plugins", help="list installed plugins and their status")
     plugins.add_argument("--strict", action="store_true",
                          help="exit 1 if a plugin fails to load")
@@ -57,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from modelfit_core.errors import ModelfitError
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ModelfitError as exc:  # user errors: the message, not a traceback
+        print(f"modelfit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

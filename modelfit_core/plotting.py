@@ -66,3 +66,27 @@ def plot_error_per_round(history, path: str | Path | None = None):
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
+
+
+def plot_parameters_explored(history, path: str | Path | None = None):
+    """Each parameter against the round, coloured by error (log), best marked."""
+    plt = _pyplot()
+    parameters, errors, diverged, rounds = history.stacked()
+    names = history.space.names
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
+    finite = np.isfinite(errors) & ~diverged
+    colour = np.log10(np.where(finite, errors, np.nan)) if finite.any() else None
+    for k, (ax, name) in enumerate(zip(axes[0], names)):
+        ax.scatter(rounds[finite], parameters[finite, k], c=colour[finite] if colour is not None
+                   else None, s=6, cmap="viridis_r")
+        if (~finite).any():
+            ax.scatter(rounds[~finite], parameters[~finite, k], marker="x", s=8, color="red",
+                       label="diverged")
+        if history.best_vector is not None:
+            ax.axhline(history.best_vector[k], color="C3", lw=0.8)
+        ax.set_xlabel("round")
+        ax.set_title(f"{name} (SI)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig

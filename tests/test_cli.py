@@ -1,0 +1,99 @@
+"""The command line: modelfit fit CONFIG.toml, modelfit results, config errors (issue 7)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelfit_core.cli import main
+from modelfit_core.config import ConfigError, load_config
+
+CONFIG = """
+[model]
+equations = '''
+dv/dt = (gl*(El - v) + I)/C : volt
+gl : siemens (constant)
+C : farad (constant)
+'''
+param_init = { v = "-70*mV" }
+constants = { El = "-70*mV" }
+
+[data]
+input = "input.csv"
+input_variable = "I"
+input_unit = "amp"
+output = "output.csv"
+output_variable = "v"
+output_unit = "mV"
+dt = "0.1*ms"
+
+[fit]
+n_samples = 8
+n_rounds = 3
+seed = 2
+storage = "sqlite:///fit.db"
+study = "passive"
+output_dir = "out"
+feedback = "text"
+
+[bounds]
+gl = ["1*nS", "50*nS"]
+C = ["50*pF", "500*pF"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    currents = np.zeros((2, 300))
+    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
+    t = np.clip(np.arange(300) * 1e-4 - 30e-4, 0, None)
+    v_mv = (-70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))) * 1e3
+    pd.DataFrame(currents).to_csv(tmp_path / "input.csv")
+    pd.DataFrame(v_mv).to_csv(tmp_path / "output.csv")
+    (tmp_path / "fit.toml").write_text(CONFIG)
+    return tmp_path
+
+
+def test_fit_and_results_commands(project, capsys):
+    assert main(["fit", str(project / "fit.toml")]) == 0
+    out = project / "out"
+    for name in ("results.csv", "best.json", "errors.png", "parameters.png", "fit.png"):
+        assert (out / name).exists(), name
+    assert len(pd.read_csv(out / "results.csv")) == 3 * 8
+    best = json.loads((out / "best.json").read_text())
+    assert set(best["parameters_si"]) == {"gl", "C"}
+    capsys.readouterr()
+    assert main(["results", str(project / "fit.db"), "--output", str(project / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert "studies passive" in printed and "best error" in printed
+    assert (project / "plots" / "errors.png").exists()
+    # a second run refuses to overwrite the stored study, --resume continues it
+    assert main(["fit", str(project / "fit.toml")]) == 2
+    assert "resume" in capsys.readouterr().err
+    assert main(["fit", str(project / "fit.toml"), "--resume"]) == 0
+
+
+@pytest.mark.parametrize("change, key, message", [
+    (("n_samples = 8", "n_sample = 8"), "n_sample", "unknown key"),
+    (("[bounds]", "[bound]"), "[bound]", "unknown section"),
+    (('dt = "0.1*ms"', 'dt = "0.1*msec*"'), "dt", "cannot read"),
+    (('gl = ["1*nS", "50*nS"]', 'gl = ["1*nS"]'), "gl", "[lower, upper]"),
+    (('input = "input.csv"', 'input = "missing.csv"'), "input", "does not exist"),
+])
+def test_bad_config_names_key_and_line(project, change, key, message):
+    text = CONFIG.replace(*change)
+    (project / "fit.toml").write_text(text)
+    line = next(n for n, l in enumerate(text.splitlines(), 1)
+                if l.strip() == key or l.strip().startswith(f"{key} ="))
+    with pytest.raises(ConfigError) as info:
+        from modelfit_core.config import build_fitter
+        build_fitter(load_config(project / "fit.toml"))
+    assert message in str(info.value)
+    assert f"line {line}" in str(info.value)
+
+
+def test_bad_config_from_the_command_line(project, capsys):
+    (project / "fit.toml").write_text(CONFIG.replace("n_samples = 8", "n_sample = 8"))
+    assert main(["fit", str(project / "fit.toml")]) == 2
+    assert "n_sample" in capsys.readouterr().err
