@@ -18,14 +18,14 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_plugins(args) -> int:
-    from modelfit_core.hookspecs import KINDS
+    from modelfit_core.hookspecs import KINDS, SINGULAR
     from modelfit_core.registry import Registry
     registry = Registry()
     print(f"{'entry point':<14}{'status':<10}{'provides':<40}{'distribution'}")
     provided: dict[str, list[str]] = {}
     for kind in KINDS:
         for name, (_cls, plugin) in registry.tables[kind].items():
-            provided.setdefault(plugin, []).append(f"{kind[:-1]} '{name}'")
+            provided.setdefault(plugin, []).append(f"{SINGULAR[kind]} '{name}'")
     failed = 0
     for name, status in sorted(registry.statuses.items()):
         what = ", ".join(provided.get(name, [])) or "-"

@@ -61,3 +61,6 @@ def modelfit_checkpoint_written(fitter, location):
 
 KINDS = ("optimizers", "metrics", "backends", "feedback", "inference")
 """The kinds of named plugin classes, each with its ``modelfit_register_<kind>`` hook."""
+
+SINGULAR = {"optimizers": "optimizer", "metrics": "metric", "backends": "backend",
+            "feedback": "feedback", "inference": "inference"}

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from modelfit_core.errors import ConfigurationError
+from modelfit_core.hookspecs import SINGULAR
 from modelfit_core.registry import Registry
 
 
@@ -115,7 +116,7 @@ class Pipeline:
                 raise ConfigurationError(f"Options for {kind} were given with an object "
                                          f"({spec!r}); configure the object instead.")
             return spec
-        return _construct(self.registry.lookup(kind, spec), options, kind[:-1], spec)
+        return _construct(self.registry.lookup(kind, spec), options, SINGULAR[kind], spec)
 
     def resolve_backend(self, backend=None, options: dict | None = None):
         """A backend object from a name, an object, or None (this pipeline's)."""

@@ -18,6 +18,7 @@ import attrs
 import pluggy
 
 from modelfit_core import hookspecs
+from modelfit_core.hookspecs import SINGULAR
 from modelfit_core.errors import (DuplicatePluginError, PluginLoadError,
                                   UnknownPluginError)
 
@@ -46,6 +47,28 @@ class PluginStatus:
                 f"pip install {self.missing_package}"
             return f"not loaded: missing package {self.missing_package!r} ({hint})"
         return f"not loaded: {self.error}"
+
+
+def _extra_for(ep, missing: str | None) -> str | None:
+    """The distribution's extra that brings what ``ep`` misses.
+
+    Entry-point references cannot name extras in pyproject.toml, so the extra is
+    found in the distribution's metadata: one named like the entry point, or
+    one whose requirements name the missing package.
+    """
+    if ep.dist is None:
+        return None
+    extras = ep.dist.metadata.get_all("Provides-Extra") or []
+    if ep.name in extras:
+        return ep.name
+    if missing:
+        wanted = missing.lower().replace("_", "-")
+        for requirement in ep.dist.requires or []:
+            name, _, marker = requirement.partition(";")
+            base = name.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
+            if base.lower().replace("_", "-") == wanted and "extra ==" in marker:
+                return marker.split("extra ==")[1].strip().strip("'\"")
+    return None
 
 
 def _disabled_from_env() -> set[str]:
@@ -96,12 +119,13 @@ class Registry:
             if ep.name in self.statuses:  # the same distribution seen twice on sys.path
                 continue
             status = PluginStatus(name=ep.name, module=ep.value, distribution=dist,
-                                  loaded=False, extra=(ep.extras[0] if ep.extras else None))
+                                  loaded=False)
             try:
                 plugin = ep.load()
             except ModuleNotFoundError as exc:
                 status.error = str(exc)
                 status.missing_package = (exc.name or "").split(".")[0] or None
+                status.extra = _extra_for(ep, status.missing_package)
             except Exception as exc:  # a broken plugin must not break the others
                 # (ImportError of a name inside an installed package lands here too)
                 status.error = f"{type(exc).__name__}: {exc}"
@@ -136,7 +160,7 @@ class Registry:
                 for key, cls in provided.items():
                     if key in table:
                         raise DuplicatePluginError(
-                            f"Two plugins register the {kind[:-1]} name {key!r}: "
+                            f"Two plugins register the {SINGULAR[kind]} name {key!r}: "
                             f"{table[key][1]!r} and {impl.plugin_name!r}. Disable one "
                             f"with {DISABLE_ENV_VAR}={impl.plugin_name} or "
                             f"Registry(disable=[...]).")
@@ -180,7 +204,7 @@ class Registry:
         installed = sorted(table)
         lowered = {n.lower(): n for n in installed}
         close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.5)
-        message = f"No {kind[:-1]} plugin named {name!r}."
+        message = f"No {SINGULAR[kind]} plugin named {name!r}."
         if close:
             message += f" Did you mean {lowered[close[0]]!r}?"
         message += f" Installed {kind}: {', '.join(installed) or '(none)'}."

@@ -1,0 +1,84 @@
+"""The dask backend: same results as the runtime backend, survives a killed worker (issue 7)."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from brian2 import amp, mV, ms, nS, pF
+
+pytest.importorskip("distributed")
+
+from modelfit_core import Pipeline  # noqa: E402
+from modelfit_core.registry import Registry  # noqa: E402
+
+MODEL = """
+dv/dt = (gl*(El - v) + I)/C : volt
+gl : siemens (constant)
+C : farad (constant)
+"""
+BOUNDS = dict(gl=[1 * nS, 50 * nS], C=[50 * pF, 500 * pF])
+
+
+def recordings(n_steps):
+    currents = np.zeros((2, n_steps))
+    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
+    t = np.clip(np.arange(n_steps) * 1e-4 - 30e-4, 0, None)
+    v = -70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))
+    return currents * amp, v * 1e3 * mV
+
+
+@pytest.fixture(scope="module")
+def dask_backend():
+    backend = Registry(distributions=["modelfit"]).lookup("backends", "dask")(n_workers=2)
+    yield backend
+    backend.shutdown()
+
+
+def fit(backend, n_steps=300, n_rounds=3, callback=None, n_samples=10):
+    currents, v = recordings(n_steps)
+    pipe = Pipeline.from_names(seed=5, feedback=callback, backend=backend,
+                               registry=Registry(distributions=["modelfit"]))
+    fitter = pipe.trace_fitter(model=MODEL, input={"I": currents}, output={"v": v},
+                               dt=0.1 * ms, n_samples=n_samples, param_init={"v": -70 * mV},
+                               namespace={"El": -70 * mV})
+    fitter.fit(n_rounds=n_rounds, **BOUNDS)
+    return fitter.results(format="dataframe")
+
+
+@pytest.mark.slow
+def test_same_seed_same_result_as_runtime(dask_backend):
+    """Batches split over 2 workers (odd n_samples: the last chunk is padded)."""
+    distributed = fit(dask_backend, n_samples=11)
+    local = fit("runtime", n_samples=11)
+    assert distributed.equals(local)
+
+
+@pytest.mark.slow
+def test_killed_worker_share_is_recomputed(dask_backend):
+    """A worker SIGKILLed in the middle of a round: its chunk runs again elsewhere and
+    the fit ends exactly as without the failure."""
+    client = dask_backend.client or dask_backend._ensure_client()
+    n_steps = 20000  # a round long enough to kill a worker inside it
+    killed = []
+
+    def kill_one_worker_soon(*_args):
+        if killed:
+            return False
+
+        def kill():
+            time.sleep(0.3)
+            pids = client.run(os.getpid)
+            victim = sorted(pids.values())[0]
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+        threading.Thread(target=kill, daemon=True).start()
+        return False
+
+    distributed = fit(dask_backend, n_steps=n_steps, n_rounds=3,
+                      callback=kill_one_worker_soon, n_samples=6)
+    assert killed, "no worker was killed"
+    local = fit("runtime", n_steps=n_steps, n_rounds=3, n_samples=6)
+    assert distributed.equals(local)
