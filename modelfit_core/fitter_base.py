@@ -20,7 +20,7 @@ from modelfit_core.data import as_named
 from modelfit_core.errors import ConfigurationError, FitStateError, UnitMismatchError
 from modelfit_core.history import History, RoundRecord
 from modelfit_core.metric_base import error_quantity
-from modelfit_core.model_spec import describe_model, initial_values
+from modelfit_core.model_spec import check_units, describe_model, initial_values
 from modelfit_core.namespace import identifiers_in, select
 from modelfit_core.parameters import ParameterSpace
 from modelfit_core.recordings import SPIKES, Recordings
@@ -124,7 +124,7 @@ class Fitter:
 
     def _check_metric_kinds(self, metrics):
         self.recordings.check_metric_kinds(metrics, self.fitter_name)
-        self.recordings.validate_for(metrics)
+        self.recordings.validate_for(metrics, self.dt)
 
     def _default_metric(self):
         return self.pipeline.default_metric()
@@ -309,9 +309,13 @@ class Fitter:
         if self._prepared is None or self._prepared_key != key:
             if self._prepared is not None:
                 self._prepared.close()
+            namespace = self._namespace(_user_frame_namespace(level))
+            check_units(self.model, self.input_signals,
+                        {n: self.output_signals[n] for n in self.model.uses_targets
+                         if n in self.output_signals}, namespace)
             spec = self._spec(self.n_samples, record, record_spikes, space.names, constants,
-                              initial, self._namespace(_user_frame_namespace(level)),
-                              name="modelfit_fit", record_final=record_final)
+                              initial, namespace, name="modelfit_fit",
+                              record_final=record_final)
             self._prepared = self.backend.prepare(spec)
             self._prepared_key = key
         return self._prepared

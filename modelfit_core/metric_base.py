@@ -72,6 +72,9 @@ class Metric:
         """Undo the normalization of an error (identity unless overridden)."""
         return error
 
+    def validate_data(self, data_results, dt) -> None:
+        """Check the recorded data before any simulation (override to add checks)."""
+
     def get_features(self, model_results, data_results, dt):
         raise NotImplementedError
 
@@ -88,6 +91,20 @@ class Metric:
 
 class TraceMetric(Metric):
     """A metric on traces: ``get_features`` gets (n_samples, n_traces, n_steps) arrays."""
+
+    def validate_data(self, data_traces, dt) -> None:
+        """``t_start`` must leave some of the trace, ``t_weights`` match its length."""
+        n_steps = np.shape(data_traces)[-1]
+        if self.t_weights is not None and self.t_weights.shape[0] != n_steps:
+            raise ConfigurationError(f"t_weights has {self.t_weights.shape[0]} entries but the "
+                                     f"recorded traces have {n_steps} time steps.")
+        if dt is not None:
+            start = int(round(_seconds(self.t_start, "t_start") / float(dt)))
+            if start >= n_steps:
+                raise ConfigurationError(
+                    f"t_start = {self.t_start!r} is at or beyond the end of the recorded traces "
+                    f"({n_steps} steps of {dt!r}); nothing would be compared. Use a smaller "
+                    f"t_start.")
 
     def calc(self, model_traces, data_traces, dt):
         """Errors (n_samples,) between simulated and recorded traces (SI, no units)."""

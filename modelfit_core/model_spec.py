@@ -120,3 +120,44 @@ def initial_values(param_init: Mapping[str, Any] | None, description: ModelDescr
         target = constants if name in description.parameters else initial
         target[name] = float(value)
     return initial, constants
+
+
+def check_units(description: ModelDescription, inputs, targets, namespace) -> None:
+    """Check the equations' units with the inputs' units, before anything is compiled.
+
+    The inputs (and ``<var>_target`` traces) are declared as parameters of a
+    one-neuron group, and Brian's own unit check is run on the equations.
+
+    Raises
+    ------
+    UnitMismatchError
+        If the units do not add up; the message names the inputs and their units.
+    ModelDefinitionError
+        If the equations refer to a name that is defined nowhere.
+    """
+    from brian2 import NeuronGroup
+    from brian2.units.fundamentalunits import DimensionMismatchError
+
+    lines = [description.text]
+    lines += [f"{name} : {_unit_text(signal.dim)}" for name, signal in inputs.items()]
+    lines += [f"{name}_target : {_unit_text(signal.dim)}" for name, signal in targets.items()]
+    if description.uses_iteration:
+        lines.append("iteration : 1 (shared)")
+    group = NeuronGroup(1, "\n".join(lines), namespace=dict(namespace),
+                        name="modelfit_unitcheck*")
+    try:
+        group.equations.check_units(group, run_namespace={})
+    except DimensionMismatchError as exc:
+        given = ", ".join(f"{name} in {_unit_text(signal.dim)}" for name, signal in inputs.items())
+        raise UnitMismatchError(
+            f"The units of the model equations do not add up with the inputs as given "
+            f"({given}): {exc}. Give each input in the units the equations expect, e.g. "
+            f"input={{'I': traces*amp}} for a current.") from exc
+    except KeyError as exc:
+        raise ModelDefinitionError(
+            f"{exc.args[0] if exc.args else exc} Define it before creating the fitter or pass "
+            f"namespace={{...}} to the fitter.") from exc
+    finally:
+        # Brian warns when a group that never ran is deleted; this one is a probe.
+        for obj in (group, *group.contained_objects):
+            obj._network = "modelfit unit check"

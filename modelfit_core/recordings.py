@@ -86,12 +86,12 @@ class Recordings:
                     f"the trace {name!r}. Use a trace metric such as MSEMetric(), or fit "
                     f"output={{'spikes': ...}} (SpikeFitter).")
 
-    def validate_for(self, metrics: Mapping[str, Any]) -> None:
-        """Let metrics that can check the data (``validate_data``) do so up front."""
+    def validate_for(self, metrics: Mapping[str, Any], dt) -> None:
+        """Let metrics that can check the data (``validate_data(data, dt)``) do so up front."""
         for name, metric in metrics.items():
             check = getattr(metric, "validate_data", None)
             if callable(check):
-                check(self.spikes if name == SPIKES else self.traces[name].values)
+                check(self.spikes if name == SPIKES else self.traces[name].values, dt)
 
     def objective_errors(self, result, metrics, dt) -> dict[str, np.ndarray]:
         """Normalized error per output, each of shape (n_samples,)."""

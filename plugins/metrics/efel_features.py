@@ -457,8 +457,9 @@ class FeatureMetric(TraceMetric):
     def revert_normalization(self, error):
         return error * self._scale
 
-    def validate_data(self, data_traces):
+    def validate_data(self, data_traces, dt=None):
         """Check the recordings against ``stim_times`` before anything is simulated."""
+        super().validate_data(data_traces, dt)
         data_traces = np.asarray(data_traces, dtype=float)
         if data_traces.ndim == 2:
             self._intervals_ms(data_traces.shape[0])

@@ -86,7 +86,7 @@ class GammaFactor(SpikeMetric):
                                      f"than the recording time ({time!r}).")
         self.delta, self.time, self.rate_correction = delta, time, bool(rate_correction)
 
-    def validate_data(self, data_spikes) -> None:
+    def validate_data(self, data_spikes, dt=None) -> None:
         """Check delta against the recorded rates before any simulation runs."""
         for k, train in enumerate(data_spikes):
             rate = len(train) / float(self.time)
