@@ -12,7 +12,9 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[test]"
+	# torch first, pinned to the CPU build (sbi would otherwise pull a CUDA build)
+	$(PIP) install "torch==2.13.0"
+	$(PIP) install -e ".[test,all]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
