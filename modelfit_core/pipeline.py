@@ -153,6 +153,12 @@ class Pipeline:
         return SpikeFitter(model=model, input=input, output=output, dt=dt,
                            n_samples=n_samples, pipeline=self, **kwargs)
 
+    def inferencer(self, model, input, output, dt, name: str = "sbi", **kwargs):
+        """An Inferencer (inference plugin ``name``) simulating with this pipeline's backend."""
+        cls = self.registry.lookup("inference", name)
+        kwargs.setdefault("backend", self.backend)
+        return cls(model=model, input=input, output=output, dt=dt, pipeline=self, **kwargs)
+
     def fitter(self, model, input, output, dt, n_samples, **kwargs):
         """A SpikeFitter if this pipeline's metric compares spikes, else a TraceFitter."""
         from modelfit_core.recordings import is_spike_metric
