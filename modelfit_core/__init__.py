@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 _CORE_NAMES = {
     "TraceFitter": "modelfit_core.trace_fitter",
     "SpikeFitter": "modelfit_core.spike_fitter",
+    "OnlineTraceFitter": "modelfit_core.online_trace_fitter",
     "Fitter": "modelfit_core.fitter_base",
     "Pipeline": "modelfit_core.pipeline",
     "Registry": "modelfit_core.registry",
@@ -41,6 +42,7 @@ _CORE_NAMES = {
     "ModelDefinitionError": "modelfit_core.errors",
     "UnknownPluginError": "modelfit_core.errors",
     "PluginLoadError": "modelfit_core.errors",
+    "PluginContractError": "modelfit_core.errors",
     "FitStateError": "modelfit_core.errors",
     "load_hh_dataset": "modelfit_core.datasets",
     "HH_MODEL": "modelfit_core.datasets",

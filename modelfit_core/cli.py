@@ -21,19 +21,21 @@ def _cmd_plugins(args) -> int:
     from modelfit_core.hookspecs import KINDS, SINGULAR
     from modelfit_core.registry import Registry
     registry = Registry()
-    print(f"{'entry point':<14}{'status':<10}{'provides':<40}{'distribution'}")
     provided: dict[str, list[str]] = {}
     for kind in KINDS:
         for name, (_cls, plugin) in registry.tables[kind].items():
             provided.setdefault(plugin, []).append(f"{SINGULAR[kind]} '{name}'")
     failed = 0
+    width = max([len("entry point")] + [len(n) for n in registry.statuses]) + 2
+    what_width = max([len("provides")] + [len(", ".join(p)) for p in provided.values()]) + 2
+    print(f"{'entry point':<{width}}{'status':<8}{'provides':<{what_width}}distribution")
     for name, status in sorted(registry.statuses.items()):
         what = ", ".join(provided.get(name, [])) or "-"
         state = "ok" if status.loaded else "FAILED"
-        print(f"{name:<14}{state:<10}{what:<40}{status.distribution}")
+        print(f"{name:<{width}}{state:<8}{what:<{what_width}}{status.distribution}")
         if not status.loaded:
             failed += 1
-            print(f"{'':<14}{status.describe()}")
+            print(f"{'':<{width}}{status.describe()}")
     return 0 if failed == 0 or not args.strict else 1
 
 

@@ -42,6 +42,10 @@ class PluginLoadError(ModelfitError, ImportError):
     """A plugin is installed but cannot be imported (usually a missing extra)."""
 
 
+class PluginContractError(PluginLoadError, TypeError):
+    """A plugin registers a class that lacks the methods of its kind's Protocol."""
+
+
 class DuplicatePluginError(ModelfitError, ValueError):
     """Two plugins register the same name for the same kind."""
 

@@ -24,10 +24,18 @@ from modelfit_core.model_spec import check_units, describe_model, initial_values
 from modelfit_core.namespace import identifiers_in, select
 from modelfit_core.parameters import ParameterSpace
 from modelfit_core.recordings import SPIKES, Recordings
-from modelfit_core.simulation import SimulationSpec
+from modelfit_core.simulation import SimulationSpec, online_error_variable
 
 _DEFAULT = object()
 GENERATE_ITERATION = 1e9
+
+
+def _backend_of_active_device() -> str | None:
+    """"cpp_standalone" after ``set_device('cpp_standalone')`` (the manual's way to
+    fit in standalone mode), looked up by name in the registry; else None."""
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+    from brian2.devices.device import get_device
+    return "cpp_standalone" if isinstance(get_device(), CPPStandaloneDevice) else None
 
 
 def _user_frame_namespace(level: int) -> dict[str, Any]:
@@ -69,6 +77,8 @@ class Fitter:
         self.method = method
         self.penalty = penalty
         self.use_units = use_units
+        if backend is None and self.pipeline.backend is None:
+            backend = _backend_of_active_device()
         self.backend = self.pipeline.resolve_backend(backend)
         self._set_data(input, output, input_var, output_var)
         self.model = describe_model(model, self.input_signals, self.output_names,
@@ -129,6 +139,11 @@ class Fitter:
     def _default_metric(self):
         return self.pipeline.default_metric()
 
+    def _online_error_spec(self) -> dict[str, float]:
+        """Outputs whose error is accumulated during the simulation instead of
+        recorded, with their t_start in seconds (see ``TraceFitter.fit(online_error=)``)."""
+        return {}
+
     # -- state ----------------------------------------------------------------
     def _reset_fit_state(self):
         self.optimizer = None
@@ -155,9 +170,13 @@ class Fitter:
         return select(namespace, names)
 
     def _spec(self, n_samples, record, record_spikes, parameter_names, constants, initial,
-              namespace, name, record_final=()) -> SimulationSpec:
+              namespace, name, record_final=(), online_error=None) -> SimulationSpec:
+        online_error = dict(online_error or {})
         targets = {n: self.output_signals[n] for n in self.model.uses_targets
                    if n in self.output_signals}
+        targets.update({n: self.output_signals[n] for n in online_error})
+        record_final = tuple(record_final) + tuple(online_error_variable(n)
+                                                   for n in online_error)
         return SimulationSpec(
             model=self.model.text, parameter_names=tuple(parameter_names),
             n_samples=n_samples, n_traces=self._n_traces, n_steps=self._n_steps,
@@ -166,7 +185,7 @@ class Fitter:
             reset=self.reset, refractory=self.refractory, param_init=initial,
             namespace=namespace, constants=constants, targets=targets,
             uses_iteration=self.model.uses_iteration, record_final=tuple(record_final),
-            name=name)
+            name=name, online_error=online_error)
 
     # -- metrics ----------------------------------------------------------------
     def _metrics_for_outputs(self, metric) -> dict[str, Any]:
@@ -305,7 +324,9 @@ class Fitter:
         record, record_spikes = self._record()
         record_final = (self.penalty,) if self.penalty else ()
         initial, constants = initial_values(self.param_init, self.model, set(space.names))
-        key = (space.names, record, record_spikes, record_final)
+        online_error = self._online_error_spec()
+        key = (space.names, record, record_spikes, record_final,
+               tuple(sorted(online_error.items())))
         if self._prepared is None or self._prepared_key != key:
             if self._prepared is not None:
                 self._prepared.close()
@@ -315,7 +336,7 @@ class Fitter:
                          if n in self.output_signals}, namespace)
             spec = self._spec(self.n_samples, record, record_spikes, space.names, constants,
                               initial, namespace, name="modelfit_fit",
-                              record_final=record_final)
+                              record_final=record_final, online_error=online_error)
             self._prepared = self.backend.prepare(spec)
             self._prepared_key = key
         return self._prepared
@@ -481,14 +502,12 @@ class Fitter:
             vector, space = self.history.best_vector, self.space
         else:
             space = self.space
-            if space is None:
-                space = ParameterSpace(names=tuple(self.model.parameters),
-                                       dims=tuple(self.model.parameters.values()),
-                                       lower=np.zeros(0), upper=np.zeros(0))
-            free = [n for n in space.names if n not in params]
-            if free and self.space is None:
-                raise ConfigurationError(f"Give values for {', '.join(free)} in params.")
-            merged = dict(self.best_params or {}) if free else {}
+            if space is None:  # before any fit: every parameter not fixed in param_init
+                free = [n for n in self.model.parameters if n not in self.param_init]
+                space = ParameterSpace(names=tuple(free),
+                                       dims=tuple(self.model.parameters[n] for n in free),
+                                       lower=np.zeros(len(free)), upper=np.zeros(len(free)))
+            merged = dict(self.best_params or {}) if self.space is not None else {}
             merged.update(params)
             vector = space.vector_from(merged)
         init = dict(self.param_init)

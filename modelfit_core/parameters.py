@@ -130,7 +130,13 @@ class ParameterSpace:
         """{name: value with units} -> SI vector, checking units and completeness."""
         missing = [n for n in self.names if n not in values]
         if missing:
-            raise ParameterError(f"Missing value for parameter(s) {', '.join(missing)}.")
+            raise ParameterError(f"Give values for {', '.join(missing)}: every fitted "
+                                 f"parameter needs one (missing from params).")
+        unknown = [n for n in values if n not in self.names]
+        if unknown:
+            raise ParameterError(
+                f"Unknown parameter(s) {', '.join(map(repr, unknown))}; the fitted parameters "
+                f"are {', '.join(self.names)}.")
         out = []
         for name, dim in zip(self.names, self.dims):
             value = values[name]

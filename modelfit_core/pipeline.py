@@ -104,7 +104,8 @@ class Pipeline:
         """This pipeline's optimizer, or a new nevergrad DE optimizer."""
         if self.optimizer is not None:
             return self.optimizer
-        return self._make("optimizers", "nevergrad", {"seed": self.seed} if self.seed else {})
+        options = {"seed": self.seed} if self.seed is not None else {}
+        return self._make("optimizers", "nevergrad", options)
 
     def default_metric(self):
         """This pipeline's metric, or a new MSE metric."""

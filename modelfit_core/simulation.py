@@ -12,6 +12,15 @@ import attrs
 import numpy as np
 
 
+ONLINE_ERROR_PREFIX = "modelfit_online_error_"
+
+
+def online_error_variable(output: str) -> str:
+    """The model variable accumulating the online error of ``output`` (see
+    :attr:`SimulationSpec.online_error`)."""
+    return ONLINE_ERROR_PREFIX + output
+
+
 @attrs.frozen
 class InputSignal:
     """One input variable fed to the model as a function of time and trace.
@@ -61,6 +70,13 @@ class SimulationSpec:
     record_final: tuple[str, ...] = ()
     """Variables (or subexpressions) whose value at the end of the run is returned."""
     name: str = "modelfit"
+    online_error: Mapping[str, float] = attrs.field(factory=dict)
+    """Outputs whose squared error against ``targets[name]`` is accumulated while
+    simulating (nothing recorded), mapped to ``t_start`` in seconds. The model
+    variable :func:`online_error_variable` (name) ends the run holding each
+    neuron's mean squared error over the steps from ``t_start`` on, compared as a
+    StateMonitor records (at the start of each step); list it in ``record_final``
+    to get it back (:attr:`SimulationResult.online_errors`)."""
 
     @property
     def n_neurons(self) -> int:
@@ -89,9 +105,17 @@ class SimulationResult:
     """Values at the end of the run, one per neuron (n_samples * n_traces)."""
     failed: np.ndarray | None = None
 
+    @property
+    def online_errors(self) -> dict[str, np.ndarray]:
+        """Online errors by output: each neuron's mean squared error (SI units
+        squared, n_samples * n_traces values), from ``final``."""
+        return {name[len(ONLINE_ERROR_PREFIX):]: values for name, values in self.final.items()
+                if name.startswith(ONLINE_ERROR_PREFIX)}
+
     def diverged(self, n_samples: int) -> np.ndarray:
-        """Boolean mask (n_samples,) of parameter sets whose traces hold NaN/inf."""
+        """Boolean mask (n_samples,) of parameter sets whose traces (or online
+        errors) hold NaN/inf."""
         bad = np.zeros(n_samples, dtype=bool) if self.failed is None else self.failed.copy()
-        for values in self.traces.values():
+        for values in (*self.traces.values(), *self.online_errors.values()):
             bad |= ~np.isfinite(values).reshape(n_samples, -1).all(axis=1)
         return bad

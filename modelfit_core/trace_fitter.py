@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelfit_core.fitter_base import GENERATE_ITERATION, Fitter
+from modelfit_core.fitter_base import _DEFAULT, GENERATE_ITERATION, Fitter
 
 
 class TraceFitter(Fitter):
@@ -47,6 +47,48 @@ class TraceFitter(Fitter):
     """
 
     fitter_name = "TraceFitter"
+    _online_error = False
+
+    def fit(self, optimizer=None, metric=None, n_rounds=1, callback=_DEFAULT, restart=False,
+            online_error=False, start_iteration=None, penalty=None, level=0, **params):
+        """As :meth:`Fitter.fit`, plus ``online_error``.
+
+        online_error : bool
+            Accumulate the squared error of the trace outputs during the
+            simulation instead of recording them (memory independent of the
+            trace length); needs ``MSEMetric`` (``t_start`` and
+            ``normalization`` are honoured, ``t_weights`` are not), and gives
+            the same errors. Default False.
+        """
+        self._online_error = bool(online_error)
+        return super().fit(optimizer=optimizer, metric=metric, n_rounds=n_rounds,
+                           callback=callback, restart=restart, start_iteration=start_iteration,
+                           penalty=penalty, level=level, **params)
+
+    # online error (modelfit_core.online_trace_fitter)
+    def _check_metric_kinds(self, metrics):
+        super()._check_metric_kinds(metrics)
+        if self._online_error:
+            from modelfit_core.online_trace_fitter import check_online_metrics
+            check_online_metrics(self, metrics)
+
+    def _online_error_spec(self):
+        if not self._online_error:
+            return {}
+        from modelfit_core.online_trace_fitter import online_error_spec
+        return online_error_spec(self._metrics)
+
+    def _record(self):
+        record, record_spikes = super()._record()
+        online = self._online_error_spec()
+        return tuple(name for name in record if name not in online), record_spikes
+
+    def _objective_errors(self, result, metrics):
+        online = self._online_error_spec()
+        if not online:
+            return super()._objective_errors(result, metrics)
+        from modelfit_core.online_trace_fitter import online_objective_errors
+        return online_objective_errors(self, result, metrics, online)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):
@@ -55,3 +97,78 @@ class TraceFitter(Fitter):
         return self.generate(output_var=traces[0] if len(traces) == 1 else traces,
                              params=params, param_init=param_init, iteration=iteration,
                              level=level + 1)
+
+    def refine(self, params=None, metric=None, callback="text", calc_gradient=False,
+               optimize=True, iteration=GENERATE_ITERATION, level=0, **kwds):
+        """Refine the fitting results with a sequentially operating minimization
+        algorithm: the ``least_squares`` algorithm from ``scipy.optimize``. Has to
+        be called after :meth:`fit`, but a call with ``n_rounds=0`` is enough (or
+        give ``params`` and the bounds).
+
+        Parameters
+        ----------
+        params : dict, optional
+            A dictionary with the parameters to use as a starting point for the
+            refinement. If not given, the best parameters found so far by
+            :meth:`fit` will be used.
+        metric : MSEMetric or dict, optional
+            Optimization metrics to use. Since the refinement only supports
+            mean-squared-error metrics, this is only useful to provide the
+            ``t_start``/``t_weights``/``normalization`` values. In the case of
+            multiple fitted output variables, can either be a single
+            ``MSEMetric`` that is applied to all variables, or a dictionary
+            with a ``MSEMetric`` for each variable. If not given, will reuse
+            the metrics of a previous :meth:`fit` call.
+        callback : str or callable
+            Either the name of a provided callback function (``'text'`` or
+            ``'progressbar'``), ``None``, or a custom feedback function
+            ``func(parameters, errors, best_parameters, best_error, index,
+            additional_info)``; it is called after each evaluation, and if it
+            returns ``True`` the refinement stops (returning the best point).
+        calc_gradient : bool, optional
+            Whether to add "sensitivity variables" to the equation that track
+            the sensitivity of the equation variables to the parameters. This
+            information will be used to pass the local gradient of the error
+            with respect to the parameters to the optimization function. This
+            can lead to much faster convergence than with an estimated gradient
+            but comes at the expense of additional computation. Defaults to
+            ``False``.
+        optimize : bool, optional
+            Whether to remove sensitivity variables from the equations that do
+            not evolve if initialized to zero (e.g. ``dS_x_y/dt = -S_x_y/tau``
+            would be removed). Sensitivities with a non-zero initial value or
+            reset are kept. Only taken into account if ``calc_gradient`` is
+            ``True``. Defaults to ``True``.
+        iteration : int, optional
+            Value for the ``iteration`` variable provided to the simulation.
+            Defaults to a high value (1e9): a coupling of the model to the
+            target that fades with the iterations is then switched off.
+        level : int, optional
+            How much farther to go down in the stack to find the namespace.
+        **kwds
+            Bounds ``name=[lower, upper]`` overwrite those given to :meth:`fit`
+            for individual parameters; all other arguments are passed on to
+            ``scipy.optimize.least_squares`` (e.g. ``max_nfev``, ``ftol``,
+            ``method='dogbox'``). ``x_scale`` and ``diff_step`` act on the
+            coordinates scipy works in, where each parameter's bounds are [0, 1].
+
+        Returns
+        -------
+        parameters : dict
+            The parameters at the end of the optimization process as a dictionary.
+        result : scipy.optimize.OptimizeResult
+            The result of the optimization process; ``x`` in SI units, plus
+            ``n_simulations``, ``wall_time``, ``errors`` (every evaluation) and
+            ``error`` (at the returned parameters, as the fit's metric computes it).
+
+        Notes
+        -----
+        There is no support for specifying a Metric, the given output trace(s)
+        will be subtracted from the simulated trace(s) and passed on to the
+        minimization algorithm which will internally calculate the sum of
+        squares. Spike outputs and a ``penalty`` are not part of the refinement.
+        """
+        from modelfit_core.refine import refine_fit
+        return refine_fit(self, params=params, metric=metric, callback=callback,
+                          calc_gradient=calc_gradient, optimize=optimize,
+                          iteration=iteration, level=level, **kwds)

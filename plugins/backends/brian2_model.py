@@ -7,15 +7,37 @@ NeuronGroup and its monitors.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.simulation import SimulationSpec
+from modelfit_core.simulation import SimulationSpec, online_error_variable
 
 INPUT_PREFIX = "modelfit_input_"
 TARGET_PREFIX = "modelfit_target_"
+
+
+@contextlib.contextmanager
+def device_active(device):
+    """Make ``device`` Brian's active device inside the block, then give the
+    previous one (and its build options) back.
+
+    Objects are created for, and ``Network.run`` and expression assignments go
+    to, the active device; this keeps a backend's objects on its own device
+    whatever the script chose with ``set_device``.
+    """
+    from brian2.devices.device import get_device, reset_device, set_device
+    if get_device() is device:
+        yield
+        return
+    set_device(device, build_on_run=False)
+    try:
+        yield
+    finally:
+        reset_device()
 
 
 def unit_string(dim) -> str:
@@ -35,7 +57,26 @@ def full_equations(spec: SimulationSpec) -> Equations:
                      f"{unit_string(signal.dim)}")
     if spec.uses_iteration:
         lines.append("iteration : 1 (constant, shared)")
+    for name in spec.online_error:  # in SI units squared
+        lines.append(f"{online_error_variable(name)} : 1")
     return Equations("\n".join(lines))
+
+
+def online_error_code(spec: SimulationSpec, name: str) -> str:
+    """Statement adding a step's share of the mean squared error of output ``name``.
+
+    Run at the start of each step, where a StateMonitor records, and from the
+    step ``round(t_start / dt)`` on, as ``TraceMetric`` cuts recorded traces.
+    """
+    start = int(round(spec.online_error[name] / spec.dt))
+    if not 0 <= start < spec.n_steps:
+        raise ValueError(f"t_start of the online error of {name!r} must lie within the "
+                         f"simulated {spec.duration} s.")
+    count = spec.n_steps - start
+    unit = unit_string(spec.targets[name].dim)
+    return (f"{online_error_variable(name)} += (({name} - {TARGET_PREFIX}{name}"
+            f"(t, i % {spec.n_traces})) / ({unit}))**2 * int(t_in_timesteps >= {start})"
+            f" / {count}")
 
 
 def timed_arrays(spec: SimulationSpec) -> dict[str, TimedArray]:
@@ -67,6 +108,11 @@ def build_group(spec: SimulationSpec, codeobj_class=None, name: str | None = Non
     if spec.record_spikes:
         monitors["spikes"] = SpikeMonitor(group, record=True, codeobj_class=codeobj_class,
                                           name=f"{group.name}_spikemonitor*")
+    for output in spec.online_error:
+        # accumulates the error instead of recording traces: memory per neuron only
+        group.run_regularly(online_error_code(spec, output), when="start",
+                            codeobj_class=codeobj_class,
+                            name=f"{group.name}_online_error_{output}*")
     for variable, value in spec.constants.items():
         group.variables[variable].set_value(value)
     for variable, value in spec.param_init.items():

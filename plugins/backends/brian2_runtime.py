@@ -18,13 +18,14 @@ from brian2 import Network, second
 from brian2.codegen.runtime.cython_rt import CythonCodeObject
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core import network as brian_network_module
+from brian2.devices.device import runtime_device
 
 from modelfit_core import hookimpl
 from modelfit_core.errors import ConfigurationError, SimulationError
 from modelfit_core.simulation import SimulationResult, SimulationSpec
 
 from .brian2_model import (apply_string_initializers, build_group, collect_spikes,
-                           collect_traces, set_parameters)
+                           collect_traces, device_active, set_parameters)
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 
@@ -77,10 +78,13 @@ class RuntimeSimulation:
         self._numpy_twin: RuntimeSimulation | None = None
         # A stable name (Brian appends _1, _2 only if taken) keeps the generated
         # code, and so Brian's on-disk compilation cache, the same across runs.
-        self.group, self.monitors = build_group(spec, codeobj_class=codeobj_class,
-                                                name=f"{spec.name}*")
-        self.network = Network(self.group, *self.monitors.values())
-        self.network.store("modelfit_initial")
+        # Runtime device even after set_device('cpp_standalone'): generate() and
+        # refine() always simulate in runtime mode, as the manual says.
+        with device_active(runtime_device):
+            self.group, self.monitors = build_group(spec, codeobj_class=codeobj_class,
+                                                    name=f"{spec.name}*")
+            self.network = Network(self.group, *self.monitors.values())
+            self.network.store("modelfit_initial")
         self._compiled = False
 
     def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
@@ -105,6 +109,10 @@ class RuntimeSimulation:
             return self._numpy_twin._run(parameters, iteration)
 
     def _run(self, parameters, iteration: float) -> SimulationResult:
+        with device_active(runtime_device):
+            return self._run_on_device(parameters, iteration)
+
+    def _run_on_device(self, parameters, iteration: float) -> SimulationResult:
         spec = self.spec
         self.network.restore("modelfit_initial")
         set_parameters(self.group, spec, parameters)

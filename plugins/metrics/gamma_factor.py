@@ -50,7 +50,7 @@ def gamma_factor_error(model, data, delta: float, time: float,
     gamma = (count_coincidences(model, data, delta) - expected) / (
         0.5 * (n_model + n_data) * norm)
     rate_term = 1.0 + 2.0 * abs(data_rate - model_rate) / data_rate if rate_correction else 1.0
-    return float(rate_term - gamma)
+    return max(float(rate_term - gamma), 0.0)  # Γ <= 1; clip rounding below zero
 
 
 class GammaFactor(SpikeMetric):

@@ -1,0 +1,343 @@
+"""``TraceFitter.refine``: least-squares refinement with :func:`scipy.optimize.least_squares`.
+
+Starting from the best fit (or given parameters), scipy minimizes the sum of
+squared residuals ``(simulated - recorded)/normalization`` over every time
+step of every trace (after ``t_start``, or weighted by ``sqrt(t_weights)``,
+as the fit's :class:`MSEMetric` says), so the mean of the squared residuals
+of one output is exactly the fit's MSE error. One parameter set is simulated
+per evaluation, on all traces, with a simulation prepared (compiled) once per
+configuration and cached on the fitter.
+
+With ``calc_gradient=True`` the model is extended with sensitivity equations
+(:mod:`modelfit_core.sensitivity`) and scipy receives the analytic Jacobian;
+otherwise scipy estimates it by finite differences.
+
+scipy works in coordinates scaled to the bounds (each parameter mapped
+linearly onto [0, 1]): SI values such as 1e-8 S would otherwise make scipy's
+finite-difference steps and ``x_scale`` meaningless. The returned
+``OptimizeResult`` is converted back: ``x`` is in SI units, and ``jac`` and
+``grad`` are per SI unit of each parameter.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Mapping
+
+import attrs
+import numpy as np
+from scipy.optimize import OptimizeResult, least_squares
+
+from modelfit_core.errors import (ConfigurationError, ParameterError, SimulationError,
+                                  UnknownPluginError)
+from modelfit_core.fitter_base import _DEFAULT, GENERATE_ITERATION, _user_frame_namespace
+from modelfit_core.metric_base import error_quantity
+from modelfit_core.model_spec import initial_values
+from modelfit_core.parameters import ParameterSpace, with_unit
+from modelfit_core.sensitivity import build_sensitivity_system, sensitivity_name
+
+
+class RefineArgumentError(ParameterError, TypeError):
+    """refine() lacks a starting point or bounds (a TypeError, as in brian2modelfitting)."""
+
+
+class _StopRefine(Exception):
+    """Raised inside the residual function when the callback asks to stop."""
+
+
+_RESERVED_SCIPY = {"fun", "x0", "bounds", "args", "kwargs"}
+
+
+@attrs.define
+class _Residuals:
+    """How one output's traces become residuals, following its MSEMetric."""
+
+    name: str
+    data: np.ndarray
+    start: int
+    weights: np.ndarray | None
+    scale: float
+
+    def select(self, traces: np.ndarray) -> np.ndarray:
+        """(n_traces, n_steps) -> residual-shaped values (flattened)."""
+        if self.weights is not None:
+            return (traces * self.weights / self.scale).ravel()
+        return (traces[:, self.start:] / self.scale).ravel()
+
+    def residual(self, simulated: np.ndarray) -> np.ndarray:
+        return self.select(simulated - self.data)
+
+
+def _is_mse(metric, registry) -> bool:
+    try:
+        mse = registry.lookup("metrics", "mse")
+    except UnknownPluginError:
+        mse = None
+    return (mse is not None and isinstance(metric, mse)) or \
+        type(metric).__name__ == "MSEMetric"
+
+
+def _residual_makers(fitter, metric) -> tuple[dict[str, _Residuals], Any]:
+    """Validate ``metric`` (one MSEMetric or one per output) -> residual makers, error dim.
+
+    Only trace outputs are refined; a spike output of the fitter is left out.
+    """
+    if metric is None:
+        metric = fitter.metric if fitter.metric is not None else fitter._default_metric()
+    names = list(fitter.output_signals)
+    if isinstance(metric, Mapping):
+        missing = [n for n in names if n not in metric]
+        if missing:
+            raise ConfigurationError(f"The metric dictionary has no metric for "
+                                     f"{', '.join(map(repr, missing))}.")
+    makers, dims = {}, {}
+    for name in names:
+        m = metric[name] if isinstance(metric, Mapping) else metric
+        if not _is_mse(m, fitter.pipeline.registry):
+            raise ConfigurationError(
+                f"refine() fits squared differences of traces, so it only takes MSEMetric "
+                f"(for its t_start, t_weights and normalization); got {type(m).__name__} "
+                f"for {name!r}.")
+        dims[name] = m.get_normalized_dimensions(fitter.output_dims[name])
+        data = np.asarray(fitter.output_signals[name].values, dtype=float)
+        n_steps = data.shape[1]
+        weights = getattr(m, "t_weights", None)
+        start = 0
+        if weights is not None:
+            weights = np.asarray(weights, dtype=float)
+            if weights.shape != (n_steps,):
+                raise ConfigurationError(f"t_weights has {weights.size} entries but the "
+                                         f"traces have {n_steps} time steps.")
+            weights = np.sqrt(weights * n_steps / weights.sum())
+        else:
+            start = int(round(float(getattr(m, "t_start", 0.0)) / float(fitter.dt)))
+            if start >= n_steps:
+                raise ConfigurationError("t_start is beyond the end of the traces.")
+        scale = float(np.asarray(getattr(m, "normalization", 1.0)))
+        makers[name] = _Residuals(name=name, data=data, start=start, weights=weights,
+                                  scale=scale)
+    if len({str(d) for d in dims.values()}) > 1:
+        raise ConfigurationError(
+            "The normalized errors of the outputs have different units and cannot be "
+            "added; give one MSEMetric per output with a normalization that makes them "
+            "compatible.")
+    return makers, next(iter(dims.values()))
+
+
+def _refined_space(fitter, kwds: dict) -> ParameterSpace:
+    """Bounds from the last fit, overridden by ``name=[lower, upper]`` in ``kwds``."""
+    declared = fitter.model.parameters
+    fixed = [n for n in fitter.param_init if n in declared]
+    bounds = {}
+    if fitter.space is not None:
+        for name, low, high, dim in zip(fitter.space.names, fitter.space.lower,
+                                        fitter.space.upper, fitter.space.dims):
+            bounds[name] = [with_unit(float(low), dim), with_unit(float(high), dim)]
+    for name in [k for k in kwds if k in declared]:
+        bounds[name] = kwds.pop(name)
+    missing = [n for n in declared if n not in bounds and n not in fixed]
+    if missing:
+        raise RefineArgumentError(
+            f"No bounds for {', '.join(map(repr, missing))}: call fit() first (n_rounds=0 is "
+            f"enough) or pass them to refine(), e.g. {missing[0]}=[lower, upper].")
+    return ParameterSpace.from_bounds(declared, bounds, fixed=fixed)
+
+
+def _check_scipy_options(kwds: dict, calc_gradient: bool, space: ParameterSpace):
+    accepted = set(inspect.signature(least_squares).parameters) - _RESERVED_SCIPY
+    unknown = sorted(set(kwds) - accepted)
+    if unknown:
+        raise ConfigurationError(
+            f"refine() got {', '.join(map(repr, unknown))}, which is neither a parameter of "
+            f"the model ({', '.join(space.names)}) nor an argument of "
+            f"scipy.optimize.least_squares ({', '.join(sorted(accepted))}).")
+    if calc_gradient and "jac" in kwds:
+        raise ConfigurationError("jac cannot be given with calc_gradient=True, which "
+                                 "provides the analytic Jacobian.")
+    if kwds.get("method") == "lm":
+        raise ConfigurationError("method='lm' (Levenberg-Marquardt) cannot honour bounds; "
+                                 "use the default 'trf' or 'dogbox'.")
+
+
+def _start_vector(fitter, params, space: ParameterSpace) -> np.ndarray:
+    start = dict(fitter.best_params or {})
+    if params is None and not start:
+        raise RefineArgumentError("refine() needs a starting point: pass params={...} or "
+                                  "call fit() first.")
+    unknown = sorted(set(params or {}) - set(fitter.model.parameters))
+    if unknown:
+        raise ParameterError(f"params has {', '.join(map(repr, unknown))}: not a parameter "
+                             f"of the model ({', '.join(fitter.model.parameters)}).")
+    start.update(params or {})
+    missing = [n for n in space.names if n not in start]
+    if missing:
+        raise RefineArgumentError(f"No starting value for {', '.join(map(repr, missing))}; "
+                                  f"give it in params.")
+    x0 = space.vector_from(start)
+    outside = [n for n, v, lo, hi in zip(space.names, x0, space.lower, space.upper)
+               if not lo <= v <= hi]
+    if outside:
+        raise ParameterError(f"The starting value of {', '.join(map(repr, outside))} is "
+                             f"outside its bounds.")
+    return x0
+
+
+class _Evaluator:
+    """Simulates one parameter set (and its sensitivities) and caches the last run."""
+
+    def __init__(self, fitter, space, makers, prepared, sensitivities, iteration):
+        self.fitter, self.space, self.makers = fitter, space, makers
+        self.prepared, self.sensitivities, self.iteration = prepared, sensitivities, iteration
+        self.width = space.upper - space.lower
+        self.n_simulations = 0
+        self._last_x = None
+        self._last = None
+
+    def to_si(self, x_unit) -> np.ndarray:
+        return self.space.lower + np.asarray(x_unit, dtype=float) * self.width
+
+    def simulate(self, x_unit):
+        x_unit = np.asarray(x_unit, dtype=float)
+        if self._last_x is not None and np.array_equal(x_unit, self._last_x):
+            return self._last
+        vector = self.to_si(x_unit)
+        result = self.prepared.run({n: np.array([v]) for n, v in zip(self.space.names, vector)},
+                                   iteration=self.iteration)
+        self.n_simulations += 1
+        self._last_x, self._last = x_unit.copy(), result
+        return result
+
+    def residuals(self, x_unit) -> tuple[np.ndarray, dict[str, float]]:
+        traces = self.simulate(x_unit).traces
+        pieces = {name: maker.residual(traces[name][0]) for name, maker in self.makers.items()}
+        errors = {name: float(np.mean(piece ** 2)) for name, piece in pieces.items()}
+        return np.concatenate(list(pieces.values())), errors
+
+    def jacobian(self, x_unit) -> np.ndarray:
+        traces = self.simulate(x_unit).traces
+        columns = []
+        for k, parameter in enumerate(self.space.names):
+            column = []
+            for name, maker in self.makers.items():
+                sname = sensitivity_name(name, parameter)
+                if sname in traces:
+                    column.append(maker.select(traces[sname][0]) * self.width[k])
+                else:  # a sensitivity that stays zero was left out of the simulation
+                    column.append(np.zeros_like(maker.select(maker.data)))
+            columns.append(np.concatenate(column))
+        jac = np.column_stack(columns)
+        if not np.isfinite(jac).all():
+            raise SimulationError(
+                "The sensitivity equations produced NaN/inf at "
+                f"{self.space.describe(self.to_si(x_unit))}; use calc_gradient=False.")
+        return jac
+
+
+def _prepare(fitter, space, makers, calc_gradient, optimize, level):
+    """Prepared simulation of one parameter set on all traces (cached on the fitter)."""
+    initial, constants = initial_values(fitter.param_init, fitter.model, set(space.names))
+    record = list(makers)
+    model_text, reset, init = fitter.model.text, fitter.reset, dict(initial)
+    if calc_gradient:
+        system = build_sensitivity_system(
+            fitter.model.equations, space.names, dict(zip(space.names, space.dims)),
+            param_init=initial, reset=fitter.reset if isinstance(fitter.reset, str) else None,
+            optimize=optimize, method=fitter.method if isinstance(fitter.method, str) else None)
+        model_text = model_text + "\n" + system.equations_text(include_zero=False)
+        reset = system.reset if system.reset is not None else fitter.reset
+        init.update(system.init)
+        record += [sensitivity_name(name, p) for name in makers for p in space.names
+                   if sensitivity_name(name, p) in system.rhs]
+    key = ("modelfit_refine", space.names, tuple(record), model_text, str(reset),
+           repr(sorted(init.items(), key=str)), repr(sorted(constants.items())))
+    prepared = fitter._generators.get(key)
+    if prepared is None:
+        namespace = fitter._namespace(_user_frame_namespace(level))
+        spec = fitter._spec(1, record, False, space.names, constants, init, namespace,
+                            name="modelfit_refine")
+        spec = attrs.evolve(spec, model=model_text, reset=reset)
+        prepared = fitter._generation_backend().prepare(spec)
+        fitter._generators[key] = prepared
+    return prepared
+
+
+def refine_fit(fitter, params: Mapping[str, Any] | None = None, metric=None,
+               callback=_DEFAULT, calc_gradient: bool = False, optimize: bool = True,
+               iteration: float = GENERATE_ITERATION, level: int = 0, **kwds):
+    """Implementation of :meth:`TraceFitter.refine` (see there)."""
+    kwds = dict(kwds)
+    space = _refined_space(fitter, kwds)
+    _check_scipy_options(kwds, calc_gradient, space)
+    x0 = _start_vector(fitter, params, space)
+    makers, error_dim = _residual_makers(fitter, metric)
+    feedback = fitter.pipeline.resolve_feedback(callback)
+    prepared = _prepare(fitter, space, makers, calc_gradient, optimize, level)
+    evaluator = _Evaluator(fitter, space, makers, prepared, calc_gradient, iteration)
+    width = evaluator.width
+    use_units = fitter.use_units
+    state = {"index": 0, "best_x": None, "best_error": np.inf, "best_residuals": None,
+             "trace": []}
+
+    def as_error(value):
+        return error_quantity(value, error_dim) if use_units else value
+
+    def fun(x_unit):
+        residuals, errors = evaluator.residuals(x_unit)
+        total = float(sum(errors.values()))
+        finite = np.isfinite(total)
+        state["trace"].append((evaluator.n_simulations, total))
+        if finite and total < state["best_error"]:
+            state["best_x"], state["best_error"] = np.array(x_unit, dtype=float), total
+            state["best_residuals"] = residuals
+        if feedback is not None and state["best_x"] is not None:
+            info = {"best_params_text": space.describe(evaluator.to_si(state["best_x"])),
+                    "refine": True, "objective_errors": errors,
+                    "n_simulations": evaluator.n_simulations}
+            stop = feedback(space.to_dict(evaluator.to_si(x_unit), use_units),
+                            np.array([total]),
+                            space.to_dict(evaluator.to_si(state["best_x"]), use_units),
+                            as_error(state["best_error"]), state["index"], info)
+            if stop:
+                raise _StopRefine()
+        state["index"] += 1
+        return residuals
+
+    options = dict(kwds)
+    if calc_gradient:
+        options["jac"] = evaluator.jacobian
+    x0_unit = np.clip((x0 - space.lower) / width, 0.0, 1.0)
+    if hasattr(feedback, "start"):
+        feedback.start(options.get("max_nfev"))
+    started = time.perf_counter()
+    try:
+        result = least_squares(fun, x0_unit, bounds=(np.zeros(len(x0)), np.ones(len(x0))),
+                               **options)
+    except _StopRefine:
+        result = OptimizeResult(
+            x=state["best_x"], fun=state["best_residuals"],
+            cost=0.5 * float(np.sum(state["best_residuals"] ** 2)), jac=None, grad=None,
+            optimality=None, active_mask=None, nfev=state["index"] + 1, njev=None,
+            status=-1, message="Stopped by the callback.", success=False)
+    except ValueError as exc:
+        if "not finite in the initial point" in str(exc):
+            raise SimulationError(
+                f"The simulation at the starting point "
+                f"({space.describe(x0)}) diverged (NaN/inf); start from other "
+                f"parameters.") from exc
+        raise
+    finally:
+        if hasattr(feedback, "finish"):
+            feedback.finish()
+    result.x = evaluator.to_si(result.x)
+    for name in ("jac", "grad"):
+        value = result.get(name)
+        if value is not None:
+            result[name] = np.asarray(value) / (width if name == "grad" else width[None, :])
+    result.n_simulations = evaluator.n_simulations
+    result.wall_time = time.perf_counter() - started
+    result.errors = np.array([error for _, error in state["trace"]])
+    sizes = np.cumsum([maker.select(maker.data).size for maker in makers.values()])[:-1]
+    result.error = as_error(float(sum(np.mean(piece ** 2) for piece in
+                                      np.split(np.asarray(result.fun), sizes))))
+    return space.to_dict(result.x, use_units), result

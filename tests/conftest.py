@@ -1,0 +1,95 @@
+"""Shared fixtures: an isolated plugin registry and one small, fast passive model.
+
+Every simulation in the suite uses the same model text (``PASSIVE_MODEL``) so
+that Brian compiles its Cython code once (it is cached on disk afterwards).
+The "recorded" traces are simulated by the runtime backend with the known
+parameters ``TRUE_PARAMS``.
+"""
+
+import gc
+
+import numpy as np
+import pytest
+from brian2 import amp, mV, ms, nS, pF
+
+from modelfit_core.registry import Registry
+
+PASSIVE_MODEL = """
+dv/dt = (gl*(El - v) + I)/C : volt
+gl : siemens (constant)
+C : farad (constant)
+"""
+"""A passive membrane; ``El`` comes from the caller's namespace, ``I`` is the input."""
+
+El = -70 * mV
+DT = 0.1 * ms
+N_TRACES, N_STEPS = 2, 200
+TRUE_PARAMS = {"gl": 10 * nS, "C": 50 * pF}  # time constant 5 ms
+BOUNDS = {"gl": [1 * nS, 100 * nS], "C": [10 * pF, 500 * pF]}
+
+
+def step_currents():
+    """Two current steps (0.2 nA and 0.4 nA), shape (N_TRACES, N_STEPS), in amp."""
+    currents = np.zeros((N_TRACES, N_STEPS))
+    currents[0, 20:150] = 0.2e-9
+    currents[1, 50:180] = 0.4e-9
+    return currents * amp
+
+
+@pytest.fixture
+def registry():
+    """Only the plugins shipped with modelfit, whatever else is installed."""
+    return Registry(distributions=["modelfit"])
+
+
+@pytest.fixture(scope="session")
+def passive_data():
+    """Input currents and the membrane potential they evoke with ``TRUE_PARAMS``."""
+    from modelfit_core import TraceFitter
+
+    currents = step_currents()
+    placeholder = np.zeros((N_TRACES, N_STEPS)) * mV
+    fitter = TraceFitter(model=PASSIVE_MODEL, input={"I": currents},
+                         output={"v": placeholder}, dt=DT, n_samples=1,
+                         param_init={"v": El})
+    voltage = fitter.generate(params=TRUE_PARAMS)
+    assert voltage.shape == (N_TRACES, N_STEPS)
+    assert np.isfinite(np.asarray(voltage)).all()
+    return {"I": currents, "v": voltage}
+
+
+@pytest.fixture
+def make_fitter(passive_data):
+    """``make_fitter(**overrides)`` -> a TraceFitter of the passive model and data.
+
+    ``El`` is found in this module's namespace, as Brian's ``run()`` would.
+    """
+    from modelfit_core import TraceFitter
+
+    def factory(**overrides):
+        options = dict(model=PASSIVE_MODEL, input={"I": passive_data["I"]},
+                       output={"v": passive_data["v"]}, dt=DT, n_samples=4,
+                       param_init={"v": El})
+        options.update(overrides)
+        return TraceFitter(**options)
+
+    return factory
+
+
+def release_brian_objects():
+    """Free Brian groups kept alive by reference cycles (e.g. a traceback held by
+    ``pytest.raises``), so that the next group gets the same stable name and reuses
+    the compiled code instead of compiling a ``modelfit_fit_1`` twin.
+    ``gc.collect()`` costs a few tenths of a second, so only when a group is alive."""
+    from brian2 import NeuronGroup
+    from brian2.core.names import Nameable
+
+    if any(isinstance(ref(), NeuronGroup) for ref in list(Nameable.__instances__())):
+        gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _release_brian_objects():
+    # At set-up, not tear-down: pytest holds the previous test's fixture values
+    # (and so its fitters) until its tear-down is complete.
+    release_brian_objects()

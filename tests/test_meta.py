@@ -1,0 +1,126 @@
+"""Meta-tests: every hook, plugin kind and entry point is documented and tested.
+
+Fails when someone adds a hook to ``modelfit_core/hookspecs.py``, an entry point
+to ``pyproject.toml`` or a contract check to ``modelfit_core/testing.py`` without
+saying so in the docs, or without a test that uses it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from modelfit_core import hookspecs, protocols, testing
+from modelfit_core.registry import PROTOCOL_METHODS, PROTOCOL_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
+USER_DOCS = {path.relative_to(ROOT).as_posix(): path.read_text()
+             for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+TESTS = {path.name: path.read_text() for path in sorted((ROOT / "tests").glob("*.py"))
+         if path.name not in ("test_meta.py", "conftest.py")}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+ENTRY_POINTS = PYPROJECT["project"]["entry-points"]["modelfit"]
+EXAMPLE = ROOT / "examples" / "plugins" / "modelfit-example"
+HOOKS = sorted(name for name in vars(hookspecs)
+               if hasattr(getattr(hookspecs, name), f"{hookspecs.PROJECT_NAME}_spec"))
+
+
+def _module_of(reference: str) -> str:
+    """``"pkg.module:attr [extra]"`` -> ``"pkg.module"``."""
+    return reference.split("[")[0].strip().split(":")[0]
+
+
+def _tests_mentioning(*needles: str) -> list[str]:
+    return [name for name, text in TESTS.items() if any(n in text for n in needles)]
+
+
+def test_the_hookspecs_are_found():
+    assert len(HOOKS) >= 9
+    for kind in hookspecs.KINDS:
+        assert f"modelfit_register_{kind}" in HOOKS
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented(hook):
+    assert hook in CONTRIBUTING, f"CONTRIBUTING.md does not name the hook {hook}"
+    assert any(hook in text for text in USER_DOCS.values()), (
+        f"neither the README nor docs/*.md names the hook {hook}")
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_used_by_a_test(hook):
+    assert _tests_mentioning(hook), f"no file in tests/ implements or calls {hook}"
+
+
+@pytest.mark.parametrize("kind", hookspecs.KINDS)
+def test_every_plugin_kind_has_a_guide_and_a_test(kind):
+    protocol = PROTOCOL_NAMES[kind]
+    assert hasattr(protocols, protocol), f"{protocol} is not in modelfit_core/protocols.py"
+    assert f"`{protocol}`" in CONTRIBUTING, f"CONTRIBUTING.md does not explain {protocol}"
+    for method in PROTOCOL_METHODS[kind]:
+        assert method in CONTRIBUTING, f"CONTRIBUTING.md does not name {protocol}.{method}"
+    singular = hookspecs.SINGULAR[kind]
+    assert re.search(rf"^### .*\b{singular}\b", CONTRIBUTING, re.I | re.M), (
+        f"CONTRIBUTING.md has no section on writing a {singular} plugin")
+    assert _tests_mentioning(f'"{kind}"', f"'{kind}'"), f"no test looks up {kind} by kind"
+
+
+def test_every_protocol_is_in_the_guide():
+    names = [name for name, value in vars(protocols).items()
+             if isinstance(value, type) and getattr(value, "_is_protocol", False)]
+    assert names
+    for name in names:
+        assert name in CONTRIBUTING, f"CONTRIBUTING.md does not mention the protocol {name}"
+
+
+@pytest.mark.parametrize("check", [name for name in testing.__all__
+                                   if name.startswith("check_")])
+def test_every_contract_check_is_documented_and_tested(check):
+    assert f"{check}(" in CONTRIBUTING, f"CONTRIBUTING.md does not show {check}()"
+    assert _tests_mentioning(f"{check}("), f"no test calls {check}()"
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_every_entry_point_is_documented(name):
+    found = [doc for doc, text in USER_DOCS.items() if f"`{name}`" in text]
+    assert found, (f"the entry point {name!r} of pyproject.toml is named (as `{name}`) "
+                   f"neither in the README's plugin table nor in docs/*.md")
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_every_entry_point_is_used_by_a_test(name):
+    module = _module_of(ENTRY_POINTS[name])
+    assert _tests_mentioning(f'"{name}"', f"'{name}'", module), (
+        f"no test uses the plugin {name!r} (by name or as {module})")
+
+
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_every_entry_point_names_an_existing_module(name):
+    module = _module_of(ENTRY_POINTS[name])
+    assert importlib.util.find_spec(module) is not None, (
+        f"the entry point {name!r} names {module}, which does not exist")
+
+
+def test_every_built_in_plugin_module_has_an_entry_point():
+    """Modules under plugins/ that register something are reachable by an entry point."""
+    registered = {_module_of(ref) for ref in ENTRY_POINTS.values()}
+    for path in sorted((ROOT / "plugins").rglob("*.py")):
+        if "def modelfit_register_" not in path.read_text():
+            continue
+        module = "modelfit_plugins." + ".".join(path.relative_to(ROOT / "plugins")
+                                                .with_suffix("").parts)
+        assert module in registered, f"{module} registers plugins but no entry point names it"
+
+
+def test_the_example_distribution_is_documented():
+    example = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
+    readme = (EXAMPLE / "README.md").read_text()
+    for name, reference in example["project"]["entry-points"]["modelfit"].items():
+        assert f"`{name}`" in readme and f"`{name}`" in USER_DOCS["docs/plugins.md"], name
+        assert (EXAMPLE / "src" / (_module_of(reference).replace(".", "/") + ".py")).exists()
+    assert "examples/plugins/modelfit-example" in CONTRIBUTING

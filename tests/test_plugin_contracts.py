@@ -1,0 +1,243 @@
+"""The contract checks of ``modelfit_core.testing``, run on the built-in plugins,
+and shown to catch plugins that break the contracts."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from brian2 import mV, ms, second
+
+from modelfit_core.registry import Registry
+from modelfit_core.testing import (check_feedback, check_optimizer, check_registered,
+                                   check_spike_metric, check_trace_metric)
+
+BUILT_IN = Registry(distributions=["modelfit"])
+
+OPTIMIZER_CASES = {
+    "nevergrad": [({"method": method}, {}) for method in
+                  ("DE", "CMA", "OnePlusOne", "PSO", "TwoPointsDE")],
+    # Bayesian optimization refits its model for every asked point: a few small cases
+    "skopt": [({"method": "GP", "n_initial_points": 2, "acq_optimizer": "sampling",
+                "acq_optimizer_kwargs": {"n_points": 100}},
+               {"max_examples": 3, "max_samples": 3, "n_rounds": 2})],
+}
+"""(options, check_optimizer settings) for each built-in optimizer; one not listed is
+checked with default options."""
+
+METRIC_FACTORIES = {
+    "mse": [("trace", {}),
+            ("trace", {"normalization": 10 * mV}),
+            ("trace", {"t_start": 0.5 * ms})],  # traces of more than 5 steps, see below
+    "gamma_factor": [("spike", {"delta": 2 * ms, "time": 1 * second}),
+                     ("spike", {"delta": 1 * ms, "time": 1 * second, "rate_correction": False})],
+    "efel": [("efel", {"stim_times": [(1 * ms, 4 * ms)], "n_jobs": 1,
+                       "feat_list": ["voltage_base", "Spikecount", "mean_frequency"]})],
+}
+"""How to make and check each built-in metric: every registered one must be listed."""
+
+
+def optimizer_cases():
+    for name in BUILT_IN.names("optimizers"):
+        for options, settings in OPTIMIZER_CASES.get(name, [({}, {})]):
+            label = name + "".join(f"-{options[k]}" for k in ("method",) if k in options)
+            yield pytest.param(name, options, settings, id=label)
+
+
+@pytest.mark.parametrize("name,options,settings", list(optimizer_cases()))
+def test_built_in_optimizers_keep_the_optimizer_contract(name, options, settings):
+    cls = BUILT_IN.lookup("optimizers", name)
+    check_optimizer(functools.partial(cls, **options), **{"max_examples": 12, **settings})
+
+
+def metric_cases():
+    for name in BUILT_IN.names("metrics"):
+        for kind, options in METRIC_FACTORIES.get(name, []):
+            yield pytest.param(name, kind, options,
+                               id=name + "".join(f"-{k}" for k in options))
+
+
+def test_every_built_in_metric_has_a_contract_check():
+    assert set(BUILT_IN.names("metrics")) <= set(METRIC_FACTORIES), (
+        "add the new metric to METRIC_FACTORIES")
+
+
+@pytest.mark.parametrize("name,kind,options", list(metric_cases()))
+def test_built_in_metrics_keep_the_metric_contract(name, kind, options):
+    factory = functools.partial(BUILT_IN.lookup("metrics", name), **options)
+    if kind == "trace":
+        # with t_start beyond the end of the traces MSEMetric returns NaN: not checked
+        check_trace_metric(factory, n_steps=(6, 60), max_examples=15)
+    elif kind == "spike":
+        check_spike_metric(factory, duration=1.0, max_examples=15)
+    else:  # eFEL features of plausible voltages, long enough to hold the stimulus
+        check_trace_metric(factory, n_steps=(50, 80), n_samples=(1, 2), n_traces=(1, 2),
+                           max_examples=6)
+
+
+@pytest.mark.parametrize("name", BUILT_IN.names("feedback"))
+def test_built_in_feedback_keeps_the_feedback_contract(name, capsys):
+    check_feedback(BUILT_IN.lookup("feedback", name))
+
+
+@pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback"])
+def test_every_built_in_name_is_registered_through_modelfit(kind):
+    for name in BUILT_IN.names(kind):
+        check_registered(kind, name, distribution="modelfit", registry=BUILT_IN)
+
+
+# -- the checks catch broken plugins ---------------------------------------------------------
+class BoxOptimizer:
+    """A correct, seedable random search; subclasses below each break one rule."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def initialize(self, parameter_names, popsize, rounds, **bounds):
+        self.lower = np.array([bounds[n][0] for n in parameter_names])
+        self.upper = np.array([bounds[n][1] for n in parameter_names])
+        self.rng = np.random.default_rng(self.seed)
+        self.best, self.best_error = (self.lower + self.upper) / 2, np.inf
+        return popsize
+
+    def ask(self, n_samples):
+        return list(self.lower + self.rng.random((n_samples, self.lower.size))
+                    * (self.upper - self.lower))
+
+    def tell(self, parameters, errors):
+        k = int(np.argmin(errors))
+        if errors[k] < self.best_error:
+            self.best, self.best_error = np.asarray(parameters[k]), errors[k]
+
+    def recommend(self):
+        return self.best
+
+
+class OutsideBounds(BoxOptimizer):
+    def ask(self, n_samples):
+        return [v * 1.5 + 1e-15 for v in super().ask(n_samples)]
+
+
+class IgnoresSeed(BoxOptimizer):
+    def initialize(self, parameter_names, popsize, rounds, **bounds):
+        used = super().initialize(parameter_names, popsize, rounds, **bounds)
+        self.rng = np.random.default_rng()
+        return used
+
+
+class WrongCount(BoxOptimizer):
+    def ask(self, n_samples):
+        return super().ask(n_samples + 1)
+
+
+class RejectsArrays(BoxOptimizer):
+    def tell(self, parameters, errors):
+        if isinstance(errors, np.ndarray):
+            raise TypeError("errors must be a list")
+        super().tell(parameters, errors)
+
+
+def test_a_correct_optimizer_passes():
+    check_optimizer(BoxOptimizer, max_examples=10)
+
+
+@pytest.mark.parametrize("broken,message", [
+    (OutsideBounds, "outside the bounds"),
+    (IgnoresSeed, "the same seed"),
+    (WrongCount, "returned"),
+    (RejectsArrays, "errors must be a list"),
+])
+def test_check_optimizer_catches_broken_optimizers(broken, message):
+    with pytest.raises((AssertionError, TypeError), match=message):
+        check_optimizer(broken, max_examples=10)
+
+
+def test_seed_check_is_skipped_without_a_seed_keyword():
+    unseeded = functools.partial(IgnoresSeed)  # still accepts seed= through the class
+    with pytest.raises(AssertionError, match="same seed"):
+        check_optimizer(unseeded, max_examples=5)
+    check_optimizer(lambda: IgnoresSeed(), max_examples=5)  # no seed= to pass: not checked
+
+
+class SignedError:
+    """Mean signed difference: negative when the model is below the data."""
+
+    def calc(self, model, data, dt):
+        return (np.asarray(model) - np.asarray(data)[None]).mean(axis=(1, 2))
+
+
+class BatchSize:
+    """Scales by the batch size: a sample's error depends on the batch."""
+
+    def calc(self, model, data, dt):
+        errors = np.square(np.asarray(model) - np.asarray(data)[None]).mean(axis=(1, 2))
+        return errors * len(model)
+
+
+class InPlace:
+    """Squares the model traces in place (the fitter reuses them for results)."""
+
+    def calc(self, model, data, dt):
+        model -= data[None]
+        np.square(model, out=model)
+        return model.mean(axis=(1, 2))
+
+
+class NeverZero:
+    def calc(self, model, data, dt):
+        return np.abs(np.asarray(model) - np.asarray(data)[None]).mean(axis=(1, 2)) + 1.0
+
+
+class PerTrace:
+    """Returns (n_samples, n_traces) instead of (n_samples,)."""
+
+    def calc(self, model, data, dt):
+        return np.square(np.asarray(model) - np.asarray(data)[None]).mean(axis=2)
+
+
+@pytest.mark.parametrize("broken,message", [
+    (SignedError, "negative errors"),
+    (BatchSize, "batch of one sample scores differently"),
+    (InPlace, "modified the traces"),
+    (NeverZero, "not 0"),
+    (PerTrace, "returned shape"),
+])
+def test_check_trace_metric_catches_broken_metrics(broken, message):
+    with pytest.raises(AssertionError, match=message):
+        check_trace_metric(broken, max_examples=20)
+
+
+def test_check_trace_metric_options_relax_what_does_not_apply():
+    check_trace_metric(SignedError, non_negative=False, max_examples=5)
+    check_trace_metric(NeverZero, zero_on_perfect_match=False, max_examples=5)
+
+
+class SpikeCountDifference:
+    compares = "spikes"
+
+    def calc(self, model, data, dt):
+        return np.array([np.mean([abs(len(m) - len(d)) for m, d in zip(sample, data)])
+                         for sample in model], dtype=float)
+
+
+class DropsSpikes(SpikeCountDifference):
+    def calc(self, model, data, dt):
+        for sample in model:
+            sample[0] = sample[0][:0]  # empties the first train of each sample
+        return super().calc(model, data, dt)
+
+
+def test_check_spike_metric_passes_and_catches():
+    check_spike_metric(SpikeCountDifference, max_examples=10)
+    with pytest.raises(AssertionError, match="modified the spike trains"):
+        check_spike_metric(DropsSpikes, max_examples=30)
+
+
+def test_check_feedback_catches_a_bad_answer():
+    class Answers:
+        def __call__(self, params, errors, best_params, best_error, index, info=None):
+            return "stop"
+
+    with pytest.raises(AssertionError, match="returned 'stop'"):
+        check_feedback(Answers)

@@ -1,0 +1,283 @@
+"""Plugin discovery: entry points, lookup by name, errors, lazy imports, the CLI."""
+
+import importlib.metadata
+import subprocess
+import sys
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelfit_core import hookimpl
+from modelfit_core.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.registry import Registry
+
+BUILT_IN = {
+    "optimizers": ["nevergrad"],
+    "metrics": ["mse"],
+    "backends": ["runtime"],
+    "feedback": ["text", "progressbar"],
+}
+CORE_ENTRY_POINTS = ["runtime", "nevergrad", "mse", "text", "progressbar"]
+
+
+class _DummyMetric:
+    """Stands for a metric class; the registry never instantiates it."""
+
+    def calc(self, model_results, data_results, dt):  # the Metric protocol's method
+        raise NotImplementedError
+
+
+def metric_plugin(module_name, names, cls=_DummyMetric):
+    """A plugin module, built in code, registering ``names`` as metrics."""
+    module = types.ModuleType(module_name)
+
+    @hookimpl
+    def modelfit_register_metrics():
+        return {name: cls for name in names}
+
+    module.modelfit_register_metrics = modelfit_register_metrics
+    return module
+
+
+@pytest.mark.parametrize("kind,name", [(kind, name) for kind, names in BUILT_IN.items()
+                                       for name in names])
+def test_built_in_plugins_are_found_by_name(registry, kind, name):
+    """Every plugin shipped with modelfit is registered through its entry point."""
+    cls = registry.lookup(kind, name)
+    assert isinstance(cls, type)
+    assert name in registry.names(kind)
+    assert registry.statuses[registry.provider(kind, name)].loaded
+
+
+def test_built_in_classes_are_the_plugin_classes(registry):
+    from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
+    from modelfit_plugins.feedback.progressbar import ProgressBarFeedback
+    from modelfit_plugins.feedback.text import TextFeedback
+    from modelfit_plugins.metrics.mse import MSEMetric
+    from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
+
+    assert registry.lookup("optimizers", "nevergrad") is NevergradOptimizer
+    assert registry.lookup("metrics", "mse") is MSEMetric
+    assert registry.lookup("backends", "runtime") is Brian2RuntimeBackend
+    assert registry.lookup("feedback", "text") is TextFeedback
+    assert registry.lookup("feedback", "progressbar") is ProgressBarFeedback
+
+
+def test_unknown_name_lists_installed_names_and_suggests_closest(registry):
+    with pytest.raises(UnknownPluginError) as info:
+        registry.lookup("optimizers", "nevergard")
+    message = str(info.value)
+    assert "'nevergard'" in message
+    assert "Did you mean 'nevergrad'?" in message
+    assert "Installed optimizers: nevergrad" in message
+
+
+def test_unknown_name_is_a_key_error_with_a_readable_message(registry):
+    """UnknownPluginError derives from KeyError but does not repr() its message."""
+    with pytest.raises(KeyError) as info:
+        registry.lookup("metrics", "msee")
+    assert str(info.value).startswith("No metric plugin named 'msee'.")
+    assert "Did you mean 'mse'?" in str(info.value)
+
+
+def test_unknown_name_without_close_match_gives_no_suggestion(registry):
+    with pytest.raises(UnknownPluginError) as info:
+        registry.lookup("backends", "zzzzzz")
+    assert "Did you mean" not in str(info.value)
+    assert "runtime" in str(info.value)
+
+
+def test_unknown_kind_lists_the_kinds(registry):
+    with pytest.raises(UnknownPluginError, match="optimizers, metrics, backends"):
+        registry.lookup("optimiser", "nevergrad")
+
+
+def test_unknown_feedback_message_spells_the_kind(registry):
+    """Regression: the singular was once built as kind[:-1] ('feedbac', 'inferenc')."""
+    with pytest.raises(UnknownPluginError) as info:
+        registry.lookup("feedback", "progresbar")
+    assert str(info.value).startswith("No feedback plugin named 'progresbar'.")
+    assert "Did you mean 'progressbar'?" in str(info.value)
+    with pytest.raises(UnknownPluginError, match="No inference plugin named 'x'"):
+        registry.lookup("inference", "x")
+
+
+def test_plugin_module_registered_in_code_is_found(registry):
+    plugin = metric_plugin("my_lab_metrics", ["my_metric"])
+    registry.register(plugin)
+    assert registry.lookup("metrics", "my_metric") is _DummyMetric
+    assert registry.provider("metrics", "my_metric") == "my_lab_metrics"
+    assert registry.statuses["my_lab_metrics"].distribution == "(registered in code)"
+    # the entry-point plugins are still there
+    assert "mse" in registry.names("metrics")
+
+
+def test_plugin_passed_to_constructor_is_found():
+    plugin = metric_plugin("constructor_plugin", ["other_metric"])
+    registry = Registry(load_entrypoints=False, plugins=[plugin])
+    assert registry.names("metrics") == ["other_metric"]
+    assert registry.names("optimizers") == []
+
+
+def test_duplicate_name_raises_naming_both_plugins(registry):
+    registry.register(metric_plugin("shadowing_plugin", ["mse"]))
+    with pytest.raises(DuplicatePluginError) as info:
+        registry.lookup("metrics", "mse")
+    message = str(info.value)
+    assert "'mse'" in message
+    assert "shadowing_plugin" in message
+    assert registry.statuses["mse"].name in message  # the entry point "mse"
+    assert "MODELFIT_DISABLE_PLUGINS" in message
+
+
+def test_disable_plugins_environment_variable_hides_a_plugin(monkeypatch):
+    monkeypatch.setenv("MODELFIT_DISABLE_PLUGINS", "mse")
+    registry = Registry(distributions=["modelfit"])
+    assert "mse" not in registry.names("metrics")
+    assert "mse" not in registry.statuses
+    assert "nevergrad" in registry.names("optimizers")
+    with pytest.raises(UnknownPluginError):
+        registry.lookup("metrics", "mse")
+
+
+def test_disable_argument_hides_a_plugin_and_allows_a_replacement():
+    registry = Registry(distributions=["modelfit"], disable=["mse"],
+                        plugins=[metric_plugin("replacement", ["mse"])])
+    assert registry.lookup("metrics", "mse") is _DummyMetric
+
+
+def test_distribution_filter_excludes_other_distributions():
+    registry = Registry(distributions=["no-such-distribution"])
+    assert registry.statuses == {}
+    assert registry.names("metrics") == []
+
+
+def test_broken_entry_point_does_not_break_the_others(monkeypatch, capsys):
+    """A plugin whose import fails is reported (with a pip hint), the rest still load."""
+    real = importlib.metadata.entry_points
+
+    def with_broken(group=None, **kwargs):
+        eps = list(real(group=group, **kwargs))
+        broken = importlib.metadata.EntryPoint(
+            name="broken", value="modelfit_no_such_package.plugin", group=group)
+        return eps + [broken]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", with_broken)
+    registry = Registry()
+    status = registry.statuses["broken"]
+    assert not status.loaded
+    assert status.missing_package == "modelfit_no_such_package"
+    assert "pip install modelfit_no_such_package" in status.describe()
+    assert "nevergrad" in registry.names("optimizers")
+    with pytest.raises(UnknownPluginError, match="failed to load: broken"):
+        registry.lookup("optimizers", "nevergard")
+
+    from modelfit_core import cli
+    assert cli.main(["plugins"]) == 0
+    assert cli.main(["plugins", "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "broken" in out and "FAILED" in out
+
+
+_identifiers = st.from_regex(r"[^\W\d]\w{0,20}", fullmatch=True).filter(str.isidentifier)
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=_identifiers)
+def test_any_identifier_round_trips_as_metric_name(name):
+    cls = type("GeneratedMetric", (_DummyMetric,), {})
+    plugin = metric_plugin(f"plugin_for_{name}", [name], cls=cls)
+    registry = Registry(load_entrypoints=False, plugins=[plugin])
+    assert registry.lookup("metrics", name) is cls
+    assert registry.names("metrics") == [name]
+    assert registry.find_class("GeneratedMetric") is cls
+
+
+def test_lazy_attributes_resolve_to_plugin_classes(registry):
+    from modelfit_core import MSEMetric, NevergradOptimizer, TraceFitter
+    from modelfit_core.trace_fitter import TraceFitter as CoreTraceFitter
+
+    assert NevergradOptimizer is registry.lookup("optimizers", "nevergrad")
+    assert MSEMetric is registry.lookup("metrics", "mse")
+    assert TraceFitter is CoreTraceFitter
+
+
+def test_star_import_names_include_plugin_classes():
+    import modelfit_core
+
+    names = modelfit_core.__all__
+    for name in ("NevergradOptimizer", "MSEMetric", "TraceFitter", "Pipeline",
+                 "ConfigurationError", "hookimpl"):
+        assert name in names
+
+
+def test_unknown_attribute_raises_attribute_error():
+    import modelfit_core
+
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        modelfit_core.NoSuchThing  # noqa: B018
+    assert not hasattr(modelfit_core, "_private_missing")
+
+
+def test_importing_the_package_loads_neither_brian2_nor_nevergrad():
+    code = "import modelfit_core, sys; print('brian2' in sys.modules, 'nevergrad' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["False", "False"]
+
+
+def test_cli_plugins_lists_every_entry_point(capsys):
+    from modelfit_core import cli
+
+    assert cli.main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["entry", "point"]
+    entry_points = {ep.name for ep in importlib.metadata.entry_points(group="modelfit")}
+    assert set(CORE_ENTRY_POINTS) <= entry_points
+
+    def row_of(name):
+        rows = [line for line in lines[1:] if line.startswith(name)
+                and line[len(name):].lstrip().split()[0] in ("ok", "FAILED")]
+        assert len(rows) == 1, (name, lines)
+        return rows[0], rows[0][len(name):].split()[0]
+
+    for name in CORE_ENTRY_POINTS:
+        row, state = row_of(name)
+        assert state == "ok", row
+        assert row.rstrip().endswith("modelfit")
+    # optional plugins are ok, or FAILED with an install hint on the next line
+    for name in entry_points - set(CORE_ENTRY_POINTS):
+        row, state = row_of(name)
+        if state == "FAILED":
+            assert "pip install" in lines[lines.index(row) + 1]
+    assert "optimizer 'nevergrad'" in row_of("nevergrad")[0]
+    assert "metric 'mse'" in row_of("mse")[0]
+    assert "backend 'runtime'" in row_of("runtime")[0]
+
+
+def test_cli_plugins_keeps_long_names_apart(monkeypatch, capsys):
+    from modelfit_core import cli
+
+    real = importlib.metadata.entry_points
+
+    def with_long_name(group=None, **kwargs):
+        long_name = importlib.metadata.EntryPoint(
+            name="plugin_with_a_long_name", value="modelfit_core.errors", group=group)
+        return list(real(group=group, **kwargs)) + [long_name]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", with_long_name)
+    assert cli.main(["plugins"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("plugin_with_a_long_name")]
+    assert rows[0].split()[:2] == ["plugin_with_a_long_name", "ok"]
+
+
+def test_cli_plugins_spells_feedback(capsys):
+    """Regression: the listing once said "feedbac 'text'"."""
+    from modelfit_core import cli
+
+    cli.main(["plugins"])
+    assert "feedback 'text'" in capsys.readouterr().out

@@ -1,0 +1,508 @@
+"""Third-party plugins: a real external distribution, broken plugins, lifecycle listeners.
+
+``examples/plugins/modelfit-example`` is a separate pip-installable distribution
+(``modelfit-example``) providing the optimizer ``cmaes`` (pycma's CMA-ES) and the
+metric ``mae``. The module fixture installs it into this interpreter's
+environment the way a user would (``pip install -e``; ``--no-deps
+--no-build-isolation`` so that it needs no network: pycma and setuptools come
+with ``modelfit[test]``), unless that checkout is installed already. Nothing in
+modelfit names it: it is found through its entry points only.
+
+Broken plugins are real distributions too: ``*.dist-info`` folders with an
+``entry_points.txt``, written to a temporary folder put on ``sys.path``, which
+``importlib.metadata`` reads exactly as it reads installed packages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import site
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brian2 import mV, volt
+
+from modelfit_core import hookimpl
+from modelfit_core.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.pipeline import Pipeline
+from modelfit_core.registry import PluginContractError, Registry
+from modelfit_core.testing import check_optimizer, check_registered, check_trace_metric
+
+from conftest import BOUNDS, TRUE_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plugins" / "modelfit-example"
+DISTRIBUTION = "modelfit-example"
+
+
+# -- installing the example distribution ------------------------------------------------
+def _installed_from_this_checkout() -> bool:
+    try:
+        dist = importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+    return (direct_url.get("url") == EXAMPLE.as_uri()
+            and direct_url.get("dir_info", {}).get("editable", False))
+
+
+@contextlib.contextmanager
+def _install_lock():
+    """Two test runs sharing the virtual environment do not install at once."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(Path(sys.prefix) / ".modelfit-example-install.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pip_install_example() -> None:
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-deps", "--no-build-isolation", "--editable", str(EXAMPLE)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if completed.returncode != 0:
+        # e.g. a setuptools too old to build without the `wheel` package: let pip
+        # fetch the build requirements of the example's pyproject.toml itself
+        command.remove("--no-build-isolation")
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, (
+        f"could not install {EXAMPLE}:\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+
+
+def _make_importable_here() -> None:
+    """An editable install takes effect through a .pth file, which Python reads at
+    start-up; process the new one so that this interpreter sees the package too."""
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("modelfit_example") is not None:
+        return
+    dist = importlib.metadata.distribution(DISTRIBUTION)
+    for file in dist.files or []:
+        if file.name.endswith(".pth"):
+            path = Path(dist.locate_file(file))
+            site.addpackage(str(path.parent), path.name, None)
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("modelfit_example") is not None
+
+
+@pytest.fixture(scope="module")
+def example_installed():
+    """``modelfit-example`` installed (editable) from this checkout; the lazy registry
+    behind ``from modelfit_core import ...`` is re-read if it was installed just now."""
+    with _install_lock():
+        fresh = not _installed_from_this_checkout()
+        if fresh:
+            _pip_install_example()
+    _make_importable_here()
+    if fresh:
+        import modelfit_core
+        modelfit_core._registry = None  # built before the install, without the example
+    return EXAMPLE
+
+
+def run_python(code: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (which reads the entry points anew)."""
+    env = {k: v for k, v in os.environ.items() if k != "MODELFIT_DISABLE_PLUGINS"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+# -- the example distribution ------------------------------------------------------------
+def test_example_is_found_through_its_entry_points_only(example_installed):
+    registry = Registry()
+    optimizer = check_registered("optimizers", "cmaes", distribution=DISTRIBUTION,
+                                 registry=registry)
+    metric = check_registered("metrics", "mae", distribution=DISTRIBUTION, registry=registry)
+    assert optimizer.__module__ == "modelfit_example.cma_optimizer"
+    assert metric.__module__ == "modelfit_example.mae_metric"
+    assert registry.statuses["cmaes"].module == "modelfit_example.cma_optimizer"
+    # the core never names it: isolating the built-ins, or disabling it, hides it
+    assert "cmaes" not in Registry(distributions=["modelfit"]).names("optimizers")
+    hidden = Registry(disable=[DISTRIBUTION])
+    assert "mae" not in hidden.names("metrics") and "mse" in hidden.names("metrics")
+    with pytest.raises(UnknownPluginError, match="Installed optimizers"):
+        hidden.lookup("optimizers", "cmaes")
+    assert "modelfit_example" not in (ROOT / "modelfit_core" / "registry.py").read_text()
+
+
+def test_example_fits_through_pipeline_from_names(example_installed, make_fitter):
+    results = []
+    for _ in range(2):  # the same seed repeats the fit exactly
+        pipe = Pipeline.from_names(optimizer="cmaes", metric="mae", feedback=None, seed=3,
+                                   optimizer_options={"sigma0": 0.3})
+        assert type(pipe.optimizer).__name__ == "CMAESOptimizer"
+        assert type(pipe.metric).__name__ == "MAEMetric"
+        fitter = make_fitter(pipeline=pipe, n_samples=10)
+        best, error = fitter.fit(n_rounds=30, **BOUNDS)
+        results.append((best, error, fitter.results(format="dataframe")))
+    (best, error, frame), (_, _, frame_again) = results
+    assert frame.equals(frame_again)
+    assert error.has_same_dimensions(volt)  # MAE: the units of the output
+    first_round = frame[frame["round"] == 0]["errors"].min()
+    assert float(error) < float(0.5 * mV) < first_round / 10  # in V
+    for name, true in TRUE_PARAMS.items():
+        assert float(best[name]) == pytest.approx(float(true), rel=0.05), name
+
+
+def test_example_through_the_classic_interface(example_installed, make_fitter):
+    from modelfit_core import CMAESOptimizer, MAEMetric  # resolved through the registry
+    import modelfit_example.cma_optimizer
+    import modelfit_example.mae_metric
+
+    assert CMAESOptimizer is modelfit_example.cma_optimizer.CMAESOptimizer
+    assert MAEMetric is modelfit_example.mae_metric.MAEMetric
+    fitter = make_fitter(n_samples=10)
+    best, error = fitter.fit(n_rounds=30, optimizer=CMAESOptimizer(seed=1),
+                             metric=MAEMetric(normalization=1 * mV), callback=None, **BOUNDS)
+    assert isinstance(error, float) and error < 1  # normalized by 1 mV: in mV, no units
+    assert float(best["gl"]) == pytest.approx(float(TRUE_PARAMS["gl"]), rel=0.1)
+
+
+def test_a_fresh_process_sees_the_example_and_the_cli_lists_it(example_installed):
+    """A new interpreter (one process, to stay fast) finds the example through the
+    classic names and ``Pipeline.from_names``, and ``modelfit plugins`` lists it."""
+    completed = run_python("""
+        import sys
+        import modelfit_core
+        from modelfit_core import CMAESOptimizer, MAEMetric, Pipeline
+        from modelfit_core.cli import main   # what the `modelfit` script runs
+        assert CMAESOptimizer.__module__ == "modelfit_example.cma_optimizer"
+        assert {"CMAESOptimizer", "MAEMetric"} <= set(modelfit_core.__all__)
+        pipe = Pipeline.from_names(optimizer="cmaes", metric="mae", feedback=None, seed=1)
+        assert isinstance(pipe.optimizer, CMAESOptimizer) and pipe.optimizer.seed == 1
+        assert isinstance(pipe.metric, MAEMetric)
+        sys.exit(main(["plugins"]))
+    """)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = {line.split()[0]: line for line in completed.stdout.splitlines()[1:]
+            if line and not line[0].isspace()}
+    for name, provides in (("cmaes", "optimizer 'cmaes'"), ("mae", "metric 'mae'")):
+        assert rows[name].split()[1] == "ok", rows[name]
+        assert provides in rows[name]
+        assert rows[name].rstrip().endswith(DISTRIBUTION)
+
+
+def test_example_plugins_keep_the_contracts(example_installed):
+    registry = Registry()
+    check_optimizer(registry.lookup("optimizers", "cmaes"), max_examples=15)
+    check_trace_metric(registry.lookup("metrics", "mae"), max_examples=15)
+
+
+def test_example_optimizer_genuinely_optimizes(example_installed):
+    """CMA-ES beats random search by orders of magnitude on a narrow 4-D valley."""
+    optimizer_class = Registry().lookup("optimizers", "cmaes")
+    lower, upper = np.array([1e-9, 1e-12, -0.08, 1e-3]), np.array([1e-7, 1e-10, -0.04, 0.1])
+    target = lower + np.array([0.31, 0.72, 0.15, 0.58]) * (upper - lower)
+    weights = np.array([1.0, 10.0, 100.0, 1000.0])
+
+    def errors(vectors):
+        return (np.square((np.asarray(vectors) - target) / (upper - lower)) * weights).sum(1)
+
+    optimizer = optimizer_class(seed=11)
+    names = ["g", "c", "e", "tau"]
+    optimizer.initialize(names, popsize=12, rounds=80,
+                         **{n: [lo, hi] for n, lo, hi in zip(names, lower, upper)})
+    for _ in range(80):
+        vectors = optimizer.ask(12)
+        optimizer.tell(vectors, errors(vectors))
+    found = errors([optimizer.recommend()])[0]
+    rng = np.random.default_rng(11)
+    random_best = errors(lower + rng.random((960, 4)) * (upper - lower)).min()
+    assert found < 1e-8
+    assert found < 1e-5 * random_best
+
+
+# -- broken plugins ----------------------------------------------------------------------
+BROKEN = {
+    # distribution: (entry points, {module: source})
+    "modelfit-needs-lib": ({"needs_lib": "mf_broken_needs_lib"},
+                           {"mf_broken_needs_lib": "import modelfit_no_such_library\n"}),
+    "modelfit-crashes": ({"crashes": "mf_broken_crashes"},
+                         {"mf_broken_crashes": "raise RuntimeError('boom at import')\n"}),
+    "modelfit-wrong-shape": ({"wrong_shape": "mf_broken_shapes"}, {"mf_broken_shapes": """
+        from modelfit_core import hookimpl
+
+        class HalfOptimizer:                 # no initialize(), no recommend()
+            def ask(self, n_samples): ...
+            def tell(self, parameters, errors): ...
+
+        class FeaturesOnly:                  # no calc()
+            def get_features(self, model, data, dt): ...
+            def get_errors(self, features): ...
+
+        class GoodMetric:
+            def calc(self, model, data, dt): ...
+
+        class Silent:                        # instances are not callable
+            pass
+
+        class NoPrepare:
+            name = "noprepare"
+
+        class NoInfer:
+            pass
+
+        @hookimpl
+        def modelfit_register_optimizers():
+            return {"half": HalfOptimizer}
+
+        @hookimpl
+        def modelfit_register_metrics():
+            return {"features_only": FeaturesOnly, "good_metric": GoodMetric}
+
+        @hookimpl
+        def modelfit_register_feedback():
+            return {"silent": Silent}
+
+        @hookimpl
+        def modelfit_register_backends():
+            return {"noprepare": NoPrepare}
+
+        @hookimpl
+        def modelfit_register_inference():
+            return {"noinfer": NoInfer}
+    """}),
+    "modelfit-duplicate": ({"shadow": "mf_broken_shadow"}, {"mf_broken_shadow": """
+        from modelfit_core import hookimpl
+
+        class OtherMSE:
+            def calc(self, model, data, dt): ...
+
+        @hookimpl
+        def modelfit_register_metrics():
+            return {"mse": OtherMSE}
+    """}),
+    "modelfit-name-clash": ({"nevergrad": "mf_broken_clash"}, {"mf_broken_clash": """
+        from modelfit_core import hookimpl
+
+        class Quiet:
+            def __call__(self, params, errors, best_params, best_error, index, info=None):
+                return False
+
+        @hookimpl
+        def modelfit_register_feedback():
+            return {"quiet": Quiet}
+    """}),
+    "modelfit-typo": ({"typo": "mf_broken_typo"}, {"mf_broken_typo": """
+        from modelfit_core import hookimpl
+
+        class Opt:
+            def initialize(self, parameter_names, popsize, rounds, **bounds): ...
+            def ask(self, n_samples): ...
+            def tell(self, parameters, errors): ...
+            def recommend(self): ...
+
+        @hookimpl
+        def modelfit_register_optimizer():   # singular: pluggy would never call it
+            return {"typo_opt": Opt}
+    """}),
+    "modelfit-bad-arguments": ({"bad_arguments": "mf_broken_arguments"}, {"mf_broken_arguments": """
+        from modelfit_core import hookimpl
+
+        @hookimpl
+        def modelfit_best_improved(fitter, best_parameters):   # no such argument
+            pass
+    """}),
+    "modelfit-raises": ({"raises": "mf_broken_raises"}, {"mf_broken_raises": """
+        from modelfit_core import hookimpl
+
+        @hookimpl
+        def modelfit_register_metrics():
+            raise KeyError("no configuration")
+    """}),
+}
+
+
+@pytest.fixture
+def broken_plugins(tmp_path, monkeypatch):
+    """Installs the BROKEN distributions (dist-info + modules) in a folder on sys.path."""
+    for dist, (entry_points, modules) in BROKEN.items():
+        info = tmp_path / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(
+            "[modelfit]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+        for module, source in modules.items():
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield list(BROKEN)
+    for module in [m for _, modules in BROKEN.values() for m in modules]:
+        sys.modules.pop(module, None)
+
+
+def test_broken_plugins_are_reported_and_the_others_still_load(broken_plugins):
+    registry = Registry(distributions=["modelfit", *broken_plugins])
+    statuses = registry.statuses
+    # the built-ins are all there and usable
+    for kind, name in (("optimizers", "nevergrad"), ("backends", "runtime"),
+                       ("feedback", "text"), ("metrics", "gamma_factor")):
+        registry.lookup(kind, name)
+    assert statuses["nevergrad"].loaded and statuses["nevergrad"].distribution == "modelfit"
+
+    # import errors: the missing package, or the exception, with the distribution
+    assert statuses["needs_lib"].distribution == "modelfit-needs-lib"
+    assert "missing package 'modelfit_no_such_library'" in statuses["needs_lib"].describe()
+    assert statuses["crashes"].describe() == "not loaded: RuntimeError: boom at import"
+
+    # wrong Protocol shapes: each class rejected with a message naming the plugin,
+    # its distribution and the missing methods; the good class of the same plugin works
+    shape = statuses["wrong_shape"]
+    assert not shape.loaded and len(shape.problems) == 5
+    for kind, name, missing in (("optimizers", "half", "initialize(), recommend()"),
+                                ("metrics", "features_only", "calc()"),
+                                ("feedback", "silent", "__call__()"),
+                                ("backends", "noprepare", "prepare()"),
+                                ("inference", "noinfer", "infer()")):
+        with pytest.raises(PluginContractError) as info:
+            registry.lookup(kind, name)
+        message = str(info.value)
+        assert "plugin 'wrong_shape' (distribution 'modelfit-wrong-shape')" in message
+        assert f"has no {missing}" in message
+        assert any(message == p for p in shape.problems)
+    assert registry.lookup("metrics", "good_metric").__name__ == "GoodMetric"
+
+    # the same name twice: that name is unusable (both named), every other one works
+    with pytest.raises(DuplicatePluginError) as info:
+        registry.lookup("metrics", "mse")
+    message = str(info.value)
+    assert "'mse' (distribution 'modelfit')" in message
+    assert "'shadow' (distribution 'modelfit-duplicate')" in message
+    assert "MODELFIT_DISABLE_PLUGINS=shadow" in message
+    assert not statuses["shadow"].loaded and not statuses["mse"].loaded
+    assert Registry(distributions=["modelfit", *broken_plugins], disable=["shadow"]
+                    ).lookup("metrics", "mse").__name__ == "MSEMetric"
+
+    # an entry-point name that another distribution uses too: both load, the
+    # built-in keeps the plain name, the other is 'distribution:name'
+    assert statuses["nevergrad"].distribution == "modelfit"
+    assert statuses["modelfit-name-clash:nevergrad"].loaded
+    assert registry.provider("feedback", "quiet") == "modelfit-name-clash:nevergrad"
+
+    # a misspelt hook, a hook with arguments pluggy does not know, a hook that raises
+    assert "PluginValidationError" in statuses["bad_arguments"].describe()
+    assert "best_parameters" in statuses["bad_arguments"].describe()
+    assert "did you mean modelfit_register_optimizers()" in statuses["typo"].describe()
+    assert "modelfit_register_metrics() failed: KeyError" in statuses["raises"].describe()
+
+    # an unknown name's message lists what failed
+    with pytest.raises(UnknownPluginError) as info:
+        registry.lookup("optimizers", "nevergard")
+    assert "Did you mean 'nevergrad'?" in str(info.value)
+    assert "crashes (not loaded: RuntimeError: boom at import)" in str(info.value)
+
+
+def test_cli_lists_broken_plugins_with_their_distribution(broken_plugins, capsys):
+    from modelfit_core import cli
+
+    assert cli.main(["plugins"]) == 0
+    assert cli.main(["plugins", "--strict"]) == 1
+    out = capsys.readouterr().out.split("entry point")[1]  # the first listing
+    lines = out.splitlines()
+    rows = {line.split()[0]: (line, lines[k + 1] if k + 1 < len(lines) else "")
+            for k, line in enumerate(lines) if line and not line[0].isspace()}
+    for name, dist in (("needs_lib", "modelfit-needs-lib"), ("crashes", "modelfit-crashes"),
+                       ("wrong_shape", "modelfit-wrong-shape"), ("shadow", "modelfit-duplicate"),
+                       ("typo", "modelfit-typo")):
+        row, detail = rows[name]
+        assert row.split()[1] == "FAILED" and row.rstrip().endswith(dist), row
+        assert detail.strip(), f"no reason printed for {name}"
+    assert "pip install modelfit_no_such_library" in rows["needs_lib"][1]
+    assert rows["runtime"][0].split()[1] == "ok"
+    assert rows["text"][0].split()[1] == "ok"
+
+
+# -- lifecycle hooks ---------------------------------------------------------------------
+class Listener:
+    """A plugin that only listens: counts every lifecycle hook call."""
+
+    def __init__(self):
+        self.calls: dict[str, list] = {}
+
+    def _record(self, hook, **kwargs):
+        self.calls.setdefault(hook, []).append(kwargs)
+
+    @hookimpl
+    def modelfit_round_finished(self, fitter, round_record):
+        self._record("modelfit_round_finished", index=round_record.index)
+
+    @hookimpl
+    def modelfit_best_improved(self, fitter, params, error):
+        self._record("modelfit_best_improved", error=error)
+
+    @hookimpl
+    def modelfit_fit_finished(self, fitter, best_params, best_error):
+        self._record("modelfit_fit_finished", error=best_error)
+
+    @hookimpl
+    def modelfit_checkpoint_written(self, fitter, location):
+        self._record("modelfit_checkpoint_written", location=location)
+
+
+def test_lifecycle_hooks_reach_a_listener_plugin(example_installed, make_fitter, tmp_path):
+    listener = Listener()
+    pipe = Pipeline.from_names(optimizer="cmaes", metric="mae", feedback=None, seed=2,
+                               plugins=[listener], storage=f"sqlite:///{tmp_path / 'fit.db'}",
+                               study="listened")
+    fitter = make_fitter(pipeline=pipe)
+    _, error = fitter.fit(n_rounds=3, **BOUNDS)
+    calls = listener.calls
+    assert [c["index"] for c in calls["modelfit_round_finished"]] == [0, 1, 2]
+    assert len(calls["modelfit_checkpoint_written"]) == 3
+    assert calls["modelfit_checkpoint_written"][0]["location"].endswith("fit.db#listened")
+    improvements = [c["error"] for c in calls["modelfit_best_improved"]]
+    assert 1 <= len(improvements) <= 3 and improvements == sorted(improvements, reverse=True)
+    assert calls["modelfit_fit_finished"] == [{"error": improvements[-1]}]
+    assert float(error) == pytest.approx(improvements[-1])
+
+
+def test_plugins_registered_in_code_provide_every_kind():
+    """A plugin module made in code (as a notebook would) registers one class of each
+    kind through the registration hooks; lookup finds each by name."""
+    module = types.ModuleType("lab_plugin")
+
+    class LabOptimizer:
+        def initialize(self, parameter_names, popsize, rounds, **bounds): ...
+        def ask(self, n_samples): ...
+        def tell(self, parameters, errors): ...
+        def recommend(self): ...
+
+    class LabMetric:
+        def calc(self, model_results, data_results, dt): ...
+
+    class LabBackend:
+        name = "lab"
+
+        def prepare(self, spec): ...
+
+    class LabFeedback:
+        def __call__(self, params, errors, best_params, best_error, index, info=None): ...
+
+    class LabInference:
+        def infer(self, *args, **kwargs): ...
+
+    classes = {"optimizers": LabOptimizer, "metrics": LabMetric, "backends": LabBackend,
+               "feedback": LabFeedback, "inference": LabInference}
+    module.modelfit_register_optimizers = hookimpl(lambda: {"lab": LabOptimizer})
+    module.modelfit_register_metrics = hookimpl(lambda: {"lab": LabMetric})
+    module.modelfit_register_backends = hookimpl(lambda: {"lab": LabBackend})
+    module.modelfit_register_feedback = hookimpl(lambda: {"lab": LabFeedback})
+    module.modelfit_register_inference = hookimpl(lambda: {"lab": LabInference})
+    registry = Registry(load_entrypoints=False, plugins=[module])
+    for kind, cls in classes.items():
+        assert registry.lookup(kind, "lab") is cls
+    assert registry.statuses["lab_plugin"].loaded
