@@ -14,17 +14,19 @@ recorded vs online error on long traces.
    (``--recorded-seconds``, 0.5 s: 0.4 GB per copy), next to the online error on
    the same traces.
 
-Each case runs in a fresh process, so that its peak memory (ru_maxrss of the
-process, and of its largest child: the standalone binary, a dask worker) is
-its own (the standalone binary's peak is read with /usr/bin/time, a dask
-worker's from the worker). Same optimizer seed everywhere: every backend evaluates the same
-parameter sets, and the error columns must agree.
+Each case runs in a fresh process, so that its peak memory is its own: the
+Python process's ru_maxrss, and the standalone binary's (read with
+/usr/bin/time) or a dask worker's (asked from the worker). Same optimizer seed
+everywhere: every backend evaluates the same parameter sets, and the printed
+differences of the errors from runtime's show how closely they agree.
 
     .venv/bin/python benchmarks/backends.py [--rounds 4] [--long-seconds 2]
         [--recorded-seconds 0.5] [--samples 100] [--only hh|long] [--no-dask]
 
 Not a test: it prints figures and asserts nothing. The default run takes
-about 3-4 minutes on 2 cores.
+about 2-3 minutes on 2 free cores. OpenMP threads synchronise several times per
+time step: when another job holds one of the cores, "standalone x2" becomes
+many times slower than "standalone x1" (see docs/backends.md).
 """
 
 from __future__ import annotations
@@ -249,17 +251,18 @@ def agreement(results, reference="runtime"):
 
 def table(title, results, rows):
     labels = list(results)
+    width = max(15, *(len(label) + 2 for label in labels))
     print(f"\n{title}")
-    print(f"{'':<30}" + "".join(f"{label:>15}" for label in labels))
+    print(f"{'':<30}" + "".join(f"{label:>{width}}" for label in labels))
     for name, key, fmt in rows:
         cells = []
         for label in labels:
             res = results[label]
             if "failed" in res:
-                cells.append(f"{'failed':>15}")
+                cells.append(f"{'failed':>{width}}")
             else:
-                value = key(res) if callable(key) else res.get(key, float("nan"))
-                cells.append(f"{value:>15{fmt}}")
+                value = res.get(key, float("nan"))
+                cells.append(f"{'-':>{width}}" if value != value else f"{value:>{width}{fmt}}")
         print(f"{name:<30}" + "".join(cells))
     for label, res in results.items():
         if "failed" in res:

@@ -61,24 +61,28 @@ def test_killed_worker_share_is_recomputed(dask_backend):
     """A worker SIGKILLed in the middle of a round: its chunk runs again elsewhere and
     the fit ends exactly as without the failure."""
     client = dask_backend.client or dask_backend._ensure_client()
-    n_steps = 20000  # a round long enough to kill a worker inside it
-    killed = []
+    # asked here, in the main thread: the killer thread must not use the client
+    victim = sorted(client.run(os.getpid).values())[0]
+    n_steps = 50000  # about 0.3 s per round here: the kill lands well inside round 2
+    events = {}
 
-    def kill_one_worker_soon(*_args):
-        if killed:
+    def kill_a_worker_inside_the_next_round(*_args):
+        if "killed" in events and "round_after_kill_ended" not in events:
+            events["round_after_kill_ended"] = time.monotonic()
+        if "scheduled" in events:
             return False
+        events["scheduled"] = time.monotonic()
 
         def kill():
-            time.sleep(0.3)
-            pids = client.run(os.getpid)
-            victim = sorted(pids.values())[0]
+            time.sleep(0.05)
             os.kill(victim, signal.SIGKILL)
-            killed.append(victim)
+            events["killed"] = time.monotonic()
         threading.Thread(target=kill, daemon=True).start()
         return False
 
     distributed = fit(dask_backend, n_steps=n_steps, n_rounds=3,
-                      callback=kill_one_worker_soon, n_samples=6)
-    assert killed, "no worker was killed"
+                      callback=kill_a_worker_inside_the_next_round, n_samples=6)
+    assert "killed" in events, "no worker was killed"
+    assert events["killed"] < events["round_after_kill_ended"], "the kill missed the round"
     local = fit("runtime", n_steps=n_steps, n_rounds=3, n_samples=6)
     assert distributed.equals(local)

@@ -177,3 +177,28 @@ def test_pipeline_by_name_with_seed(passive_data, registry):
                                    param_init={"v": El})
         outcomes.append(fitter.fit(n_rounds=2, **BOUNDS))
     assert outcomes[0][0] == outcomes[1][0]
+
+
+def test_fast_batch_keeps_the_fitted_kernel_and_repeats():
+    """fast_batch: one hyperparameter fit per round; same seed, same points."""
+    first = SkoptOptimizer("GP", seed=3, fast_batch=True, **FAST)
+    points = rounds(first, n_rounds=2, n_samples=4)
+    again = rounds(SkoptOptimizer("GP", seed=3, fast_batch=True, **FAST), n_rounds=2,
+                   n_samples=4)
+    assert np.array_equal(points, again)
+    assert len(np.unique(points[-1], axis=0)) == 4  # the lies spread the batch
+    assert first.optim.base_estimator_.get_params()["optimizer"] is not None  # restored
+    assert not np.array_equal(points, rounds(SkoptOptimizer("GP", seed=3, **FAST),
+                                             n_rounds=2, n_samples=4))
+
+
+def test_fixed_kernel_copy_reproduces_the_fitted_model():
+    from modelfit_plugins.optimizers.skopt_optimizer import _fixed_kernel_copy
+    optimizer = SkoptOptimizer("GP", seed=0, **FAST)
+    rounds(optimizer, n_rounds=2, n_samples=3)
+    model = optimizer.optim.models[-1]
+    copy = _fixed_kernel_copy(model).fit(np.asarray(optimizer.optim.space.transform(
+        optimizer.optim.Xi)), optimizer.optim.yi)
+    X = np.random.RandomState(1).uniform(size=(5, 2))
+    for a, b in zip(model.predict(X, return_std=True), copy.predict(X, return_std=True)):
+        assert np.allclose(a, b, rtol=1e-6, atol=1e-9)

@@ -147,6 +147,8 @@ class DaskBackend:
             self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
                                         processes=True, dashboard_address=None)
             self.client = Client(self.cluster)
+        from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
+        self.client.register_plugin(ImportBrianFirst())
         return self.client
 
     def prepare(self, spec: SimulationSpec) -> DaskSimulation:
