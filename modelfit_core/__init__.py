@@ -44,6 +44,9 @@ _CORE_NAMES = {
     "PluginLoadError": "modelfit_core.errors",
     "PluginContractError": "modelfit_core.errors",
     "FitStateError": "modelfit_core.errors",
+    "get_spikes": "modelfit_core.data",
+    "get_sensitivity_equations": "modelfit_core.sensitivity",
+    "get_sensitivity_init": "modelfit_core.sensitivity",
     "load_hh_dataset": "modelfit_core.datasets",
     "HH_MODEL": "modelfit_core.datasets",
 }

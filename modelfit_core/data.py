@@ -96,3 +96,24 @@ def spike_trains(values: Any, name: str = "spikes") -> list[np.ndarray]:
             raise DataError(f"Spike train {k} of {name!r} contains NaN/inf.")
         trains.append(array)
     return trains
+
+
+def get_spikes(monitor, n_samples: int, n_traces: int) -> list[list[np.ndarray]]:
+    """Spike times of a SpikeMonitor over ``n_samples * n_traces`` neurons.
+
+    Neuron ``sample * n_traces + trace`` holds parameter set ``sample`` on
+    input trace ``trace`` (the layout every fitter uses).
+
+    Returns
+    -------
+    list of list of ndarray
+        ``spikes[sample][trace]``: spike times in seconds, without units.
+    """
+    indices = np.asarray(monitor.variables["i"].get_value())
+    times = np.asarray(monitor.variables["t"].get_value())
+    order = np.argsort(indices, kind="stable")
+    boundaries = np.searchsorted(indices[order], np.arange(n_samples * n_traces + 1))
+    per_neuron = [times[order[boundaries[k]:boundaries[k + 1]]]
+                  for k in range(n_samples * n_traces)]
+    return [per_neuron[s * n_traces:(s + 1) * n_traces] for s in range(n_samples)]
+

@@ -167,3 +167,19 @@ def test_custom_trace_metric_in_a_real_fit(make_fitter, passive_data):
     # MSE of the same parameters is a different number: the custom metric was used
     mse = np.mean((np.asarray(traces) - np.asarray(passive_data["v"])) ** 2)
     assert error != pytest.approx(mse, rel=1e-3)
+
+
+def test_get_gamma_factor_and_firing_rate_helpers():
+    """The API reference's module-level helpers, with units or plain seconds."""
+    from brian2 import ms, second
+    from modelfit_plugins.metrics.gamma_factor import firing_rate, get_gamma_factor
+    train = [10, 30, 50, 70] * ms
+    assert firing_rate(train) == pytest.approx(50.0)
+    assert firing_rate([0.1]) == 0.0
+    assert get_gamma_factor(train, train, 1 * ms, 0.1 * second) == pytest.approx(0.0)
+    shifted = get_gamma_factor(train + 5 * ms, train, 1 * ms, 0.1 * second)
+    assert shifted == pytest.approx(get_gamma_factor(
+        np.asarray(train + 5 * ms), np.asarray(train), 1e-3, 0.1))
+    assert shifted > 1.0  # no coincidences: 1 - Γ with Γ below zero
+    with pytest.raises(UnitMismatchError, match="delta"):
+        get_gamma_factor(train, train, 1 * volt, 0.1 * second)

@@ -335,3 +335,19 @@ def test_gamma_factor_recording_without_spikes():
     assert gamma_factor_error([], [], DELTA, TIME) == 0.0
     assert gamma_factor_error([0.1, 0.2], [], DELTA, TIME) > \
         gamma_factor_error([0.1], [], DELTA, TIME) > 1.0
+
+
+def test_get_spikes_splits_a_monitor_by_sample_and_trace():
+    """get_spikes (API reference): neuron sample*n_traces + trace, times in seconds."""
+    from brian2 import Network, SpikeGeneratorGroup, SpikeMonitor
+    from modelfit_core import get_spikes
+    indices = [5, 0, 3, 0, 5]
+    times = [0.5, 1.0, 2.0, 3.0, 4.0] * ms
+    group = SpikeGeneratorGroup(6, indices, times)
+    monitor = SpikeMonitor(group)
+    Network(group, monitor).run(5 * ms)
+    spikes = get_spikes(monitor, n_samples=3, n_traces=2)
+    assert [[len(train) for train in sample] for sample in spikes] == [[2, 0], [0, 1], [0, 2]]
+    assert np.allclose(spikes[0][0], [1e-3, 3e-3])
+    assert np.allclose(spikes[2][1], [0.5e-3, 4e-3])
+    assert np.allclose(spikes[1][1], [2e-3])

@@ -14,6 +14,7 @@ from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, TimedArra
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
+from modelfit_core.data import get_spikes
 from modelfit_core.simulation import SimulationSpec, online_error_variable
 
 INPUT_PREFIX = "modelfit_input_"
@@ -147,11 +148,4 @@ def collect_traces(monitor, spec: SimulationSpec) -> dict[str, np.ndarray]:
 
 def collect_spikes(monitor, spec: SimulationSpec) -> list[list[np.ndarray]]:
     """Spike times (s) as ``spikes[sample][trace]``."""
-    indices = np.asarray(monitor.variables["i"].get_value())
-    times = np.asarray(monitor.variables["t"].get_value())
-    order = np.argsort(indices, kind="stable")
-    boundaries = np.searchsorted(indices[order], np.arange(spec.n_neurons + 1))
-    per_neuron = [times[order[boundaries[k]:boundaries[k + 1]]]
-                  for k in range(spec.n_neurons)]
-    return [per_neuron[s * spec.n_traces:(s + 1) * spec.n_traces]
-            for s in range(spec.n_samples)]
+    return get_spikes(monitor, spec.n_samples, spec.n_traces)

@@ -53,6 +53,40 @@ def gamma_factor_error(model, data, delta: float, time: float,
     return max(float(rate_term - gamma), 0.0)  # Γ <= 1; clip rounding below zero
 
 
+def _seconds(value, what: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if get_dimensions(value) is not second.dim:
+        raise UnitMismatchError(f"{what} must be a time (e.g. 2*ms), got {value!r}.")
+    return float(value / second)
+
+
+def firing_rate(spikes) -> float:
+    """Firing rate (Hz) of one spike train: the inverse of the mean interspike interval.
+
+    ``spikes`` in seconds (or a Brian time quantity); 0 with fewer than two spikes.
+    """
+    times = np.sort(np.asarray(spikes / second if hasattr(spikes, "dim") else spikes,
+                               dtype=float))
+    if times.size < 2:
+        return 0.0
+    return float(1.0 / np.mean(np.diff(times)))
+
+
+def get_gamma_factor(model, data, delta, time, dt=None, rate_correction=True) -> float:
+    """The gamma-factor error of one model train against one recorded train.
+
+    As in the manual's API reference: ``1 + 2|r_data - r_model|/r_data - Γ``
+    with ``rate_correction``, else ``1 - Γ``. ``model`` and ``data`` are spike
+    times in seconds (or time quantities); ``delta`` (the coincidence window)
+    and ``time`` (the recording's duration) are durations; ``dt`` is accepted
+    for compatibility and not needed (times are not rounded to steps).
+    """
+    strip = (lambda t: np.asarray(t / second if hasattr(t, "dim") else t, dtype=float))
+    return gamma_factor_error(strip(model), strip(data), _seconds(delta, "delta"),
+                              _seconds(time, "time"), rate_correction=rate_correction)
+
+
 class GammaFactor(SpikeMetric):
     """Gamma factor between simulated and recorded spike trains, turned into an error.
 
