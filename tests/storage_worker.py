@@ -9,7 +9,7 @@ import time
 import numpy as np
 from brian2 import amp, mV, ms, nS, pF
 
-from modelfit_core import Pipeline, TraceFitter
+from modelfit_core import Pipeline
 from modelfit_core.registry import Registry
 
 MODEL = """

@@ -15,7 +15,7 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
 from modelfit_core.data import get_spikes
-from modelfit_core.simulation import SimulationSpec, online_error_variable
+from modelfit_core.simulation import SimulationResult, SimulationSpec, online_error_variable
 
 INPUT_PREFIX = "modelfit_input_"
 TARGET_PREFIX = "modelfit_target_"
@@ -149,3 +149,17 @@ def collect_traces(monitor, spec: SimulationSpec) -> dict[str, np.ndarray]:
 def collect_spikes(monitor, spec: SimulationSpec) -> list[list[np.ndarray]]:
     """Spike times (s) as ``spikes[sample][trace]``."""
     return get_spikes(monitor, spec.n_samples, spec.n_traces)
+
+
+def collect_result(group, monitors: dict, spec: SimulationSpec) -> SimulationResult:
+    """Everything a run of ``group`` produced that ``spec`` asks for."""
+    result = SimulationResult()
+    if "state" in monitors:
+        result.traces = collect_traces(monitors["state"], spec)
+    if "spikes" in monitors:
+        result.spikes = collect_spikes(monitors["spikes"], spec)
+    for variable in spec.record_final:
+        result.final[variable] = np.asarray(group.state(variable, use_units=False),
+                                            dtype=float).copy()
+    return result
+

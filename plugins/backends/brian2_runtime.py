@@ -24,8 +24,8 @@ from modelfit_core import hookimpl
 from modelfit_core.errors import ConfigurationError, SimulationError
 from modelfit_core.simulation import SimulationResult, SimulationSpec
 
-from .brian2_model import (apply_string_initializers, build_group, collect_spikes,
-                           collect_traces, device_active, set_parameters)
+from .brian2_model import (apply_string_initializers, build_group, collect_result,
+                           device_active, set_parameters)
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 
@@ -125,15 +125,7 @@ class RuntimeSimulation:
             with _without_brian_gc():
                 self.network.run(spec.duration * second, namespace={})
             self._compiled = True
-        result = SimulationResult()
-        if "state" in self.monitors:
-            result.traces = collect_traces(self.monitors["state"], spec)
-        if "spikes" in self.monitors:
-            result.spikes = collect_spikes(self.monitors["spikes"], spec)
-        for variable in spec.record_final:
-            result.final[variable] = np.asarray(
-                self.group.state(variable, use_units=False), dtype=float).copy()
-        return result
+        return collect_result(self.group, self.monitors, spec)
 
     def _step_compiled(self) -> None:
         """The loop of ``Network.run`` for one clock, reusing compiled code objects."""

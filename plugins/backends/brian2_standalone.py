@@ -35,8 +35,8 @@ from modelfit_core import hookimpl
 from modelfit_core.errors import ConfigurationError, SimulationError
 from modelfit_core.simulation import SimulationResult, SimulationSpec
 
-from .brian2_model import (apply_string_initializers, build_group, collect_spikes,
-                           collect_traces, device_active)
+from .brian2_model import (apply_string_initializers, build_group, collect_result,
+                           device_active)
 
 _THREADS_PREF = "devices.cpp_standalone.openmp_threads"
 
@@ -133,15 +133,7 @@ class StandaloneSimulation:
             finally:
                 self._forget_run_arg_files()
             self.runs += 1
-            result = SimulationResult()
-            if "state" in self.monitors:
-                result.traces = collect_traces(self.monitors["state"], spec)
-            if "spikes" in self.monitors:
-                result.spikes = collect_spikes(self.monitors["spikes"], spec)
-            for variable in spec.record_final:
-                result.final[variable] = np.asarray(
-                    self.group.state(variable, use_units=False), dtype=float).copy()
-        return result
+            return collect_result(self.group, self.monitors, spec)
 
     def _clear_results(self) -> None:
         """Remove the previous round's result files, so that the binary writes new
