@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, Mapping
 
+import attrs
 import numpy as np
 from brian2 import Quantity, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
@@ -23,7 +24,7 @@ from modelfit_core.metric_base import error_quantity
 from modelfit_core.model_spec import check_units, describe_model, initial_values
 from modelfit_core.namespace import identifiers_in, select
 from modelfit_core.parameters import ParameterSpace
-from modelfit_core.recordings import SPIKES, Recordings
+from modelfit_core.recordings import SPIKES, ErrorsWhereSimulated, Recordings
 from modelfit_core.simulation import SimulationSpec, online_error_variable
 
 _DEFAULT = object()
@@ -354,8 +355,22 @@ class Fitter:
         total = np.where(diverged, np.inf, total)
         return total, diverged, objective
 
+    def _hand_errors_to_backend(self, prepared) -> None:
+        """Let a simulation that runs elsewhere (dask workers) compute the errors
+        there: it then sends back errors instead of traces. Optional for backends:
+        only those whose prepared simulation has ``compute_errors_with``."""
+        hand_over = getattr(prepared, "compute_errors_with", None)
+        if hand_over is None:
+            return
+        online = self._online_error_spec()
+        offline = [name for name in self.output_names if name not in online]
+        hand_over(ErrorsWhereSimulated(attrs.evolve(self.recordings, output_names=offline),
+                                       {name: self._metrics[name] for name in offline},
+                                       self.dt) if offline else None)
+
     def _run_rounds(self, prepared, metrics, n_rounds, feedback):
         hook = self.pipeline.registry.hook
+        self._hand_errors_to_backend(prepared)
         if hasattr(feedback, "start"):
             feedback.start(n_rounds)
         try:

@@ -61,7 +61,14 @@ class Metric(Protocol):
 
 @runtime_checkable
 class PreparedSimulation(Protocol):
-    """A model compiled for a fixed number of parameter sets and traces."""
+    """A model compiled for a fixed number of parameter sets and traces.
+
+    Optional: ``compute_errors_with(errors_here)``. A simulation that runs in
+    other processes may define it; the fitter then passes, at the start of
+    each fit, a picklable ``errors_here(result, n_samples) -> SimulationResult``
+    (or ``None``) that scores a batch where it was simulated, so that errors
+    travel back instead of traces (the dask backend does this).
+    """
 
     def run(self, parameters: Mapping[str, np.ndarray],
             iteration: float = 0.0) -> "SimulationResult":

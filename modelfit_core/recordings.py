@@ -97,6 +97,9 @@ class Recordings:
         """Normalized error per output, each of shape (n_samples,)."""
         errors = {}
         for name in self.output_names:
+            if name in result.errors:
+                errors[name] = np.asarray(result.errors[name], dtype=float)
+                continue
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
                 if name == SPIKES:
                     values = metrics[name].calc(result.spikes, self.spikes, dt)
@@ -105,3 +108,28 @@ class Recordings:
                                                 self.traces[name].values, dt)
             errors[name] = np.asarray(values, dtype=float)
         return errors
+
+
+@attrs.define
+class ErrorsWhereSimulated:
+    """Turns a batch's traces and spikes into objective errors where it ran.
+
+    A backend that simulates in other processes (dask) applies this to each
+    chunk there, so that only ``n_samples`` errors per output travel back
+    instead of ``n_samples × n_traces × n_steps`` values. Metrics score each
+    parameter set on its own (the metric contract), so errors computed chunk
+    by chunk equal those of the whole batch.
+    """
+
+    recordings: Recordings
+    metrics: dict[str, Any]
+    dt: Any
+
+    def __call__(self, result, n_samples: int):
+        from modelfit_core.simulation import SimulationResult
+        errors = self.recordings.objective_errors(result, self.metrics, self.dt)
+        kept = {name: values for name, values in result.traces.items()
+                if name not in self.recordings.output_names}
+        return SimulationResult(traces=kept, final=result.final, errors=errors,
+                                failed=result.diverged(n_samples))
+

@@ -104,6 +104,10 @@ class SimulationResult:
     final: dict[str, np.ndarray] = attrs.field(factory=dict)
     """Values at the end of the run, one per neuron (n_samples * n_traces)."""
     failed: np.ndarray | None = None
+    errors: dict[str, np.ndarray] = attrs.field(factory=dict)
+    """Objective errors (n_samples,) by output, already computed where the batch
+    was simulated (see :class:`~modelfit_core.recordings.ErrorsWhereSimulated`);
+    the traces or spikes of those outputs are then not sent back."""
 
     @property
     def online_errors(self) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ from brian2 import amp, mV, ms, nS, pF
 
 pytest.importorskip("distributed")
 
-from modelfit_core import Pipeline  # noqa: E402
+from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,  # noqa: E402
+                           TraceFitter)
 from modelfit_core.registry import Registry  # noqa: E402
 
 MODEL = """
@@ -86,3 +87,44 @@ def test_killed_worker_share_is_recomputed(dask_backend):
     assert events["killed"] < events["round_after_kill_ended"], "the kill missed the round"
     local = fit("runtime", n_steps=n_steps, n_rounds=3, n_samples=6)
     assert distributed.equals(local)
+
+
+@pytest.mark.slow
+def test_workers_send_errors_not_traces(dask_backend):
+    """After fit(), the prepared simulation returns errors computed on the workers."""
+    currents, v = recordings(300)
+    fitter = TraceFitter(model=MODEL, input={"I": currents}, output={"v": v}, dt=0.1 * ms,
+                         n_samples=4, param_init={"v": -70 * mV}, backend=dask_backend,
+                         namespace={"El": -70 * mV})
+    fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
+               callback=None, **BOUNDS)
+    parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
+    result = fitter._prepared.run(parameters)
+    assert result.traces == {} and set(result.errors) == {"v"}
+    assert result.errors["v"].shape == (4,) and np.all(result.errors["v"] >= 0)
+    fitter._prepared.compute_errors_with(None)  # traces again
+    assert fitter._prepared.run(parameters).traces["v"].shape == (4, 2, 300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("online_error", [False, True])
+def test_traces_and_spikes_on_workers_equal_runtime(dask_backend, online_error):
+    """Two outputs (v with MSE, spikes with GammaFactor), scored on the workers."""
+    lif = MODEL.replace(": volt", ": volt (unless refractory)")
+    currents, _ = recordings(600)
+    options = dict(model=lif, input={"I": currents}, dt=0.1 * ms, n_samples=5,
+                   param_init={"v": -70 * mV}, namespace={"El": -70 * mV},
+                   threshold="v > -60*mV", reset="v = -70*mV", refractory=2 * ms)
+    probe = TraceFitter(output={"v": recordings(600)[1]}, **options)
+    generated = probe.generate(output_var=["v", "spikes"], params={"gl": 8 * nS, "C": 100 * pF})
+    assert any(len(train) for train in generated["spikes"])
+    outcomes = []
+    for backend in (dask_backend, "runtime"):
+        fitter = TraceFitter(output={"v": generated["v"], "spikes": generated["spikes"]},
+                             backend=backend, **options)
+        fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=4), callback=None,
+                   metric={"v": MSEMetric(normalization=10 * mV),
+                           "spikes": GammaFactor(delta=1 * ms, time=60 * ms)},
+                   online_error=online_error, **BOUNDS)
+        outcomes.append(fitter.results(format="dataframe"))
+    assert outcomes[0].equals(outcomes[1])

@@ -2,8 +2,10 @@
 
 Every worker prepares (compiles) the model once, for a fixed chunk size, and
 keeps it in this module's cache for the whole fit; the specification (model,
-inputs, recorded data) is scattered to the workers once. A round sends only the
-parameter values of each chunk and gathers the traces back in order. When a
+inputs, recorded data) is scattered to the workers once, and so are the fit's
+metrics with the recorded outputs (:class:`ErrorsWhereSimulated`). A round
+sends only the parameter values of each chunk; each worker simulates its chunk
+and scores it, and the errors (not the traces) are gathered back in order. When a
 worker dies, dask reschedules its chunks on the remaining (or restarted)
 workers, which prepare the model themselves, and the round completes.
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 import math
 import os
 import uuid
+import warnings
 
 import attrs
 import numpy as np
 
 from modelfit_core import hookimpl
 from modelfit_core.errors import ConfigurationError
+from modelfit_core.recordings import ErrorsWhereSimulated  # noqa: F401 (docs)
 from modelfit_core.simulation import SimulationResult, SimulationSpec
 
 _WORKER_CACHE: dict[str, object] = {}
@@ -35,10 +39,12 @@ def _prepare_on_worker(token: str, spec: SimulationSpec, inner: str, inner_optio
     return prepared
 
 
-def _run_chunk(token, spec, inner, inner_options, parameters, iteration):
-    """Worker task: simulate one chunk of parameter sets (compiling on first use)."""
+def _run_chunk(token, spec, inner, inner_options, parameters, iteration, errors_here=None):
+    """Worker task: simulate one chunk of parameter sets (compiling on first use);
+    with ``errors_here``, score it here and return errors instead of traces."""
     prepared = _prepare_on_worker(token, spec, inner, inner_options)
-    return prepared.run(parameters, iteration=iteration)
+    result = prepared.run(parameters, iteration=iteration)
+    return result if errors_here is None else errors_here(result, spec.n_samples)
 
 
 def _forget(token):
@@ -48,19 +54,23 @@ def _forget(token):
     return token
 
 
-def _merge(results: list[SimulationResult], spec: SimulationSpec, n_samples: int):
+def _merge(results: list[SimulationResult], spec: SimulationSpec, n_samples: int,
+           chunk_size: int):
+    """One result from the chunks' results, in order, without the padding."""
     merged = SimulationResult()
-    for name in spec.record:
+    for name in results[0].traces:
         merged.traces[name] = np.concatenate([r.traces[name] for r in results])[:n_samples]
-    if spec.record_spikes:
+    if results[0].spikes is not None:
         merged.spikes = [train for r in results for train in r.spikes][:n_samples]
+    for name in results[0].errors:
+        merged.errors[name] = np.concatenate([r.errors[name] for r in results])[:n_samples]
     for name in spec.record_final:
         values = np.concatenate([r.final[name] for r in results])
         merged.final[name] = values[:n_samples * spec.n_traces]
-    failed = [r.failed if r.failed is not None else np.zeros(len(next(iter(r.traces.values())))
-              if r.traces else np.zeros(0, bool)) for r in results]
     if any(r.failed is not None for r in results):
-        merged.failed = np.concatenate(failed)[:n_samples].astype(bool)
+        merged.failed = np.concatenate([
+            r.failed if r.failed is not None else np.zeros(chunk_size, bool)
+            for r in results])[:n_samples].astype(bool)
     return merged
 
 
@@ -74,6 +84,7 @@ class DaskSimulation:
     chunk_size: int
     token: str
     spec_future: object
+    errors_future: object = None
 
     def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
         n = self.spec.n_samples
@@ -90,9 +101,22 @@ class DaskSimulation:
                      for name, values in padded.items()}
             futures.append(client.submit(
                 _run_chunk, self.token, self.spec_future, self.backend.inner,
-                self.backend.inner_options, chunk, iteration, pure=False,
-                retries=self.backend.retries))
-        return _merge(client.gather(futures), self.spec, n)
+                self.backend.inner_options, chunk, iteration, self.errors_future,
+                pure=False, retries=self.backend.retries))
+        return _merge(client.gather(futures), self.spec, n, self.chunk_size)
+
+    def compute_errors_with(self, errors_here) -> None:
+        """Score each chunk on its worker with ``errors_here`` (sent once, here):
+        errors travel back instead of traces. ``None`` sends traces again."""
+        self.errors_future = None
+        if errors_here is None:
+            return
+        try:
+            self.errors_future = self.backend.client.scatter(errors_here, broadcast=True,
+                                                             hash=False)
+        except Exception as exc:  # noqa: BLE001 - e.g. a metric that cannot be pickled
+            warnings.warn(f"The metrics could not be sent to the dask workers ({exc}); the "
+                          f"traces are sent back and scored here instead.", stacklevel=2)
 
     def close(self) -> None:
         client = self.backend.client

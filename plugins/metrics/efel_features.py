@@ -489,6 +489,8 @@ class FeatureMetric(TraceMetric):
 
     # -- eFEL --------------------------------------------------------------------
     def _jobs_for(self, n_traces: int) -> int:
+        if multiprocessing.current_process().daemon:
+            return 1  # e.g. on a dask worker: daemonic processes cannot start a pool
         if self.n_jobs is not None:
             return min(self.n_jobs, max(n_traces, 1))
         cpus = _available_cpus()
