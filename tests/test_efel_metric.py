@@ -123,6 +123,10 @@ def test_combine_weights_and_normalization(hh_volts):
         metric(["voltage_base"], weights=[1, 2])
     with pytest.raises(UnitMismatchError, match="plain number"):
         metric(["voltage_base"], normalization=10 * mV)
+    with pytest.raises(ConfigurationError, match="weight of 'voltage_base' must be a finite"):
+        metric(["voltage_base"], weights={"voltage_base": -1})
+    with pytest.raises(ConfigurationError, match="missing_penalty for 'Spikecount' must be"):
+        metric(["Spikecount"], missing_penalty={"Spikecount": "high"})
 
 
 def test_missing_feature_gets_the_documented_penalty(hh_volts):

@@ -205,6 +205,21 @@ def _parse_stim_times(stim_times) -> np.ndarray:
     return intervals
 
 
+def _non_negative_numbers(values: Mapping[str, Any], what: str) -> dict[str, float]:
+    """``values`` as floats, each finite and >= 0; ``what`` names one in errors."""
+    checked = {}
+    for name, value in values.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not np.isfinite(number) or number < 0:
+            raise ConfigurationError(f"FeatureMetric: {what.format(name=name)} must be a "
+                                     f"finite number >= 0; got {value!r}.")
+        checked[name] = number
+    return checked
+
+
 class FeatureMetric(TraceMetric):
     """Weighted differences of eFEL features between simulated and recorded traces.
 
@@ -393,17 +408,7 @@ class FeatureMetric(TraceMetric):
                                          f"{len(self.feat_list)} features; give one per "
                                          f"feature or a dict {{feature: weight}}.")
             values = dict(zip(self.feat_list, sequence))
-        checked = {}
-        for name, weight in values.items():
-            try:
-                weight = float(weight)
-            except (TypeError, ValueError):
-                weight = float("nan")
-            if not np.isfinite(weight) or weight < 0:
-                raise ConfigurationError(f"FeatureMetric: the weight of {name!r} must be a "
-                                         f"finite number >= 0; got {values[name]!r}.")
-            checked[name] = weight
-        return checked
+        return _non_negative_numbers(values, "the weight of {name!r}")
 
     def _check_penalty(self, penalty) -> dict[str, float]:
         if isinstance(penalty, Mapping):
@@ -414,17 +419,7 @@ class FeatureMetric(TraceMetric):
             values = {n: penalty.get(n, DEFAULT_MISSING_PENALTY) for n in self.feat_list}
         else:
             values = {n: penalty for n in self.feat_list}
-        checked = {}
-        for name, value in values.items():
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                value = float("nan")
-            if not np.isfinite(value) or value < 0:
-                raise ConfigurationError(f"FeatureMetric: missing_penalty must be a finite "
-                                         f"number >= 0; got {values[name]!r} for {name!r}.")
-            checked[name] = value
-        return checked
+        return _non_negative_numbers(values, "missing_penalty for {name!r}")
 
     @staticmethod
     def _check_settings(settings) -> dict[str, Any]:
