@@ -128,3 +128,22 @@ def test_traces_and_spikes_on_workers_equal_runtime(dask_backend, online_error):
                    online_error=online_error, **BOUNDS)
         outcomes.append(fitter.results(format="dataframe"))
     assert outcomes[0].equals(outcomes[1])
+
+
+@pytest.mark.slow
+def test_lost_scattered_data_is_sent_again(dask_backend):
+    """When the workers lose the scattered specification and metrics (a dead worker
+    held the last copy), the round sends them again instead of failing."""
+    currents, v = recordings(300)
+    fitter = TraceFitter(model=MODEL, input={"I": currents}, output={"v": v}, dt=0.1 * ms,
+                         n_samples=4, param_init={"v": -70 * mV}, backend=dask_backend,
+                         namespace={"El": -70 * mV})
+    fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
+    simulation = fitter._prepared
+    parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
+    before = simulation.run(parameters).errors["v"]
+    lost = simulation._spec_future
+    lost.cancel()
+    after = simulation.run(parameters).errors["v"]
+    assert simulation._spec_future is not lost
+    np.testing.assert_array_equal(before, after)

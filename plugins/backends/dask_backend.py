@@ -3,7 +3,8 @@
 Every worker prepares (compiles) the model once, for a fixed chunk size, and
 keeps it in this module's cache for the whole fit; the specification (model,
 inputs, recorded data) is scattered to the workers once, and so are the fit's
-metrics with the recorded outputs (:class:`ErrorsWhereSimulated`). A round
+metrics with the recorded outputs
+(:class:`modelfit_core.recordings.ErrorsWhereSimulated`). A round
 sends only the parameter values of each chunk; each worker simulates its chunk
 and scores it, and the errors (not the traces) are gathered back in order. When a
 worker dies, dask reschedules its chunks on the remaining (or restarted)
@@ -13,6 +14,7 @@ workers, which prepare the model themselves, and the round completes.
 from __future__ import annotations
 
 import math
+from concurrent.futures import CancelledError
 import os
 import uuid
 import warnings
@@ -22,7 +24,6 @@ import numpy as np
 
 from modelfit_core import hookimpl
 from modelfit_core.errors import ConfigurationError
-from modelfit_core.recordings import ErrorsWhereSimulated  # noqa: F401 (docs)
 from modelfit_core.simulation import SimulationResult, SimulationSpec
 
 _WORKER_CACHE: dict[str, object] = {}
@@ -83,40 +84,64 @@ class DaskSimulation:
     n_chunks: int
     chunk_size: int
     token: str
-    spec_future: object
-    errors_future: object = None
+    errors_here: object = None
+    _spec_future: object = None
+    _errors_future: object = None
+
+    def __attrs_post_init__(self):
+        self._send_shared_data()
+
+    def _send_shared_data(self) -> None:
+        """Scatter the chunk specification (and the metrics) to every worker.
+
+        Scattered data lives only on workers: when one dies holding the last
+        copy (dask's memory manager may drop the other replicas), the tasks
+        that need it are cancelled, and :meth:`run` calls this again.
+        """
+        client = self.backend.client
+        chunk_spec = attrs.evolve(self.spec, n_samples=self.chunk_size)
+        self._spec_future = client.scatter(chunk_spec, broadcast=True, hash=False)
+        self._errors_future = None
+        if self.errors_here is None:
+            return
+        try:
+            self._errors_future = client.scatter(self.errors_here, broadcast=True, hash=False)
+        except Exception as exc:  # noqa: BLE001 - e.g. a metric that cannot be pickled
+            self.errors_here = None
+            warnings.warn(f"The metrics could not be sent to the dask workers ({exc}); the "
+                          f"traces are sent back and scored here instead.", stacklevel=3)
 
     def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
         n = self.spec.n_samples
         client = self.backend.client
+        pad = self.n_chunks * self.chunk_size - n
+        # equal chunks share one compiled size; padding repeats the last set
         padded = {}
         for name in self.spec.parameter_names:
             values = np.asarray(parameters[name], dtype=float)
-            # equal chunks share one compiled size; padding repeats the last set
-            pad = self.n_chunks * self.chunk_size - n
             padded[name] = np.concatenate([values, np.repeat(values[-1:], pad)])
-        futures = []
-        for k in range(self.n_chunks):
-            chunk = {name: values[k * self.chunk_size:(k + 1) * self.chunk_size]
-                     for name, values in padded.items()}
-            futures.append(client.submit(
-                _run_chunk, self.token, self.spec_future, self.backend.inner,
-                self.backend.inner_options, chunk, iteration, self.errors_future,
-                pure=False, retries=self.backend.retries))
-        return _merge(client.gather(futures), self.spec, n, self.chunk_size)
+        chunks = [{name: values[k * self.chunk_size:(k + 1) * self.chunk_size]
+                   for name, values in padded.items()} for k in range(self.n_chunks)]
+        for attempt in range(self.backend.retries + 1):
+            futures = [client.submit(_run_chunk, self.token, self._spec_future,
+                                     self.backend.inner, self.backend.inner_options, chunk,
+                                     iteration, self._errors_future, pure=False,
+                                     retries=self.backend.retries)
+                       for chunk in chunks]
+            try:
+                return _merge(client.gather(futures), self.spec, n, self.chunk_size)
+            except CancelledError:
+                # a dead worker took the scattered data with it: send it again
+                if attempt == self.backend.retries:
+                    raise
+                self._send_shared_data()
+        raise AssertionError("unreachable")
 
     def compute_errors_with(self, errors_here) -> None:
         """Score each chunk on its worker with ``errors_here`` (sent once, here):
         errors travel back instead of traces. ``None`` sends traces again."""
-        self.errors_future = None
-        if errors_here is None:
-            return
-        try:
-            self.errors_future = self.backend.client.scatter(errors_here, broadcast=True,
-                                                             hash=False)
-        except Exception as exc:  # noqa: BLE001 - e.g. a metric that cannot be pickled
-            warnings.warn(f"The metrics could not be sent to the dask workers ({exc}); the "
-                          f"traces are sent back and scored here instead.", stacklevel=2)
+        self.errors_here = errors_here
+        self._send_shared_data()
 
     def close(self) -> None:
         client = self.backend.client
@@ -168,8 +193,13 @@ class DaskBackend:
         if self.address is not None:
             self.client = Client(self.address)
         else:
-            self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None)
+            import dask
+            # keep the broadcast copies of the scattered specification on every
+            # worker (the memory manager would drop all but one, and losing that
+            # worker would then cost a re-send)
+            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+                self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                            processes=True, dashboard_address=None)
             self.client = Client(self.cluster)
         from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
         self.client.register_plugin(ImportBrianFirst())
@@ -181,11 +211,7 @@ class DaskBackend:
         n_chunks = max(1, min(self.chunks or workers, spec.n_samples))
         chunk_size = math.ceil(spec.n_samples / n_chunks)
         n_chunks = math.ceil(spec.n_samples / chunk_size)
-        chunk_spec = attrs.evolve(spec, n_samples=chunk_size)
-        spec_future = client.scatter(chunk_spec, broadcast=True, hash=False)
-        simulation = DaskSimulation(self, spec, n_chunks, chunk_size,
-                                    token=uuid.uuid4().hex, spec_future=spec_future)
-        return simulation
+        return DaskSimulation(self, spec, n_chunks, chunk_size, token=uuid.uuid4().hex)
 
     def shutdown(self) -> None:
         """Close the client and the LocalCluster started by this backend."""
