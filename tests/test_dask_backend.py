@@ -64,7 +64,7 @@ def test_killed_worker_share_is_recomputed(dask_backend):
     client = dask_backend.client or dask_backend._ensure_client()
     # asked here, in the main thread: the killer thread must not use the client
     victim = sorted(client.run(os.getpid).values())[0]
-    n_steps = 50000  # about 0.3 s per round here: the kill lands well inside round 2
+    n_steps = 50000  # about 0.35 s per round here: the kill lands well inside round 2
     events = {}
 
     def kill_a_worker_inside_the_next_round(*_args):
@@ -75,7 +75,7 @@ def test_killed_worker_share_is_recomputed(dask_backend):
         events["scheduled"] = time.monotonic()
 
         def kill():
-            time.sleep(0.05)
+            time.sleep(0.02)
             os.kill(victim, signal.SIGKILL)
             events["killed"] = time.monotonic()
         threading.Thread(target=kill, daemon=True).start()
