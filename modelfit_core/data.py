@@ -116,4 +116,3 @@ def get_spikes(monitor, n_samples: int, n_traces: int) -> list[list[np.ndarray]]
     per_neuron = [times[order[boundaries[k]:boundaries[k + 1]]]
                   for k in range(n_samples * n_traces)]
     return [per_neuron[s * n_traces:(s + 1) * n_traces] for s in range(n_samples)]
-

@@ -364,9 +364,15 @@ class Fitter:
             return
         online = self._online_error_spec()
         offline = [name for name in self.output_names if name not in online]
-        hand_over(ErrorsWhereSimulated(attrs.evolve(self.recordings, output_names=offline),
-                                       {name: self._metrics[name] for name in offline},
-                                       self.dt) if offline else None)
+        if not offline:
+            hand_over(None)
+            return
+        # only what scoring needs: the inputs are in the specification already
+        recorded = attrs.evolve(self.recordings, output_names=offline, inputs={},
+                                traces={n: self.recordings.traces[n] for n in offline
+                                        if n != SPIKES})
+        hand_over(ErrorsWhereSimulated(recorded, {n: self._metrics[n] for n in offline},
+                                       self.dt))
 
     def _run_rounds(self, prepared, metrics, n_rounds, feedback):
         hook = self.pipeline.registry.hook

@@ -132,4 +132,3 @@ class ErrorsWhereSimulated:
                 if name not in self.recordings.output_names}
         return SimulationResult(traces=kept, final=result.final, errors=errors,
                                 failed=result.diverged(n_samples))
-

@@ -146,20 +146,14 @@ def collect_traces(monitor, spec: SimulationSpec) -> dict[str, np.ndarray]:
     return traces
 
 
-def collect_spikes(monitor, spec: SimulationSpec) -> list[list[np.ndarray]]:
-    """Spike times (s) as ``spikes[sample][trace]``."""
-    return get_spikes(monitor, spec.n_samples, spec.n_traces)
-
-
 def collect_result(group, monitors: dict, spec: SimulationSpec) -> SimulationResult:
     """Everything a run of ``group`` produced that ``spec`` asks for."""
     result = SimulationResult()
     if "state" in monitors:
         result.traces = collect_traces(monitors["state"], spec)
     if "spikes" in monitors:
-        result.spikes = collect_spikes(monitors["spikes"], spec)
+        result.spikes = get_spikes(monitors["spikes"], spec.n_samples, spec.n_traces)
     for variable in spec.record_final:
         result.final[variable] = np.asarray(group.state(variable, use_units=False),
                                             dtype=float).copy()
     return result
-

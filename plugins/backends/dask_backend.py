@@ -14,10 +14,10 @@ workers, which prepare the model themselves, and the round completes.
 from __future__ import annotations
 
 import math
-from concurrent.futures import CancelledError
 import os
 import uuid
 import warnings
+from concurrent.futures import CancelledError
 
 import attrs
 import numpy as np
@@ -89,23 +89,22 @@ class DaskSimulation:
     _errors_future: object = None
 
     def __attrs_post_init__(self):
-        self._send_shared_data()
+        self._send_spec()
 
-    def _send_shared_data(self) -> None:
-        """Scatter the chunk specification (and the metrics) to every worker.
-
-        Scattered data lives only on workers: when one dies holding the last
-        copy (dask's memory manager may drop the other replicas), the tasks
-        that need it are cancelled, and :meth:`run` calls this again.
-        """
-        client = self.backend.client
+    def _send_spec(self) -> None:
+        """Scatter the chunk specification to every worker."""
         chunk_spec = attrs.evolve(self.spec, n_samples=self.chunk_size)
-        self._spec_future = client.scatter(chunk_spec, broadcast=True, hash=False)
+        self._spec_future = self.backend.client.scatter(chunk_spec, broadcast=True,
+                                                        hash=False)
+
+    def _send_errors_here(self) -> None:
+        """Scatter the metrics and recorded outputs (if any) to every worker."""
         self._errors_future = None
         if self.errors_here is None:
             return
         try:
-            self._errors_future = client.scatter(self.errors_here, broadcast=True, hash=False)
+            self._errors_future = self.backend.client.scatter(self.errors_here,
+                                                              broadcast=True, hash=False)
         except Exception as exc:  # noqa: BLE001 - e.g. a metric that cannot be pickled
             self.errors_here = None
             warnings.warn(f"The metrics could not be sent to the dask workers ({exc}); the "
@@ -131,17 +130,20 @@ class DaskSimulation:
             try:
                 return _merge(client.gather(futures), self.spec, n, self.chunk_size)
             except CancelledError:
-                # a dead worker took the scattered data with it: send it again
+                # Scattered data lives only on workers, and dask's memory manager
+                # may keep a single copy: a dead worker can take it along, which
+                # cancels the tasks that need it. Send it again and repeat.
                 if attempt == self.backend.retries:
                     raise
-                self._send_shared_data()
+                self._send_spec()
+                self._send_errors_here()
         raise AssertionError("unreachable")
 
     def compute_errors_with(self, errors_here) -> None:
         """Score each chunk on its worker with ``errors_here`` (sent once, here):
         errors travel back instead of traces. ``None`` sends traces again."""
         self.errors_here = errors_here
-        self._send_shared_data()
+        self._send_errors_here()
 
     def close(self) -> None:
         client = self.backend.client

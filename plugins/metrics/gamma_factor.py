@@ -53,12 +53,13 @@ def gamma_factor_error(model, data, delta: float, time: float,
     return max(float(rate_term - gamma), 0.0)  # Γ <= 1; clip rounding below zero
 
 
-def _seconds(value, what: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if get_dimensions(value) is not second.dim:
-        raise UnitMismatchError(f"{what} must be a time (e.g. 2*ms), got {value!r}.")
-    return float(value / second)
+def _as_seconds(values, what: str) -> np.ndarray:
+    """Times as plain seconds: Brian quantities (checked to be times) or numbers."""
+    if hasattr(values, "dim"):
+        if get_dimensions(values) is not second.dim:
+            raise UnitMismatchError(f"{what} must be times (e.g. 2*ms); got {values!r}.")
+        values = values / second
+    return np.asarray(values, dtype=float)
 
 
 def firing_rate(spikes) -> float:
@@ -66,8 +67,7 @@ def firing_rate(spikes) -> float:
 
     ``spikes`` in seconds (or a Brian time quantity); 0 with fewer than two spikes.
     """
-    times = np.sort(np.asarray(spikes / second if hasattr(spikes, "dim") else spikes,
-                               dtype=float))
+    times = np.sort(_as_seconds(spikes, "spikes"))
     if times.size < 2:
         return 0.0
     return float(1.0 / np.mean(np.diff(times)))
@@ -82,9 +82,10 @@ def get_gamma_factor(model, data, delta, time, dt=None, rate_correction=True) ->
     and ``time`` (the recording's duration) are durations; ``dt`` is accepted
     for compatibility and not needed (times are not rounded to steps).
     """
-    strip = (lambda t: np.asarray(t / second if hasattr(t, "dim") else t, dtype=float))
-    return gamma_factor_error(strip(model), strip(data), _seconds(delta, "delta"),
-                              _seconds(time, "time"), rate_correction=rate_correction)
+    return gamma_factor_error(_as_seconds(model, "model"), _as_seconds(data, "data"),
+                              float(_as_seconds(delta, "delta")),
+                              float(_as_seconds(time, "time")),
+                              rate_correction=rate_correction)
 
 
 class GammaFactor(SpikeMetric):
