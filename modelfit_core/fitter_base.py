@@ -506,53 +506,5 @@ class Fitter:
         Quantity (n_traces, n_steps), list of spike-time arrays per trace, or a
         dict of those when several names were given.
         """
-        if output_var is None:
-            output_var = self.output_names if len(self.output_names) > 1 else \
-                self.output_names[0]
-        names = [output_var] if isinstance(output_var, str) else list(output_var)
-        for name in names:
-            if name != "spikes" and name not in self.model.equations.names:
-                raise ConfigurationError(
-                    f"Cannot record {name!r}: not a variable of the model (variables: "
-                    f"{', '.join(sorted(self.model.equations.names))}).")
-        if "spikes" in names and self.threshold is None:
-            raise ConfigurationError("Recording 'spikes' needs a threshold; pass threshold= "
-                                     "to the fitter.")
-        if params is None:
-            self._require_fit()
-            vector, space = self.history.best_vector, self.space
-        else:
-            space = self.space
-            if space is None:  # before any fit: every parameter not fixed in param_init
-                free = [n for n in self.model.parameters if n not in self.param_init]
-                space = ParameterSpace(names=tuple(free),
-                                       dims=tuple(self.model.parameters[n] for n in free),
-                                       lower=np.zeros(len(free)), upper=np.zeros(len(free)))
-            merged = dict(self.best_params or {}) if self.space is not None else {}
-            merged.update(params)
-            vector = space.vector_from(merged)
-        init = dict(self.param_init)
-        init.update(param_init or {})
-        initial, constants = initial_values(init, self.model, set(space.names))
-        record = tuple(n for n in names if n != "spikes")
-        key = (record, "spikes" in names, space.names, repr(sorted(init.items(), key=str)))
-        prepared = self._generators.get(key)
-        if prepared is None:
-            spec = self._spec(1, record, "spikes" in names, space.names, constants, initial,
-                              self._namespace(_user_frame_namespace(level)),
-                              name="modelfit_generate")
-            prepared = self._generation_backend().prepare(spec)
-            self._generators[key] = prepared
-        result = prepared.run({n: np.array([v]) for n, v in zip(space.names, vector)},
-                              iteration=iteration)
-        out = {}
-        for name in names:
-            if name == "spikes":
-                out[name] = [np.asarray(s) * (second if self.use_units else 1)
-                             for s in result.spikes[0]]
-            else:
-                values = result.traces[name][0]
-                dim = self.model.dimension_of(name)
-                out[name] = Quantity(values, dim=dim) if self.use_units and \
-                    dim is not DIMENSIONLESS else values
-        return out[names[0]] if isinstance(output_var, str) else out
+        from modelfit_core.generation import generate_outputs
+        return generate_outputs(self, output_var, params, param_init, iteration, level)
