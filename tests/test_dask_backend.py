@@ -89,13 +89,17 @@ def test_killed_worker_share_is_recomputed(dask_backend):
     assert distributed.equals(local)
 
 
+def passive_fitter(backend, n_samples=4):
+    currents, v = recordings(300)
+    return TraceFitter(model=MODEL, input={"I": currents}, output={"v": v}, dt=0.1 * ms,
+                       n_samples=n_samples, param_init={"v": -70 * mV}, backend=backend,
+                       namespace={"El": -70 * mV})
+
+
 @pytest.mark.slow
 def test_workers_send_errors_not_traces(dask_backend):
     """After fit(), the prepared simulation returns errors computed on the workers."""
-    currents, v = recordings(300)
-    fitter = TraceFitter(model=MODEL, input={"I": currents}, output={"v": v}, dt=0.1 * ms,
-                         n_samples=4, param_init={"v": -70 * mV}, backend=dask_backend,
-                         namespace={"El": -70 * mV})
+    fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
                callback=None, **BOUNDS)
     parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
@@ -134,10 +138,7 @@ def test_traces_and_spikes_on_workers_equal_runtime(dask_backend, online_error):
 def test_lost_scattered_data_is_sent_again(dask_backend):
     """When the workers lose the scattered specification and metrics (a dead worker
     held the last copy), the round sends them again instead of failing."""
-    currents, v = recordings(300)
-    fitter = TraceFitter(model=MODEL, input={"I": currents}, output={"v": v}, dt=0.1 * ms,
-                         n_samples=4, param_init={"v": -70 * mV}, backend=dask_backend,
-                         namespace={"El": -70 * mV})
+    fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
     simulation = fitter._prepared
     parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
