@@ -423,3 +423,24 @@ def test_pipeline_inferencer_uses_the_pipeline_backend():
                                  namespace={"El": -70 * mV})
     assert type(inferencer).__name__ == "Inferencer"
     assert inferencer.pipeline is pipe
+
+
+@pytest.mark.slow
+def test_training_data_simulated_on_dask_equals_runtime():
+    """The same parameter sets give the same summary statistics on 2 dask workers."""
+    pytest.importorskip("distributed")
+    from modelfit_core.registry import Registry
+    dask = Registry(distributions=["modelfit"]).lookup("backends", "dask")(n_workers=2)
+    try:
+        statistics = []
+        theta = None
+        for backend in (dask, "runtime"):
+            inferencer = make_inferencer(backend=backend)
+            prior = inferencer.init_prior(**BOUNDS)
+            if theta is None:
+                theta = inferencer.generate_training_data(30, prior)
+            statistics.append(inferencer.extract_summary_statistics(theta))
+    finally:
+        dask.shutdown()
+    assert statistics[0].shape == (30, len(FEATURES))
+    np.testing.assert_array_equal(statistics[0], statistics[1])
