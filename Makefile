@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/modelfit demo --output output/demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache   # the architecture: pyproject.toml [tool.importlinter]
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

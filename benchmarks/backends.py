@@ -111,7 +111,7 @@ def pipeline(backend_label, seed, stamps):
 def hh_case(backend_label, samples, rounds):
     from brian2 import amp, mV, ms, msiemens, nsiemens, psiemens, usiemens
 
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
     data = load_hh_dataset()
     stamps = []
     pipe = pipeline(backend_label, 3, stamps)

@@ -34,7 +34,7 @@ def make_fitter(backend, n_steps, n_samples):
     from brian2 import amp, mV, ms
 
     from modelfit_core import Pipeline
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
     data = load_hh_dataset()
     repeats = int(np.ceil(n_steps / data.inputs.shape[1]))
     inputs = np.tile(data.inputs, repeats)[:, :n_steps]
@@ -63,7 +63,7 @@ def timed_fit(backend, args):
 
 def main():
     args = parse_args()
-    from modelfit_core.registry import Registry
+    from modelfit_core.registry.plugin_registry import Registry
     dask = Registry().lookup("backends", "dask")(n_workers=args.workers)
     dask._ensure_client()
     try:

@@ -46,10 +46,10 @@ def parse_args():
 def simulate_round(n_samples: int, seed: int):
     """(model traces (n_samples, 5, n_steps) in volts, recorded traces, dt, seconds)."""
     from brian2 import amp
-    from modelfit_core.datasets import (DT_S, HH_GROUND_TRUTH, HH_MODEL, hh_constants,
+    from modelfit_core.tools.datasets import (DT_S, HH_GROUND_TRUTH, HH_MODEL, hh_constants,
                                         load_hh_dataset)
-    from modelfit_core.pipeline import Pipeline
-    from modelfit_core.simulation import InputSignal, SimulationSpec
+    from modelfit_core.fitting.pipeline import Pipeline
+    from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
 
     dataset = load_hh_dataset()
     rng = np.random.default_rng(seed)

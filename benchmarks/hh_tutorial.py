@@ -45,7 +45,7 @@ def modelfit_fit(data_dir, n_samples, n_rounds, seed, backend):
     from brian2 import amp, mV, ms, msiemens, nsiemens, psiemens, usiemens
 
     from modelfit_core import Pipeline
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
     dataset = load_hh_dataset(data_dir)
     stamps = []
@@ -94,7 +94,7 @@ def summarize(runs):
 
 def main():
     args = parse_args()
-    from modelfit_core.datasets import DATA_DIR
+    from modelfit_core.tools.datasets import DATA_DIR
     data_dir = args.data_dir or str(DATA_DIR)
     if args.worker_seed is not None:
         result = modelfit_fit(data_dir, args.n_samples, args.n_rounds, args.worker_seed,

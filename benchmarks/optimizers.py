@@ -44,7 +44,7 @@ def hh_fitter(n_samples):
     from brian2 import mV
 
     from modelfit_core import TraceFitter
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
     inputs, outputs, dt = load_hh_dataset().quantities()
     return TraceFitter(model=HH_MODEL, input={"I": inputs}, output={"v": outputs}, dt=dt,

@@ -15,7 +15,7 @@ parser.add_argument("--rounds", type=int, default=5)
 parser.add_argument("--samples", type=int, default=50)
 args = parser.parse_args()
 if args.data_dir is None:
-    from modelfit_core.datasets import DATA_DIR
+    from modelfit_core.tools.datasets import DATA_DIR
     args.data_dir = str(DATA_DIR)
 os.chdir(args.data_dir)
 

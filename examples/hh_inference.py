@@ -27,7 +27,7 @@ args = parser.parse_args()
 out_dir = os.path.abspath(args.out)
 os.makedirs(out_dir, exist_ok=True)
 if args.data_dir is None:
-    from modelfit_core.datasets import DATA_DIR
+    from modelfit_core.tools.datasets import DATA_DIR
     args.data_dir = str(DATA_DIR)
 os.chdir(args.data_dir)  # the example reads the CSV files from the working directory
 

@@ -18,7 +18,7 @@ parser.add_argument("--rounds", type=int, default=10)
 parser.add_argument("--samples", type=int, default=100)
 args = parser.parse_args()
 if args.data_dir is None:
-    from modelfit_core.datasets import DATA_DIR
+    from modelfit_core.tools.datasets import DATA_DIR
     args.data_dir = str(DATA_DIR)
 os.chdir(args.data_dir)  # the tutorial reads the CSV files from the working directory
 

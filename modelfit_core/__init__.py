@@ -14,41 +14,41 @@ from __future__ import annotations
 
 import importlib
 
-from modelfit_core.hookspecs import hookimpl, hookspec
+from modelfit_core.contracts.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
 _CORE_NAMES = {
-    "TraceFitter": "modelfit_core.trace_fitter",
-    "SpikeFitter": "modelfit_core.spike_fitter",
-    "OnlineTraceFitter": "modelfit_core.online_trace_fitter",
-    "Fitter": "modelfit_core.fitter_base",
-    "Pipeline": "modelfit_core.pipeline",
-    "Registry": "modelfit_core.registry",
-    "ParameterSpace": "modelfit_core.parameters",
-    "Metric": "modelfit_core.metric_base",
-    "TraceMetric": "modelfit_core.metric_base",
-    "SpikeMetric": "modelfit_core.metric_base",
-    "SimulationSpec": "modelfit_core.simulation",
-    "SimulationResult": "modelfit_core.simulation",
-    "Optimizer": "modelfit_core.protocols",
-    "SimulationBackend": "modelfit_core.protocols",
-    "Feedback": "modelfit_core.protocols",
-    "ModelfitError": "modelfit_core.errors",
-    "ConfigurationError": "modelfit_core.errors",
-    "ParameterError": "modelfit_core.errors",
-    "UnitMismatchError": "modelfit_core.errors",
-    "DataError": "modelfit_core.errors",
-    "ModelDefinitionError": "modelfit_core.errors",
-    "UnknownPluginError": "modelfit_core.errors",
-    "PluginLoadError": "modelfit_core.errors",
-    "PluginContractError": "modelfit_core.errors",
-    "FitStateError": "modelfit_core.errors",
-    "get_spikes": "modelfit_core.data",
-    "get_sensitivity_equations": "modelfit_core.sensitivity",
-    "get_sensitivity_init": "modelfit_core.sensitivity",
-    "load_hh_dataset": "modelfit_core.datasets",
-    "HH_MODEL": "modelfit_core.datasets",
+    "TraceFitter": "modelfit_core.fitting.trace_fitter",
+    "SpikeFitter": "modelfit_core.fitting.spike_fitter",
+    "OnlineTraceFitter": "modelfit_core.fitting.online_trace_fitter",
+    "Fitter": "modelfit_core.fitting.fitter",
+    "Pipeline": "modelfit_core.fitting.pipeline",
+    "Registry": "modelfit_core.registry.plugin_registry",
+    "ParameterSpace": "modelfit_core.model.parameters",
+    "Metric": "modelfit_core.contracts.metric_bases",
+    "TraceMetric": "modelfit_core.contracts.metric_bases",
+    "SpikeMetric": "modelfit_core.contracts.metric_bases",
+    "SimulationSpec": "modelfit_core.contracts.simulation",
+    "SimulationResult": "modelfit_core.contracts.simulation",
+    "Optimizer": "modelfit_core.contracts.protocols",
+    "SimulationBackend": "modelfit_core.contracts.protocols",
+    "Feedback": "modelfit_core.contracts.protocols",
+    "ModelfitError": "modelfit_core.contracts.errors",
+    "ConfigurationError": "modelfit_core.contracts.errors",
+    "ParameterError": "modelfit_core.contracts.errors",
+    "UnitMismatchError": "modelfit_core.contracts.errors",
+    "DataError": "modelfit_core.contracts.errors",
+    "ModelDefinitionError": "modelfit_core.contracts.errors",
+    "UnknownPluginError": "modelfit_core.contracts.errors",
+    "PluginLoadError": "modelfit_core.contracts.errors",
+    "PluginContractError": "modelfit_core.contracts.errors",
+    "FitStateError": "modelfit_core.contracts.errors",
+    "get_spikes": "modelfit_core.model.data",
+    "get_sensitivity_equations": "modelfit_core.model.sensitivity",
+    "get_sensitivity_init": "modelfit_core.model.sensitivity",
+    "load_hh_dataset": "modelfit_core.tools.datasets",
+    "HH_MODEL": "modelfit_core.tools.datasets",
 }
 
 _registry = None
@@ -57,7 +57,7 @@ _registry = None
 def _plugin_registry():
     global _registry
     if _registry is None:
-        from modelfit_core.registry import Registry
+        from modelfit_core.registry.plugin_registry import Registry
         _registry = Registry()
     return _registry
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from brian2 import amp, mV, ms, nS, pF
 
-from modelfit_core.registry import Registry
+from modelfit_core.registry.plugin_registry import Registry
 
 PASSIVE_MODEL = """
 dv/dt = (gl*(El - v) + I)/C : volt

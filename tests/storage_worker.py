@@ -10,7 +10,7 @@ import numpy as np
 from brian2 import amp, mV, ms, nS, pF
 
 from modelfit_core import Pipeline
-from modelfit_core.registry import Registry
+from modelfit_core.registry.plugin_registry import Registry
 
 MODEL = """
 dv/dt = (gl*(El - v) + I)/C : volt

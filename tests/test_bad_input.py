@@ -11,7 +11,7 @@ import pytest
 from brian2 import amp, mV, ms, nS
 
 from modelfit_core import MSEMetric, NevergradOptimizer, SpikeMetric, TraceFitter
-from modelfit_core.errors import (ConfigurationError, DataError, FitStateError,
+from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
                                   ModelDefinitionError, ModelfitError, ParameterError,
                                   UnitMismatchError)
 
@@ -248,7 +248,7 @@ def test_spike_metric_on_traces(spy, data):
 @pytest.fixture
 def fitted(data):
     """A fitter that has run one real round; then its spy backend is armed."""
-    from modelfit_core.registry import Registry
+    from modelfit_core.registry.plugin_registry import Registry
 
     spy = SpyBackend(delegate=Registry(distributions=["modelfit"])
                      .lookup("backends", "runtime")())

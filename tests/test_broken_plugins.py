@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from modelfit_core.errors import DuplicatePluginError, UnknownPluginError
-from modelfit_core.registry import PluginContractError, Registry
+from modelfit_core.contracts.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.registry.plugin_registry import PluginContractError, Registry
 
 
 BROKEN = {
@@ -195,7 +195,7 @@ def test_broken_plugins_are_reported_and_the_others_still_load(broken_plugins):
 
 
 def test_cli_lists_broken_plugins_with_their_distribution(broken_plugins, capsys):
-    from modelfit_core import cli
+    from modelfit_core.tools import cli
 
     assert cli.main(["plugins"]) == 0
     assert cli.main(["plugins", "--strict"]) == 1

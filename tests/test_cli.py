@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelfit_core.cli import main
-from modelfit_core.config import ConfigError, load_config
+from modelfit_core.tools.cli import main
+from modelfit_core.tools.config import ConfigError, load_config
 
 CONFIG = """
 [model]
@@ -87,7 +87,7 @@ def test_bad_config_names_key_and_line(project, change, key, message):
     line = next(n for n, l in enumerate(text.splitlines(), 1)
                 if l.strip() == key or l.strip().startswith(f"{key} ="))
     with pytest.raises(ConfigError) as info:
-        from modelfit_core.config import build_fitter
+        from modelfit_core.tools.config import build_fitter
         build_fitter(load_config(project / "fit.toml"))
     assert message in str(info.value)
     assert f"line {line}" in str(info.value)

@@ -13,7 +13,7 @@ pytest.importorskip("distributed")
 
 from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,  # noqa: E402
                            TraceFitter)
-from modelfit_core.registry import Registry  # noqa: E402
+from modelfit_core.registry.plugin_registry import Registry  # noqa: E402
 
 MODEL = """
 dv/dt = (gl*(El - v) + I)/C : volt

@@ -10,7 +10,7 @@ from brian2 import mV, ms, msiemens, nA, nsiemens, psiemens, second, usiemens
 
 efel = pytest.importorskip("efel")
 
-from modelfit_core.errors import ConfigurationError, DataError, UnitMismatchError  # noqa: E402
+from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError  # noqa: E402
 from modelfit_plugins.metrics.efel_features import FeatureMetric  # noqa: E402
 
 DT = 0.01 * ms
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:eFEL .* deprecates:DeprecationWa
 @pytest.fixture(scope="module")
 def hh_volts():
     """(5, 1497) membrane potential in volts, as a metric receives it."""
-    from modelfit_core.datasets import HH_GROUND_TRUTH, simulate_hh, step_currents
+    from modelfit_core.tools.datasets import HH_GROUND_TRUTH, simulate_hh, step_currents
     volts = simulate_hh(step_currents(), HH_GROUND_TRUTH)
     assert np.isfinite(volts).all()
     return volts
@@ -32,7 +32,7 @@ def hh_volts():
 
 @pytest.fixture(scope="module")
 def recorded():
-    from modelfit_core.datasets import load_hh_dataset
+    from modelfit_core.tools.datasets import load_hh_dataset
     return load_hh_dataset().outputs * 1e-3  # mV in the CSV -> volts
 
 
@@ -268,7 +268,7 @@ def test_registered_as_efel_and_reachable_from_the_core(registry):
 @pytest.mark.slow
 def test_fitting_hh_data_lowers_the_feature_error(registry):
     from modelfit_core import Pipeline
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
     inputs, outputs, dt = load_hh_dataset().quantities()
     pipe = Pipeline.from_names(
         metric="efel", feedback=None, seed=3, registry=registry,

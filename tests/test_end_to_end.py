@@ -74,7 +74,7 @@ def test_hh_tutorial_on_shared_data(tmp_path):
 
 
 def test_bundled_dataset_matches_the_tutorial_layout():
-    from modelfit_core.datasets import DATA_DIR, INPUT_FILE, N_STEPS, OUTPUT_FILE
+    from modelfit_core.tools.datasets import DATA_DIR, INPUT_FILE, N_STEPS, OUTPUT_FILE
     import pandas as pd
 
     inputs = pd.read_csv(Path(DATA_DIR) / INPUT_FILE, index_col=0).to_numpy()

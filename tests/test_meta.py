@@ -1,6 +1,6 @@
 """Meta-tests: every hook, plugin kind and entry point is documented and tested.
 
-Fails when someone adds a hook to ``modelfit_core/hookspecs.py``, an entry point
+Fails when someone adds a hook to ``modelfit_core/contracts/hookspecs.py``, an entry point
 to ``pyproject.toml`` or a contract check to ``modelfit_core/testing.py`` without
 saying so in the docs, or without a test that uses it.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from modelfit_core import hookspecs, protocols, testing
-from modelfit_core.registry import PROTOCOL_METHODS, PROTOCOL_NAMES
+from modelfit_core import testing
+from modelfit_core.contracts import hookspecs, protocols
+from modelfit_core.registry.plugin_registry import PROTOCOL_METHODS, PROTOCOL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
@@ -60,7 +61,7 @@ def test_every_hook_is_used_by_a_test(hook):
 @pytest.mark.parametrize("kind", hookspecs.KINDS)
 def test_every_plugin_kind_has_a_guide_and_a_test(kind):
     protocol = PROTOCOL_NAMES[kind]
-    assert hasattr(protocols, protocol), f"{protocol} is not in modelfit_core/protocols.py"
+    assert hasattr(protocols, protocol), f"{protocol} is not in modelfit_core/contracts/protocols.py"
     assert f"`{protocol}`" in CONTRIBUTING, f"CONTRIBUTING.md does not explain {protocol}"
     for method in PROTOCOL_METHODS[kind]:
         assert method in CONTRIBUTING, f"CONTRIBUTING.md does not name {protocol}.{method}"

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from modelfit_core import MSEMetric, NevergradOptimizer, TraceMetric
-from modelfit_core.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
 
 from conftest import BOUNDS
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelfit_core import NevergradOptimizer, Optimizer
-from modelfit_core.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 
 METHODS = ["DE", "CMA", "PSO", "TwoPointsDE", "OnePlusOne", "RandomSearch"]
 

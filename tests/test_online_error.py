@@ -14,7 +14,7 @@ from brian2 import amp, get_dimensions, mV, ms, nS, pF, second, volt
 
 from modelfit_core import (ConfigurationError, MSEMetric, NevergradOptimizer,
                            OnlineTraceFitter, TraceFitter, TraceMetric, UnitMismatchError)
-from modelfit_core.simulation import (InputSignal, SimulationResult, SimulationSpec,
+from modelfit_core.contracts.simulation import (InputSignal, SimulationResult, SimulationSpec,
                                       online_error_variable)
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
 

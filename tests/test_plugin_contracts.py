@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from brian2 import mV, ms, second
 
-from modelfit_core.registry import Registry
+from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.testing import (check_feedback, check_optimizer, check_registered,
                                    check_spike_metric, check_trace_metric)
 

@@ -7,9 +7,9 @@ from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from scipy.optimize import OptimizeResult
 
 from modelfit_core import MSEMetric, NevergradOptimizer, TraceFitter
-from modelfit_core.errors import ConfigurationError, ModelDefinitionError
-from modelfit_core.refine import RefineArgumentError
-from modelfit_core.sensitivity import (_safe_exprel_derivative, build_sensitivity_system,
+from modelfit_core.contracts.errors import ConfigurationError, ModelDefinitionError
+from modelfit_core.fitting.refine import RefineArgumentError
+from modelfit_core.model.sensitivity import (_safe_exprel_derivative, build_sensitivity_system,
                                        get_sensitivity_equations, get_sensitivity_init)
 
 from conftest import BOUNDS, DT, N_STEPS, PASSIVE_MODEL, TRUE_PARAMS, El  # noqa: F401
@@ -130,7 +130,7 @@ def test_refine_with_units_off(passive_data):
 
 # -- the Jacobian --------------------------------------------------------------------
 def _evaluator(fitter, calc_gradient=True, **bounds):
-    from modelfit_core import refine as R
+    from modelfit_core.fitting import refine as R
     kwds = dict(bounds or BOUNDS)
     space = R._refined_space(fitter, kwds)
     makers, _ = R._residual_makers(fitter, MSEMetric())
@@ -268,7 +268,7 @@ def test_a_gating_variable_starting_at_zero_gives_finite_gradients(passive_data)
 def test_refine_on_the_hh_tutorial():
     """The tutorial's HH model (m, h, n start at 0), bundled data, with and without gradient."""
     from brian2 import msiemens, psiemens, usiemens
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
     inputs, outputs, dt = load_hh_dataset().quantities()
     fitter = TraceFitter(model=HH_MODEL, input={"I": inputs}, output={"v": outputs}, dt=dt,

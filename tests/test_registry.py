@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import DuplicatePluginError, UnknownPluginError
-from modelfit_core.registry import Registry
+from modelfit_core.contracts.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.registry.plugin_registry import Registry
 
 BUILT_IN = {
     "optimizers": ["nevergrad"],
@@ -174,7 +174,7 @@ def test_broken_entry_point_does_not_break_the_others(monkeypatch, capsys):
     with pytest.raises(UnknownPluginError, match="failed to load: broken"):
         registry.lookup("optimizers", "nevergard")
 
-    from modelfit_core import cli
+    from modelfit_core.tools import cli
     assert cli.main(["plugins"]) == 0
     assert cli.main(["plugins", "--strict"]) == 1
     out = capsys.readouterr().out
@@ -197,7 +197,7 @@ def test_any_identifier_round_trips_as_metric_name(name):
 
 def test_lazy_attributes_resolve_to_plugin_classes(registry):
     from modelfit_core import MSEMetric, NevergradOptimizer, TraceFitter
-    from modelfit_core.trace_fitter import TraceFitter as CoreTraceFitter
+    from modelfit_core.fitting.trace_fitter import TraceFitter as CoreTraceFitter
 
     assert NevergradOptimizer is registry.lookup("optimizers", "nevergrad")
     assert MSEMetric is registry.lookup("metrics", "mse")
@@ -230,7 +230,7 @@ def test_importing_the_package_loads_neither_brian2_nor_nevergrad():
 
 
 def test_cli_plugins_lists_every_entry_point(capsys):
-    from modelfit_core import cli
+    from modelfit_core.tools import cli
 
     assert cli.main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -259,13 +259,13 @@ def test_cli_plugins_lists_every_entry_point(capsys):
 
 
 def test_cli_plugins_keeps_long_names_apart(monkeypatch, capsys):
-    from modelfit_core import cli
+    from modelfit_core.tools import cli
 
     real = importlib.metadata.entry_points
 
     def with_long_name(group=None, **kwargs):
         long_name = importlib.metadata.EntryPoint(
-            name="plugin_with_a_long_name", value="modelfit_core.errors", group=group)
+            name="plugin_with_a_long_name", value="modelfit_core.contracts.errors", group=group)
         return list(real(group=group, **kwargs)) + [long_name]
 
     monkeypatch.setattr(importlib.metadata, "entry_points", with_long_name)
@@ -277,7 +277,7 @@ def test_cli_plugins_keeps_long_names_apart(monkeypatch, capsys):
 
 def test_cli_plugins_spells_feedback(capsys):
     """Regression: the listing once said "feedbac 'text'"."""
-    from modelfit_core import cli
+    from modelfit_core.tools import cli
 
     cli.main(["plugins"])
     assert "feedback 'text'" in capsys.readouterr().out

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from modelfit_core import MSEMetric, NevergradOptimizer, Pipeline, TraceFitter
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_plugins.optimizers.nevergrad_optimizer import _is_sequential, ng
 
 from conftest import BOUNDS, DT, PASSIVE_MODEL, El  # noqa: F401
@@ -261,7 +261,7 @@ def test_a_user_optimizer_passed_directly(passive_data):
 
 def test_a_user_optimizer_registered_as_a_plugin(passive_data):
     from modelfit_core import hookimpl
-    from modelfit_core.registry import Registry
+    from modelfit_core.registry.plugin_registry import Registry
 
     class MyPlugin:
         @staticmethod

@@ -13,7 +13,7 @@ from brian2 import (Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
 
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
-from modelfit_core.simulation import InputSignal, SimulationSpec
+from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
 from modelfit_plugins.backends import brian2_runtime
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend, RuntimeSimulation
 
@@ -185,7 +185,7 @@ def test_constants_are_set_for_every_neuron():
 
 
 def test_unknown_codegen_target():
-    from modelfit_core.errors import ConfigurationError
+    from modelfit_core.contracts.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="codegen_target"):
         Brian2RuntimeBackend(codegen_target="cpp")

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("skopt")
 
 from modelfit_core import MSEMetric, Optimizer, Pipeline, TraceFitter  # noqa: E402
-from modelfit_core.errors import ConfigurationError, FitStateError  # noqa: E402
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError  # noqa: E402
 from modelfit_plugins.optimizers.bounds import BoundsError, calc_bounds  # noqa: E402
 from modelfit_plugins.optimizers.skopt_optimizer import (  # noqa: E402
     METHODS, SkoptOptimizer, _QuantileGBRT)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from modelfit_core import (ConfigurationError, Pipeline, SpikeFitter, TraceFitter,
                            UnitMismatchError)
-from modelfit_core.registry import Registry
+from modelfit_core.registry.plugin_registry import Registry
 
 LIF = """
 dv/dt = (gl*(El - v) + I)/C : volt (unless refractory)
@@ -110,7 +110,7 @@ ADEX_BOUNDS = dict(gL=[2 * nS, 300 * nS], EL=[-80 * mV, -60 * mV], DeltaT=[0.5 *
 
 
 def hh_recordings(n_steps=600):
-    from modelfit_core.datasets import load_hh_dataset
+    from modelfit_core.tools.datasets import load_hh_dataset
     data = load_hh_dataset()
     return data.inputs[:3, :n_steps] * amp, data.outputs[:3, :n_steps] * mV
 
@@ -160,7 +160,7 @@ def test_metric_returning_nan_counts_as_diverged():
             return features
 
     inputs, outputs = hh_recordings(200)
-    from modelfit_core.datasets import HH_MODEL, hh_constants
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants
     fitter = TraceFitter(model=HH_MODEL, input={"I": inputs}, output={"v": outputs},
                          dt=0.01 * ms, n_samples=6, method="exponential_euler",
                          param_init={"v": -65 * mV}, namespace=hh_constants(),
@@ -183,7 +183,7 @@ tauw : second (constant)
 
 
 def two_variable_recordings():
-    from modelfit_core.simulation import InputSignal, SimulationSpec
+    from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
     registry = Registry(distributions=["modelfit"])
     currents = np.zeros((2, 400))
     currents[0, 50:] = 0.2e-9

@@ -17,8 +17,8 @@ from brian2.devices.device import get_device, reset_device, runtime_device
 
 from modelfit_core import (ConfigurationError, OnlineTraceFitter, Pipeline, SpikeFitter,
                            TraceFitter)
-from modelfit_core.registry import Registry
-from modelfit_core.simulation import InputSignal, SimulationSpec, online_error_variable
+from modelfit_core.registry.plugin_registry import Registry
+from modelfit_core.contracts.simulation import InputSignal, SimulationSpec, online_error_variable
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
 from modelfit_plugins.backends.brian2_standalone import Brian2StandaloneBackend
 

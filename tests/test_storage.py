@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelfit_core import ConfigurationError
-from modelfit_core.storage import list_studies, read_history, read_results
+from modelfit_core.results.storage import list_studies, read_history, read_results
 
 WORKER = Path(__file__).with_name("storage_worker.py")
 

@@ -31,9 +31,9 @@ import pytest
 from brian2 import mV, volt
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import UnknownPluginError
-from modelfit_core.pipeline import Pipeline
-from modelfit_core.registry import Registry
+from modelfit_core.contracts.errors import UnknownPluginError
+from modelfit_core.fitting.pipeline import Pipeline
+from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.testing import check_optimizer, check_registered, check_trace_metric
 
 from conftest import BOUNDS, TRUE_PARAMS
@@ -135,7 +135,7 @@ def test_example_is_found_through_its_entry_points_only(example_installed):
     assert "mae" not in hidden.names("metrics") and "mse" in hidden.names("metrics")
     with pytest.raises(UnknownPluginError, match="Installed optimizers"):
         hidden.lookup("optimizers", "cmaes")
-    assert "modelfit_example" not in (ROOT / "modelfit_core" / "registry.py").read_text()
+    assert "modelfit_example" not in (ROOT / "modelfit_core" / "registry" / "plugin_registry.py").read_text()
 
 
 def test_example_fits_through_pipeline_from_names(example_installed, make_fitter):
@@ -178,7 +178,7 @@ def test_a_fresh_process_sees_the_example_and_the_cli_lists_it(example_installed
         import sys
         import modelfit_core
         from modelfit_core import CMAESOptimizer, MAEMetric, Pipeline
-        from modelfit_core.cli import main   # what the `modelfit` script runs
+        from modelfit_core.tools.cli import main   # what the `modelfit` script runs
         assert CMAESOptimizer.__module__ == "modelfit_example.cma_optimizer"
         assert {"CMAESOptimizer", "MAEMetric"} <= set(modelfit_core.__all__)
         pipe = Pipeline.from_names(optimizer="cmaes", metric="mae", feedback=None, seed=1)

@@ -7,7 +7,7 @@ import pytest
 from brian2 import Quantity, amp, farad, get_dimensions, mV, ms, nS, pF, siemens, uS, volt
 
 from modelfit_core import MSEMetric, NevergradOptimizer, Pipeline, TraceFitter
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 
 from conftest import BOUNDS, DT, N_STEPS, N_TRACES, PASSIVE_MODEL, TRUE_PARAMS, El
 
@@ -141,7 +141,7 @@ def test_generate_needs_all_params_before_a_fit(make_fitter):
 
 
 def test_generate_rejects_unknown_parameter_names(fitted):
-    from modelfit_core.errors import ParameterError
+    from modelfit_core.contracts.errors import ParameterError
 
     with pytest.raises(ParameterError, match="gL"):
         fitted.generate(params={"gL": 20 * nS})
@@ -331,7 +331,7 @@ def test_pipeline_seed_reaches_the_default_optimizer(registry):
 
 
 def test_pipeline_bad_names_and_options(registry):
-    from modelfit_core.errors import UnknownPluginError
+    from modelfit_core.contracts.errors import UnknownPluginError
 
     with pytest.raises(UnknownPluginError, match="Did you mean 'nevergrad'"):
         Pipeline.from_names(optimizer="nevergard", registry=registry)
@@ -397,7 +397,7 @@ def test_fit_where_everything_diverges(make_fitter):
                              gl=[-5 * uS, -4 * uS], C=[10 * pF, 20 * pF])
     assert best is None and error is None
     assert fitter.results(format="dataframe")["diverged"].all()
-    from modelfit_core.errors import FitStateError
+    from modelfit_core.contracts.errors import FitStateError
     with pytest.raises(FitStateError, match="diverged"):
         fitter.generate_traces()
 

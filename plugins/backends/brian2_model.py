@@ -14,8 +14,8 @@ from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, TimedArra
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.data import get_spikes
-from modelfit_core.simulation import SimulationResult, SimulationSpec, online_error_variable
+from modelfit_core.model.data import get_spikes
+from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec, online_error_variable
 
 INPUT_PREFIX = "modelfit_input_"
 TARGET_PREFIX = "modelfit_target_"

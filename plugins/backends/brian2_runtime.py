@@ -21,8 +21,8 @@ from brian2.core import network as brian_network_module
 from brian2.devices.device import runtime_device
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, SimulationError
-from modelfit_core.simulation import SimulationResult, SimulationSpec
+from modelfit_core.contracts.errors import ConfigurationError, SimulationError
+from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
                            device_active, set_parameters)

@@ -1,6 +1,6 @@
 """Brian 2 C++ standalone backend: the model compiled once, its binary re-run per round.
 
-Preparing a :class:`~modelfit_core.simulation.SimulationSpec` writes and
+Preparing a :class:`~modelfit_core.contracts.simulation.SimulationSpec` writes and
 compiles one C++ project (Brian's ``cpp_standalone`` device) in its own
 directory. Each round then runs that binary again with the round's parameter
 values, through Brian's ``run_args`` (``device.run(run_args={group.gl: values})``,
@@ -15,7 +15,7 @@ before (runtime, or the one chosen with ``set_device('cpp_standalone')``) is
 active again with its options. So several fitters, ``generate()`` and
 ``refine()`` calls (always runtime mode) can be mixed in one script, and
 ``set_device('cpp_standalone')`` in a script only selects this backend
-(see :class:`modelfit_core.fitter_base.Fitter`).
+(see :class:`modelfit_core.fitting.fitter.Fitter`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import get_device
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, SimulationError
-from modelfit_core.simulation import SimulationResult, SimulationSpec
+from modelfit_core.contracts.errors import ConfigurationError, SimulationError
+from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
                            device_active)

@@ -4,7 +4,7 @@ Every worker prepares (compiles) the model once, for a fixed chunk size, and
 keeps it in this module's cache for the whole fit; the specification (model,
 inputs, recorded data) is scattered to the workers once, and so are the fit's
 metrics with the recorded outputs
-(:class:`modelfit_core.recordings.ErrorsWhereSimulated`). A round
+(:class:`modelfit_core.model.recordings.ErrorsWhereSimulated`). A round
 sends only the parameter values of each chunk; each worker simulates its chunk
 and scores it, and the errors (not the traces) are gathered back in order. When a
 worker dies, dask reschedules its chunks on the remaining (or restarted)
@@ -23,8 +23,8 @@ import attrs
 import numpy as np
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError
-from modelfit_core.simulation import SimulationResult, SimulationSpec
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 _WORKER_CACHE: dict[str, object] = {}
 """Prepared simulations held by this (worker) process, keyed by preparation token."""
@@ -33,7 +33,7 @@ _WORKER_CACHE: dict[str, object] = {}
 def _prepare_on_worker(token: str, spec: SimulationSpec, inner: str, inner_options: dict):
     prepared = _WORKER_CACHE.get(token)
     if prepared is None:
-        from modelfit_core.registry import Registry
+        from modelfit_core.registry.plugin_registry import Registry
         backend = Registry().lookup("backends", inner)(**inner_options)
         prepared = backend.prepare(spec)
         _WORKER_CACHE[token] = prepared

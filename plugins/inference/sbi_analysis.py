@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 
 
 def _si(value: Any) -> float:

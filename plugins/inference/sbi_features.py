@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from modelfit_core.errors import ConfigurationError, DataError
+from modelfit_core.contracts.errors import ConfigurationError, DataError
 
 SPIKES = "spikes"
 

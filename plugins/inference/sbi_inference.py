@@ -1,7 +1,7 @@
 """Simulation-based inference with sbi: the ``Inferencer`` of brian2modelfitting.
 
 Training data are simulated through the same :class:`SimulationBackend` as
-fitting: one :class:`~modelfit_core.simulation.SimulationSpec` for a batch
+fitting: one :class:`~modelfit_core.contracts.simulation.SimulationSpec` for a batch
 of a fixed size, prepared (compiled) once and run batch after batch.
 
 sbi is trained on rescaled numbers: each parameter is divided by a power of
@@ -13,7 +13,7 @@ the sbi objects it returns (prior, inference, posterior) live in the rescaled
 space.
 
 torch and sbi are imported when first needed, so loading the plugin (which
-every :class:`~modelfit_core.registry.Registry` does) stays cheap.
+every :class:`~modelfit_core.registry.plugin_registry.Registry` does) stays cheap.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from typing import Mapping
 import numpy as np
 
 from modelfit_core import hookimpl
-from modelfit_core.data import as_named, check_same_shape, spike_trains, trace_array
-from modelfit_core.errors import (ConfigurationError, DataError, FitStateError, ParameterError)
-from modelfit_core.fitter_base import Fitter, _user_frame_namespace
-from modelfit_core.model_spec import initial_values
-from modelfit_core.parameters import ParameterSpace
+from modelfit_core.model.data import as_named, check_same_shape, spike_trains, trace_array
+from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError, ParameterError)
+from modelfit_core.fitting.fitter import Fitter, _user_frame_namespace
+from modelfit_core.model.equations import initial_values
+from modelfit_core.model.parameters import ParameterSpace
 
 from . import sbi_features, sbi_methods
 from .sbi_features import SPIKES

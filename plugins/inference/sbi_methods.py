@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 
 POSTERIOR, LIKELIHOOD, RATIO, VECTOR_FIELD = "posterior", "likelihood", "ratio", "vector_field"
 

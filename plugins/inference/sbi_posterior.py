@@ -11,7 +11,7 @@ import numpy as np
 from brian2 import Quantity
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.errors import ConfigurationError, DataError, FitStateError
+from modelfit_core.contracts.errors import ConfigurationError, DataError, FitStateError
 
 from . import sbi_analysis, sbi_methods
 from .sbi_features import SPIKES

@@ -21,8 +21,8 @@ from brian2 import Quantity, get_dimensions, second, volt
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, DataError, UnitMismatchError
-from modelfit_core.metric_base import TraceMetric, _seconds
+from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError
+from modelfit_core.contracts.metric_bases import TraceMetric, _seconds
 
 from .efel_extraction import EfelExtractor, EfelFailure, efel_setting_names
 

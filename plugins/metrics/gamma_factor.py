@@ -7,8 +7,8 @@ from brian2 import get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, UnitMismatchError
-from modelfit_core.metric_base import SpikeMetric
+from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.metric_bases import SpikeMetric
 
 
 def count_coincidences(model: np.ndarray, data: np.ndarray, window: float) -> int:

@@ -6,13 +6,13 @@ import numpy as np
 from brian2 import get_dimensions
 
 from modelfit_core import hookimpl
-from modelfit_core.metric_base import TraceMetric
+from modelfit_core.contracts.metric_bases import TraceMetric
 
 
 class MSEMetric(TraceMetric):
     """Mean over traces and time of the squared difference.
 
-    Options as :class:`~modelfit_core.metric_base.Metric` (``t_start``,
+    Options as :class:`~modelfit_core.contracts.metric_bases.Metric` (``t_start``,
     ``t_weights``, ``normalization``). The error has the squared units of the
     output divided by the squared normalization (V² for a voltage).
     """

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from modelfit_core.errors import ParameterError
+from modelfit_core.contracts.errors import ParameterError
 
 
 class BoundsError(ParameterError, TypeError):

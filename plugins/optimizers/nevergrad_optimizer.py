@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_plugins.optimizers.bounds import calc_bounds
 
 

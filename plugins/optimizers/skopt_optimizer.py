@@ -15,7 +15,7 @@ from skopt.space import Real
 from skopt.utils import cook_estimator
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_plugins.optimizers.bounds import calc_bounds
 
 METHODS = ("GP", "RF", "ET", "GBRT")

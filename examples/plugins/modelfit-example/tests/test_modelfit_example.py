@@ -7,7 +7,7 @@ import pytest
 from brian2 import amp, mV, ms, nS, pF, volt
 
 from modelfit_core import Pipeline, TraceFitter
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.testing import check_optimizer, check_registered, check_trace_metric
 from modelfit_example.cma_optimizer import CMAESOptimizer
 from modelfit_example.mae_metric import MAEMetric

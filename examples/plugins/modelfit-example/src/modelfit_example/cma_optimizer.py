@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from modelfit_core import hookimpl
-from modelfit_core.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 
 if importlib.util.find_spec("cma") is None:  # reported by `modelfit plugins`
     raise ModuleNotFoundError("the 'cmaes' optimizer needs pycma: pip install cma", name="cma")

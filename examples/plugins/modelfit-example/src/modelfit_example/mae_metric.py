@@ -16,7 +16,7 @@ import numpy as np
 from brian2 import get_dimensions
 
 from modelfit_core import hookimpl
-from modelfit_core.metric_base import TraceMetric
+from modelfit_core.contracts.metric_bases import TraceMetric
 
 
 class MAEMetric(TraceMetric):
@@ -29,7 +29,7 @@ class MAEMetric(TraceMetric):
     Parameters
     ----------
     t_start, t_weights, normalization
-        As for every :class:`~modelfit_core.metric_base.Metric`.
+        As for every :class:`~modelfit_core.contracts.metric_bases.Metric`.
     """
 
     def get_features(self, model_traces, data_traces, dt):

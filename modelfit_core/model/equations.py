@@ -10,8 +10,8 @@ from brian2.equations.equations import (BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER,
                                         SUBEXPRESSION)
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
-from modelfit_core.errors import ModelDefinitionError, UnitMismatchError
-from modelfit_core.namespace import identifiers_in
+from modelfit_core.contracts.errors import ModelDefinitionError, UnitMismatchError
+from modelfit_core.model.namespace import identifiers_in
 
 RESERVED = {"iteration"}
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from modelfit_core.errors import ConfigurationError, FitStateError
-from modelfit_core.hookspecs import hookimpl
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.hookspecs import hookimpl
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -210,8 +210,8 @@ def _unit_text(dim) -> str:
 
 
 def read_round_records(connection, study: str) -> list:
-    """The stored rounds as :class:`~modelfit_core.history.RoundRecord` objects."""
-    from modelfit_core.history import RoundRecord
+    """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects."""
+    from modelfit_core.results.history import RoundRecord
     durations = dict(connection.execute(
         "SELECT round, duration_s FROM rounds WHERE study = ?", (study,)).fetchall())
     rows = connection.execute(
@@ -245,10 +245,10 @@ def list_studies(url: str | Path) -> list[str]:
 
 
 def read_history(url: str | Path, study: str | None = None):
-    """A :class:`~modelfit_core.history.History` rebuilt from a database (read-only,
+    """A :class:`~modelfit_core.results.history.History` rebuilt from a database (read-only,
     safe while another process is still writing it)."""
-    from modelfit_core.history import History
-    from modelfit_core.parameters import ParameterSpace
+    from modelfit_core.results.history import History
+    from modelfit_core.model.parameters import ParameterSpace
     connection = connect(url, read_only=True)
     try:
         if study is None:

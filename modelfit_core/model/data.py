@@ -14,8 +14,8 @@ from brian2 import Quantity, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.errors import DataError, UnitMismatchError
-from modelfit_core.simulation import InputSignal
+from modelfit_core.contracts.errors import DataError, UnitMismatchError
+from modelfit_core.contracts.simulation import InputSignal
 
 
 def unit_name(dim) -> str:

@@ -11,14 +11,14 @@ import numpy as np
 from brian2 import Quantity, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.errors import ConfigurationError
-from modelfit_core.fitter_base import _user_frame_namespace
-from modelfit_core.model_spec import initial_values
-from modelfit_core.parameters import ParameterSpace
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.fitting.fitter import _user_frame_namespace
+from modelfit_core.model.equations import initial_values
+from modelfit_core.model.parameters import ParameterSpace
 
 
 def generate_outputs(fitter, output_var, params, param_init, iteration: float, level: int):
-    """What :meth:`modelfit_core.fitter_base.Fitter.generate` returns (see there)."""
+    """What :meth:`modelfit_core.fitting.fitter.Fitter.generate` returns (see there)."""
     if output_var is None:
         output_var = fitter.output_names if len(fitter.output_names) > 1 else \
             fitter.output_names[0]

@@ -22,10 +22,10 @@ import attrs
 import numpy as np
 from brian2 import second
 
-from modelfit_core.errors import ConfigurationError, UnitMismatchError, UnknownPluginError
-from modelfit_core.fitter_base import _DEFAULT
-from modelfit_core.recordings import SPIKES
-from modelfit_core.trace_fitter import TraceFitter
+from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError, UnknownPluginError
+from modelfit_core.fitting.fitter import _DEFAULT
+from modelfit_core.model.recordings import SPIKES
+from modelfit_core.fitting.trace_fitter import TraceFitter
 
 
 def _mse_class(registry):
@@ -115,7 +115,7 @@ class OnlineTraceFitter(TraceFitter):
         Start of the part of the traces that counts (default 0 s).
     method, reset, refractory, threshold, param_init, penalty, use_units, backend,
     pipeline, namespace, storage, study, input_var, output_var
-        As for :class:`~modelfit_core.trace_fitter.TraceFitter`.
+        As for :class:`~modelfit_core.fitting.trace_fitter.TraceFitter`.
     """
 
     fitter_name = "OnlineTraceFitter"

@@ -13,17 +13,17 @@ import attrs
 import numpy as np
 from brian2 import second
 
-from modelfit_core.data import (as_named, check_same_shape, spike_trains, trace_array,
+from modelfit_core.model.data import (as_named, check_same_shape, spike_trains, trace_array,
                                 unit_name)
-from modelfit_core.errors import ConfigurationError, DataError, UnitMismatchError
-from modelfit_core.simulation import InputSignal
+from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError
+from modelfit_core.contracts.simulation import InputSignal
 
 SPIKES = "spikes"
 
 
 def is_spike_metric(metric) -> bool:
     """Spike metrics subclass SpikeMetric or declare ``compares = "spikes"``."""
-    from modelfit_core.metric_base import SpikeMetric
+    from modelfit_core.contracts.metric_bases import SpikeMetric
     return isinstance(metric, SpikeMetric) or getattr(metric, "compares", None) == SPIKES
 
 
@@ -126,7 +126,7 @@ class ErrorsWhereSimulated:
     dt: Any
 
     def __call__(self, result, n_samples: int):
-        from modelfit_core.simulation import SimulationResult
+        from modelfit_core.contracts.simulation import SimulationResult
         errors = self.recordings.objective_errors(result, self.metrics, self.dt)
         kept = {name: values for name, values in result.traces.items()
                 if name not in self.recordings.output_names}

@@ -1,8 +1,8 @@
-"""Regenerate the bundled dataset: ``python -m modelfit_core.datasets [DIR]``."""
+"""Regenerate the bundled dataset: ``python -m modelfit_core.tools.datasets [DIR]``."""
 
 import sys
 
-from modelfit_core.datasets import DATA_DIR, generate_hh_dataset
+from modelfit_core.tools.datasets import DATA_DIR, generate_hh_dataset
 
 if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else DATA_DIR

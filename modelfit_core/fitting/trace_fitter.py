@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelfit_core.fitter_base import _DEFAULT, GENERATE_ITERATION, Fitter
+from modelfit_core.fitting.fitter import _DEFAULT, GENERATE_ITERATION, Fitter
 
 
 class TraceFitter(Fitter):
@@ -65,17 +65,17 @@ class TraceFitter(Fitter):
                            callback=callback, restart=restart, start_iteration=start_iteration,
                            penalty=penalty, level=level, **params)
 
-    # online error (modelfit_core.online_trace_fitter)
+    # online error (modelfit_core.fitting.online_trace_fitter)
     def _check_metric_kinds(self, metrics):
         super()._check_metric_kinds(metrics)
         if self._online_error:
-            from modelfit_core.online_trace_fitter import check_online_metrics
+            from modelfit_core.fitting.online_trace_fitter import check_online_metrics
             check_online_metrics(self, metrics)
 
     def _online_error_spec(self):
         if not self._online_error:
             return {}
-        from modelfit_core.online_trace_fitter import online_error_spec
+        from modelfit_core.fitting.online_trace_fitter import online_error_spec
         return online_error_spec(self._metrics)
 
     def _record(self):
@@ -87,7 +87,7 @@ class TraceFitter(Fitter):
         online = self._online_error_spec()
         if not online:
             return super()._objective_errors(result, metrics)
-        from modelfit_core.online_trace_fitter import online_objective_errors
+        from modelfit_core.fitting.online_trace_fitter import online_objective_errors
         return online_objective_errors(self, result, metrics, online)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
@@ -168,7 +168,7 @@ class TraceFitter(Fitter):
         minimization algorithm which will internally calculate the sum of
         squares. Spike outputs and a ``penalty`` are not part of the refinement.
         """
-        from modelfit_core.refine import refine_fit
+        from modelfit_core.fitting.refine import refine_fit
         return refine_fit(self, params=params, metric=metric, callback=callback,
                           calc_gradient=calc_gradient, optimize=optimize,
                           iteration=iteration, level=level, **kwds)

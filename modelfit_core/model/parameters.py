@@ -10,7 +10,7 @@ from brian2 import Quantity, get_dimensions
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.errors import ParameterError, UnitMismatchError
+from modelfit_core.contracts.errors import ParameterError, UnitMismatchError
 
 
 def format_quantity(value: float, dim) -> str:

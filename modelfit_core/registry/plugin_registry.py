@@ -23,9 +23,9 @@ from typing import Any, Iterable
 import attrs
 import pluggy
 
-from modelfit_core import hookspecs
-from modelfit_core.hookspecs import SINGULAR
-from modelfit_core.errors import (DuplicatePluginError, PluginContractError,  # noqa: F401
+from modelfit_core.contracts import hookspecs
+from modelfit_core.contracts.hookspecs import SINGULAR
+from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,  # noqa: F401
                                   PluginLoadError, UnknownPluginError)
 
 
@@ -76,7 +76,7 @@ PROTOCOL_METHODS: dict[str, tuple[str, ...]] = {
     "feedback": ("__call__",),
     "inference": ("infer",),
 }
-"""Methods a class registered for each kind must have (see :mod:`modelfit_core.protocols`)."""
+"""Methods a class registered for each kind must have (see :mod:`modelfit_core.contracts.protocols`)."""
 
 PROTOCOL_NAMES = {"optimizers": "Optimizer", "metrics": "Metric",
                   "backends": "SimulationBackend", "feedback": "Feedback",

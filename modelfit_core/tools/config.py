@@ -49,7 +49,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from modelfit_core.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError
 
 SECTIONS = {
     "model": {"equations", "file", "method", "threshold", "reset", "refractory",
@@ -164,7 +164,7 @@ def read_array(config: FitConfig, key: str) -> np.ndarray:
 
 def build_fitter(config: FitConfig):
     """The fitter (via a Pipeline) and the bounds described by ``config``."""
-    from modelfit_core.pipeline import Pipeline
+    from modelfit_core.fitting.pipeline import Pipeline
     model = config.get("model", "equations")
     if model is None:
         model = (config.path.parent / config.get("model", "file")).read_text()
@@ -187,7 +187,7 @@ def build_fitter(config: FitConfig):
         refractory = quantity(config, "model", "refractory", refractory)
     fit = dict(config.data.get("fit", {}))
     if fit.get("storage"):  # relative database paths are relative to the config file
-        from modelfit_core.storage import database_path
+        from modelfit_core.results.storage import database_path
         location = database_path(fit["storage"])
         if not location.is_absolute():
             fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"

@@ -10,7 +10,7 @@ import numpy as np
 
 
 def _cmd_demo(args) -> int:
-    from modelfit_core.demo import run_demo
+    from modelfit_core.tools.demo import run_demo
     run_demo(output_dir=args.output, n_rounds=args.rounds, n_samples=args.samples,
              seed=args.seed, optimizer=args.optimizer, backend=args.backend,
              feedback=None if args.quiet else "progressbar", data_dir=args.data_dir)
@@ -18,8 +18,8 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_plugins(args) -> int:
-    from modelfit_core.hookspecs import KINDS, SINGULAR
-    from modelfit_core.registry import Registry
+    from modelfit_core.contracts.hookspecs import KINDS, SINGULAR
+    from modelfit_core.registry.plugin_registry import Registry
     registry = Registry()
     provided: dict[str, list[str]] = {}
     for kind in KINDS:
@@ -40,7 +40,7 @@ def _cmd_plugins(args) -> int:
 
 
 def _print_best(history) -> None:
-    from modelfit_core.parameters import format_quantity
+    from modelfit_core.model.parameters import format_quantity
     if history.best_vector is None:
         print("no finite error yet (every simulation diverged)")
         return
@@ -51,7 +51,7 @@ def _print_best(history) -> None:
 
 
 def _write_history_plots(history, output: Path) -> list[Path]:
-    from modelfit_core.plotting import plot_error_per_round, plot_parameters_explored
+    from modelfit_core.tools.plotting import plot_error_per_round, plot_parameters_explored
     output.mkdir(parents=True, exist_ok=True)
     paths = [output / "errors.png", output / "parameters.png"]
     plot_error_per_round(history, path=paths[0])
@@ -64,8 +64,8 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from modelfit_core.config import build_fitter, load_config
-    from modelfit_core.plotting import plot_traces
+    from modelfit_core.tools.config import build_fitter, load_config
+    from modelfit_core.tools.plotting import plot_traces
     config = load_config(args.config)
     fitter, bounds = build_fitter(config)
     n_rounds = int(config.get("fit", "n_rounds"))
@@ -96,7 +96,7 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_results(args) -> int:
-    from modelfit_core.storage import list_studies, read_history
+    from modelfit_core.results.storage import list_studies, read_history
     studies = list_studies(args.database)
     print(f"{args.database}: studies {', '.join(studies) or '(none)'}")
     history = read_history(args.database, args.study)
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from modelfit_core.errors import ModelfitError
+    from modelfit_core.contracts.errors import ModelfitError
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -24,10 +24,10 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
     """
     from brian2 import mV, msiemens, nsiemens, psiemens, usiemens
 
-    from modelfit_core.datasets import HH_MODEL, hh_constants, load_hh_dataset
-    from modelfit_core.parameters import format_quantity
-    from modelfit_core.pipeline import Pipeline
-    from modelfit_core.plotting import plot_error_per_round, plot_traces
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
+    from modelfit_core.model.parameters import format_quantity
+    from modelfit_core.fitting.pipeline import Pipeline
+    from modelfit_core.tools.plotting import plot_error_per_round, plot_traces
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from modelfit_core.errors import ConfigurationError
-from modelfit_core.fitter_base import GENERATE_ITERATION, Fitter
-from modelfit_core.recordings import SPIKES
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.fitting.fitter import GENERATE_ITERATION, Fitter
+from modelfit_core.model.recordings import SPIKES
 
 
 class SpikeFitter(Fitter):
@@ -32,7 +32,7 @@ class SpikeFitter(Fitter):
         A duration (``2*ms``), an expression for a duration (``'tref'``, may be
         a fitted parameter), or a condition (``'v > -40*mV'``).
     n_samples, method, param_init, penalty, use_units, backend, pipeline, namespace
-        As for :class:`~modelfit_core.trace_fitter.TraceFitter`.
+        As for :class:`~modelfit_core.fitting.trace_fitter.TraceFitter`.
     """
 
     fitter_name = "SpikeFitter"

@@ -106,7 +106,7 @@ class SimulationResult:
     failed: np.ndarray | None = None
     errors: dict[str, np.ndarray] = attrs.field(factory=dict)
     """Objective errors (n_samples,) by output, already computed where the batch
-    was simulated (see :class:`~modelfit_core.recordings.ErrorsWhereSimulated`);
+    was simulated (see :class:`~modelfit_core.model.recordings.ErrorsWhereSimulated`);
     the traces or spikes of those outputs are then not sent back."""
 
     @property

@@ -7,9 +7,9 @@ from typing import Any
 
 import attrs
 
-from modelfit_core.errors import ConfigurationError
-from modelfit_core.hookspecs import SINGULAR
-from modelfit_core.registry import Registry
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.hookspecs import SINGULAR
+from modelfit_core.registry.plugin_registry import Registry
 
 
 def _construct(cls: type, options: dict[str, Any], kind: str, name: str):
@@ -127,7 +127,7 @@ class Pipeline:
 
     def resolve_feedback(self, callback):
         """Feedback object from a name, None, a callable, or the pipeline default."""
-        from modelfit_core.fitter_base import _DEFAULT
+        from modelfit_core.fitting.fitter import _DEFAULT
         if callback is _DEFAULT:
             callback = self.feedback
         if callback is None:
@@ -142,14 +142,14 @@ class Pipeline:
     # -- fitters ------------------------------------------------------------------
     def trace_fitter(self, model, input, output, dt, n_samples, **kwargs):
         """A :class:`TraceFitter` that fits with this pipeline's parts."""
-        from modelfit_core.trace_fitter import TraceFitter
+        from modelfit_core.fitting.trace_fitter import TraceFitter
         kwargs.setdefault("backend", self.backend)
         return TraceFitter(model=model, input=input, output=output, dt=dt,
                            n_samples=n_samples, pipeline=self, **kwargs)
 
     def spike_fitter(self, model, input, output, dt, n_samples, **kwargs):
         """A :class:`SpikeFitter` that fits with this pipeline's parts."""
-        from modelfit_core.spike_fitter import SpikeFitter
+        from modelfit_core.fitting.spike_fitter import SpikeFitter
         kwargs.setdefault("backend", self.backend)
         return SpikeFitter(model=model, input=input, output=output, dt=dt,
                            n_samples=n_samples, pipeline=self, **kwargs)
@@ -162,7 +162,7 @@ class Pipeline:
 
     def fitter(self, model, input, output, dt, n_samples, **kwargs):
         """A SpikeFitter if this pipeline's metric compares spikes, else a TraceFitter."""
-        from modelfit_core.recordings import is_spike_metric
+        from modelfit_core.model.recordings import is_spike_metric
         make = self.spike_fitter if is_spike_metric(self.metric) else self.trace_fitter
         return make(model=model, input=input, output=output, dt=dt, n_samples=n_samples,
                     **kwargs)

@@ -3,7 +3,7 @@
 Subclass :class:`TraceMetric` or :class:`SpikeMetric` and override
 ``get_features`` and/or ``get_errors``; ``calc`` applies ``t_start``,
 ``t_weights`` and ``normalization``. Any object satisfying the
-:class:`~modelfit_core.protocols.Metric` protocol works too.
+:class:`~modelfit_core.contracts.protocols.Metric` protocol works too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
 
 
 def _seconds(value, name: str) -> float:

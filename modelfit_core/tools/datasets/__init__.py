@@ -5,7 +5,7 @@ Hodgkin–Huxley model of the TraceFitter tutorial, simulated with known
 conductances (:data:`HH_GROUND_TRUTH`) plus Gaussian recording noise. The
 CSV files have the tutorial's layout (one row per trace, one column per
 time step, first column an index): input in amp, output in mV.
-Regenerate them with ``python -m modelfit_core.datasets``.
+Regenerate them with ``python -m modelfit_core.tools.datasets``.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ def step_currents() -> np.ndarray:
 def simulate_hh(inputs_a: np.ndarray, params_si: dict, backend=None) -> np.ndarray:
     """Membrane potential (V), shape like ``inputs_a``, for one parameter set."""
     from brian2 import amp
-    from modelfit_core.pipeline import Pipeline
-    from modelfit_core.simulation import InputSignal, SimulationSpec
+    from modelfit_core.fitting.pipeline import Pipeline
+    from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
     backend = backend or Pipeline.lazy_default().resolve_backend("runtime")
     spec = SimulationSpec(
         model=HH_MODEL, parameter_names=tuple(params_si), n_samples=1,

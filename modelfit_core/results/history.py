@@ -7,9 +7,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from modelfit_core.errors import ConfigurationError
-from modelfit_core.metric_base import error_quantity
-from modelfit_core.parameters import ParameterSpace, with_unit
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.metric_bases import error_quantity
+from modelfit_core.model.parameters import ParameterSpace, with_unit
 
 
 @attrs.define

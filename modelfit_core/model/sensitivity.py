@@ -28,7 +28,7 @@ from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
-from modelfit_core.errors import ModelDefinitionError
+from modelfit_core.contracts.errors import ModelDefinitionError
 
 EXPREL_SMALL = 1e-4
 """Below this |x| the derivative of exprel(x) is taken from its Taylor series."""

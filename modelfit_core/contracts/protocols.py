@@ -80,7 +80,7 @@ class PreparedSimulation(Protocol):
 
 @runtime_checkable
 class SimulationBackend(Protocol):
-    """Prepares a :class:`~modelfit_core.simulation.SimulationSpec` once for many runs."""
+    """Prepares a :class:`~modelfit_core.contracts.simulation.SimulationSpec` once for many runs."""
 
     name: str
 
@@ -106,4 +106,4 @@ class Inference(Protocol):
 
 
 # Imported for the annotation above without creating an import cycle at runtime.
-from modelfit_core.simulation import SimulationResult  # noqa: E402
+from modelfit_core.contracts.simulation import SimulationResult  # noqa: E402

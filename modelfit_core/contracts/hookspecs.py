@@ -1,7 +1,7 @@
 """pluggy hook specifications of the ``modelfit`` project.
 
 Registration hooks return ``{name: class}``; every plugin's answer is merged
-by :mod:`modelfit_core.registry`. Lifecycle hooks fan out to every plugin so
+by :mod:`modelfit_core.registry.plugin_registry`. Lifecycle hooks fan out to every plugin so
 that listeners (storage, loggers, feedback) never need to be known by the
 fitting loop.
 """
@@ -41,7 +41,7 @@ def modelfit_register_inference():
 
 @hookspec
 def modelfit_round_finished(fitter, round_record):
-    """Called after every round with the :class:`~modelfit_core.history.RoundRecord`."""
+    """Called after every round with the :class:`~modelfit_core.results.history.RoundRecord`."""
 
 
 @hookspec

@@ -3,7 +3,7 @@
 A :class:`Fitter` holds the recorded data, the model description, the
 prepared simulation (built once, on the first ``fit``) and the history of
 every evaluated parameter set. Subclasses say what is recorded and how
-errors are computed (:mod:`modelfit_core.trace_fitter`).
+errors are computed (:mod:`modelfit_core.fitting.trace_fitter`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import numpy as np
 from brian2 import Quantity, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.data import as_named
-from modelfit_core.errors import ConfigurationError, FitStateError, UnitMismatchError
-from modelfit_core.history import History, RoundRecord
-from modelfit_core.metric_base import error_quantity
-from modelfit_core.model_spec import check_units, describe_model, initial_values
-from modelfit_core.namespace import identifiers_in, select
-from modelfit_core.parameters import ParameterSpace
-from modelfit_core.recordings import SPIKES, ErrorsWhereSimulated, Recordings
-from modelfit_core.simulation import SimulationSpec, online_error_variable
+from modelfit_core.model.data import as_named
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError, UnitMismatchError
+from modelfit_core.results.history import History, RoundRecord
+from modelfit_core.contracts.metric_bases import error_quantity
+from modelfit_core.model.equations import check_units, describe_model, initial_values
+from modelfit_core.model.namespace import identifiers_in, select
+from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.model.recordings import SPIKES, ErrorsWhereSimulated, Recordings
+from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
 
 _DEFAULT = object()
 GENERATE_ITERATION = 1e9
@@ -62,7 +62,7 @@ class Fitter:
                  threshold=None, reset=None, refractory=False, method=None, param_init=None,
                  penalty=None, use_units=True, backend=None, pipeline=None, namespace=None,
                  storage=None, study=None, level=0):
-        from modelfit_core.pipeline import Pipeline
+        from modelfit_core.fitting.pipeline import Pipeline
 
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) \
                 or n_samples < 1:
@@ -96,7 +96,7 @@ class Fitter:
         self._store = None
         storage = storage if storage is not None else self.pipeline.storage
         if storage is not None:
-            from modelfit_core.storage import FitStore
+            from modelfit_core.results.storage import FitStore
             self._store = FitStore(storage, study or self.pipeline.study or "default")
             self._store.attach(self)
 
@@ -506,5 +506,5 @@ class Fitter:
         Quantity (n_traces, n_steps), list of spike-time arrays per trace, or a
         dict of those when several names were given.
         """
-        from modelfit_core.generation import generate_outputs
+        from modelfit_core.fitting.generation import generate_outputs
         return generate_outputs(self, output_var, params, param_init, iteration, level)

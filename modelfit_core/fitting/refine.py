@@ -9,7 +9,7 @@ per evaluation, on all traces, with a simulation prepared (compiled) once per
 configuration and cached on the fitter.
 
 With ``calc_gradient=True`` the model is extended with sensitivity equations
-(:mod:`modelfit_core.sensitivity`) and scipy receives the analytic Jacobian;
+(:mod:`modelfit_core.model.sensitivity`) and scipy receives the analytic Jacobian;
 otherwise scipy estimates it by finite differences.
 
 scipy works in coordinates scaled to the bounds (each parameter mapped
@@ -29,13 +29,13 @@ import attrs
 import numpy as np
 from scipy.optimize import OptimizeResult, least_squares
 
-from modelfit_core.errors import (ConfigurationError, ParameterError, SimulationError,
+from modelfit_core.contracts.errors import (ConfigurationError, ParameterError, SimulationError,
                                   UnknownPluginError)
-from modelfit_core.fitter_base import _DEFAULT, GENERATE_ITERATION, _user_frame_namespace
-from modelfit_core.metric_base import error_quantity
-from modelfit_core.model_spec import initial_values
-from modelfit_core.parameters import ParameterSpace, with_unit
-from modelfit_core.sensitivity import build_sensitivity_system, sensitivity_name
+from modelfit_core.fitting.fitter import _DEFAULT, GENERATE_ITERATION, _user_frame_namespace
+from modelfit_core.contracts.metric_bases import error_quantity
+from modelfit_core.model.equations import initial_values
+from modelfit_core.model.parameters import ParameterSpace, with_unit
+from modelfit_core.model.sensitivity import build_sensitivity_system, sensitivity_name
 
 
 class RefineArgumentError(ParameterError, TypeError):
