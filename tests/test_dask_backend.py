@@ -103,11 +103,11 @@ def test_workers_send_errors_not_traces(dask_backend):
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
                callback=None, **BOUNDS)
     parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
-    result = fitter._prepared.run(parameters)
+    result = fitter.simulation.run(parameters)
     assert result.traces == {} and set(result.errors) == {"v"}
     assert result.errors["v"].shape == (4,) and np.all(result.errors["v"] >= 0)
-    fitter._prepared.compute_errors_with(None)  # traces again
-    assert fitter._prepared.run(parameters).traces["v"].shape == (4, 2, 300)
+    fitter.simulation.compute_errors_with(None)  # traces again
+    assert fitter.simulation.run(parameters).traces["v"].shape == (4, 2, 300)
 
 
 @pytest.mark.slow
@@ -140,7 +140,7 @@ def test_lost_scattered_data_is_sent_again(dask_backend):
     held the last copy), the round sends them again instead of failing."""
     fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
-    simulation = fitter._prepared
+    simulation = fitter.simulation
     parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
     before = simulation.run(parameters).errors["v"]
     lost = simulation._spec_future

@@ -16,7 +16,7 @@ import pytest
 
 from modelfit_core import testing
 from modelfit_core.contracts import hookspecs, protocols
-from modelfit_core.registry.plugin_registry import PROTOCOL_METHODS, PROTOCOL_NAMES
+from modelfit_core.contracts.kinds import KINDS, PROJECT
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
@@ -28,7 +28,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENTRY_POINTS = PYPROJECT["project"]["entry-points"]["modelfit"]
 EXAMPLE = ROOT / "examples" / "plugins" / "modelfit-example"
 HOOKS = sorted(name for name in vars(hookspecs)
-               if hasattr(getattr(hookspecs, name), f"{hookspecs.PROJECT_NAME}_spec"))
+               if hasattr(getattr(hookspecs, name), f"{PROJECT}_spec"))
 
 
 def _module_of(reference: str) -> str:
@@ -42,8 +42,8 @@ def _tests_mentioning(*needles: str) -> list[str]:
 
 def test_the_hookspecs_are_found():
     assert len(HOOKS) >= 9
-    for kind in hookspecs.KINDS:
-        assert f"modelfit_register_{kind}" in HOOKS
+    for kind in KINDS:
+        assert kind.hook in HOOKS
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -58,17 +58,18 @@ def test_every_hook_is_used_by_a_test(hook):
     assert _tests_mentioning(hook), f"no file in tests/ implements or calls {hook}"
 
 
-@pytest.mark.parametrize("kind", hookspecs.KINDS)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.name)
 def test_every_plugin_kind_has_a_guide_and_a_test(kind):
-    protocol = PROTOCOL_NAMES[kind]
-    assert hasattr(protocols, protocol), f"{protocol} is not in modelfit_core/contracts/protocols.py"
+    protocol = kind.protocol.__name__
+    assert getattr(protocols, protocol) is kind.protocol
     assert f"`{protocol}`" in CONTRIBUTING, f"CONTRIBUTING.md does not explain {protocol}"
-    for method in PROTOCOL_METHODS[kind]:
+    for method in kind.required:
         assert method in CONTRIBUTING, f"CONTRIBUTING.md does not name {protocol}.{method}"
-    singular = hookspecs.SINGULAR[kind]
+    singular = kind.singular
     assert re.search(rf"^### .*\b{singular}\b", CONTRIBUTING, re.I | re.M), (
         f"CONTRIBUTING.md has no section on writing a {singular} plugin")
-    assert _tests_mentioning(f'"{kind}"', f"'{kind}'"), f"no test looks up {kind} by kind"
+    assert _tests_mentioning(f'"{kind.name}"', f"'{kind.name}'"), (
+        f"no test looks up {kind.name} by kind")
 
 
 def test_every_protocol_is_in_the_guide():

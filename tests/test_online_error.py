@@ -48,16 +48,16 @@ def test_trace_fitter_online_error_equals_recorded(make_fitter, passive_data):
     fit(recorded, metric=MSEMetric(**metric))
     online = make_fitter(output={"v": noisy(passive_data)})
     fit(online, metric=MSEMetric(**metric), online_error=True)
-    assert "state" not in online._prepared.monitors  # nothing recorded
-    assert online._prepared.spec.record == ()
+    assert "state" not in online.simulation.monitors  # nothing recorded
+    assert online.simulation.spec.record == ()
     np.testing.assert_allclose(online.history.rounds[1].parameters,
                                recorded.history.rounds[1].parameters)
     np.testing.assert_allclose(errors_of(online), errors_of(recorded), rtol=1e-9)
     assert online.best_error == pytest.approx(recorded.best_error, rel=1e-9)
     # continuing with the recorded error switches back, and errors still agree
-    prepared = online._prepared
+    prepared = online.simulation
     fit_more = online.fit(n_rounds=1, callback=None, **BOUNDS)
-    assert online._prepared is not prepared and "state" in online._prepared.monitors
+    assert online.simulation is not prepared and "state" in online.simulation.monitors
     assert np.isfinite(float(fit_more[1]))
 
 
@@ -66,15 +66,15 @@ def test_online_trace_fitter_is_mse_from_t_start(passive_data):
             "dt": DT, "n_samples": 4, "param_init": {"v": El}}
     online = OnlineTraceFitter(model=PASSIVE_MODEL, t_start=5 * ms, **data)
     best, error = fit(online)
-    assert "state" not in online._prepared.monitors
+    assert "state" not in online.simulation.monitors
     assert error.dim is V2 and set(best) == {"gl", "C"}
     reference = TraceFitter(model=PASSIVE_MODEL, **data)
     fit(reference, metric=MSEMetric(t_start=5 * ms))
     np.testing.assert_allclose(errors_of(online), errors_of(reference), rtol=1e-9)
     # continuing reuses the prepared simulation; generate_traces works as for TraceFitter
-    prepared = online._prepared
+    prepared = online.simulation
     online.fit(n_rounds=1, callback=None, **BOUNDS)
-    assert online._prepared is prepared and len(online.history.rounds) == 3
+    assert online.simulation is prepared and len(online.history.rounds) == 3
     assert online.generate_traces().shape == (N_TRACES, N_STEPS)
 
 
@@ -98,7 +98,7 @@ def test_online_error_keeps_spike_outputs_recorded(passive_data):
         fit(fitter, metric=metric, online_error=online_error)
         fitters.append(fitter)
     recorded, online = fitters
-    assert online._prepared.spec.record == () and online._prepared.spec.record_spikes
+    assert online.simulation.spec.record == () and online.simulation.spec.record_spikes
     np.testing.assert_allclose(errors_of(online), errors_of(recorded), rtol=1e-9)
 
 
@@ -108,13 +108,13 @@ class Absolute(TraceMetric):
 
 
 def test_online_error_needs_mse_without_weights(make_fitter):
-    for metric, message in [(Absolute(), "must be MSEMetric"),
+    for metric, message in [(Absolute(), "must be a least-squares metric"),
                             (MSEMetric(t_weights=np.ones(N_STEPS)), "t_weights"),
                             (MSEMetric(t_start=1 * second), "t_start")]:
         fitter = make_fitter()
         with pytest.raises(ConfigurationError, match=message):
             fit(fitter, metric=metric, online_error=True)
-        assert fitter._prepared is None  # nothing was built or simulated
+        assert fitter.simulation is None  # nothing was built or simulated
 
 
 def test_online_trace_fitter_rejects_bad_options(passive_data):

@@ -110,7 +110,7 @@ def test_bad_arguments_are_reported_before_simulating(passive_data, kwargs, erro
     params = kwargs.pop("params", START)
     with pytest.raises(error, match=match):
         fitter.refine(params, callback=None, **bounds, **kwargs)
-    assert not fitter._generators  # nothing was prepared
+    assert not fitter.problem.prepared_keys  # nothing was prepared
 
 
 def test_missing_start_and_bounds_are_type_errors_as_in_brian2modelfitting(passive_data):
@@ -132,10 +132,10 @@ def test_refine_with_units_off(passive_data):
 def _evaluator(fitter, calc_gradient=True, **bounds):
     from modelfit_core.fitting import refine as R
     kwds = dict(bounds or BOUNDS)
-    space = R._refined_space(fitter, kwds)
-    makers, _ = R._residual_makers(fitter, MSEMetric())
-    prepared = R._prepare(fitter, space, makers, calc_gradient, True, 0)
-    return R._Evaluator(fitter, space, makers, prepared, calc_gradient, 1e9)
+    space = R._refined_space(fitter.problem, fitter.space, kwds)
+    makers, _ = R._residual_makers(fitter.problem, MSEMetric())
+    prepared = R._prepare(fitter.problem, space, makers, calc_gradient, True, 0)
+    return R._Evaluator(space, makers, prepared, calc_gradient, 1e9)
 
 
 def _finite_difference(evaluator, x, step=1e-5):

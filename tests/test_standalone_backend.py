@@ -193,7 +193,7 @@ def test_manual_standalone_mode_several_fitters_in_one_script(passive_data, tmp_
         got = fits(passive_data, spikes, optimizer_seed=5)
         assert all(isinstance(f.backend, Brian2StandaloneBackend) for f in got)
         assert get_device() is user_device and not user_device.has_been_run
-        dirs = {f._prepared.project_dir for f in got}
+        dirs = {f.simulation.project_dir for f in got}
         assert len(dirs) == 3 and all(os.path.dirname(d) == str(tmp_path) for d in dirs)
         trace = got[0]
         generated = trace.generate_traces()  # runtime mode, as the manual says

@@ -1,66 +1,62 @@
 """pluggy hook specifications of the ``modelfit`` project.
 
-Registration hooks return ``{name: class}``; every plugin's answer is merged
-by :mod:`modelfit_core.registry.plugin_registry`. Lifecycle hooks fan out to every plugin so
-that listeners (storage, loggers, feedback) never need to be known by the
-fitting loop.
+Registration hooks (one per :data:`~modelfit_core.contracts.kinds.KINDS`,
+made below from that one description) return ``{name: class}``; every
+plugin's answer is merged by the registry. Lifecycle hooks fan out to every
+plugin so that listeners (storage, loggers, feedback) never need to be known
+by the fitting loop.
 """
+
+from __future__ import annotations
+
+from typing import Any, Mapping
 
 import pluggy
 
-PROJECT_NAME = "modelfit"
+from modelfit_core.contracts.kinds import KINDS, PROJECT, Kind
 
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-
-
-@hookspec
-def modelfit_register_optimizers():
-    """Return ``{name: optimizer class}`` (classes satisfy ``Optimizer``)."""
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
-def modelfit_register_metrics():
-    """Return ``{name: metric class}`` (classes satisfy ``Metric``)."""
+def _registration_hook(kind: Kind):
+    def register() -> Mapping[str, type]:
+        ...
+
+    register.__name__ = register.__qualname__ = kind.hook
+    register.__doc__ = (f"Return ``{{name: {kind.singular} class}}``; the classes satisfy "
+                        f"``{kind.protocol.__name__}`` (they have "
+                        f"{', '.join(f'``{m}``' for m in kind.required)}).")
+    register.__annotations__ = {"return": Mapping[str, type[kind.protocol]]}
+    return hookspec(register)
 
 
-@hookspec
-def modelfit_register_backends():
-    """Return ``{name: backend class}`` (classes satisfy ``SimulationBackend``)."""
+for _kind in KINDS:
+    globals()[_kind.hook] = _registration_hook(_kind)
+del _kind
 
-
-@hookspec
-def modelfit_register_feedback():
-    """Return ``{name: feedback class}``; instances are callables (``Feedback``)."""
-
-
-@hookspec
-def modelfit_register_inference():
-    """Return ``{name: inference class}`` (classes satisfy ``Inference``)."""
+REGISTRATION_HOOKS: tuple[str, ...] = tuple(kind.hook for kind in KINDS)
 
 
 @hookspec
-def modelfit_round_finished(fitter, round_record):
+def modelfit_round_finished(fitter: Any, round_record: Any) -> None:
     """Called after every round with the :class:`~modelfit_core.results.history.RoundRecord`."""
 
 
 @hookspec
-def modelfit_best_improved(fitter, params, error):
-    """Called when a round finds a new best parameter set (SI floats)."""
+def modelfit_best_improved(fitter: Any, params: Any, error: float) -> None:
+    """Called when a round finds a new best parameter set (a vector of SI floats)."""
 
 
 @hookspec
-def modelfit_fit_finished(fitter, best_params, best_error):
+def modelfit_fit_finished(fitter: Any, best_params: Any, best_error: float) -> None:
     """Called when ``fit`` returns, interrupted or not."""
 
 
 @hookspec
-def modelfit_checkpoint_written(fitter, location):
+def modelfit_checkpoint_written(fitter: Any, location: str) -> None:
     """Called after a storage plugin has persisted the fit state."""
 
 
-KINDS = ("optimizers", "metrics", "backends", "feedback", "inference")
-"""The kinds of named plugin classes, each with its ``modelfit_register_<kind>`` hook."""
-
-SINGULAR = {"optimizers": "optimizer", "metrics": "metric", "backends": "backend",
-            "feedback": "feedback", "inference": "inference"}
+LIFECYCLE_HOOKS: tuple[str, ...] = ("modelfit_round_finished", "modelfit_best_improved",
+                                    "modelfit_fit_finished", "modelfit_checkpoint_written")

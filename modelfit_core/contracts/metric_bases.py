@@ -8,18 +8,22 @@ Subclass :class:`TraceMetric` or :class:`SpikeMetric` and override
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from brian2 import Quantity, get_dimensions, second
+from brian2 import second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.units import seconds
+
+SPIKES = "spikes"
+"""The output name of spike trains, and the ``compares`` value of spike metrics."""
 
 
-def _seconds(value, name: str) -> float:
-    if get_dimensions(value) is not get_dimensions(second):
-        raise UnitMismatchError(f"{name} must be a time with units, e.g. {name}=5*ms; "
-                                f"got {value!r}.")
-    return float(value)
+def compares_spikes(metric: Any) -> bool:
+    """Whether ``metric`` compares spike trains (``compares = "spikes"``) rather than traces."""
+    return getattr(metric, "compares", "traces") == SPIKES
 
 
 class Metric:
@@ -42,7 +46,7 @@ class Metric:
             raise ConfigurationError(f"{type(self).__name__} got unknown option(s) "
                                      f"{', '.join(sorted(kwds))}.")
         self.t_start = 0 * second if t_start is None else t_start
-        _seconds(self.t_start, "t_start")
+        seconds(self.t_start, "t_start")
         if t_weights is not None:
             if float(self.t_start) != 0:
                 raise ConfigurationError("t_weights cannot be combined with t_start; set "
@@ -57,7 +61,8 @@ class Metric:
         self.normalization = normalization
 
     @property
-    def _scale(self) -> float:
+    def scale(self) -> float:
+        """The normalization as an SI float."""
         return float(np.asarray(self.normalization))
 
     def get_dimensions(self, output_dim):
@@ -92,6 +97,8 @@ class Metric:
 class TraceMetric(Metric):
     """A metric on traces: ``get_features`` gets (n_samples, n_traces, n_steps) arrays."""
 
+    compares = "traces"
+
     def validate_data(self, data_traces, dt) -> None:
         """``t_start`` must leave some of the trace, ``t_weights`` match its length."""
         n_steps = np.shape(data_traces)[-1]
@@ -99,7 +106,7 @@ class TraceMetric(Metric):
             raise ConfigurationError(f"t_weights has {self.t_weights.shape[0]} entries but the "
                                      f"recorded traces have {n_steps} time steps.")
         if dt is not None:
-            start = int(round(_seconds(self.t_start, "t_start") / float(dt)))
+            start = int(round(seconds(self.t_start, "t_start") / float(dt)))
             if start >= n_steps:
                 raise ConfigurationError(
                     f"t_start = {self.t_start!r} is at or beyond the end of the recorded traces "
@@ -110,7 +117,7 @@ class TraceMetric(Metric):
         """Errors (n_samples,) between simulated and recorded traces (SI, no units)."""
         model_traces = np.asarray(model_traces, dtype=float)
         data_traces = np.asarray(data_traces, dtype=float)
-        scale = self._scale
+        scale = self.scale
         if self.t_weights is not None:
             if self.t_weights.shape[0] != data_traces.shape[-1]:
                 raise ConfigurationError(
@@ -118,7 +125,7 @@ class TraceMetric(Metric):
                     f"{data_traces.shape[-1]} time steps.")
             features = self.get_features(model_traces / scale, data_traces / scale, dt)
         else:
-            start = int(round(_seconds(self.t_start, "t_start") / float(dt)))
+            start = int(round(seconds(self.t_start, "t_start") / float(dt)))
             features = self.get_features(model_traces[:, :, start:] / scale,
                                          data_traces[:, start:] / scale, dt)
         return np.asarray(self.get_errors(features), dtype=float)
@@ -127,17 +134,14 @@ class TraceMetric(Metric):
 class SpikeMetric(Metric):
     """A metric on spike trains: nested lists of spike-time arrays in seconds."""
 
+    compares = SPIKES
+
     def calc(self, model_spikes, data_spikes, dt):
         """Errors (n_samples,) between simulated and recorded spike trains."""
-        start = _seconds(self.t_start, "t_start")
+        start = seconds(self.t_start, "t_start")
         if start > 0:
             model_spikes = [[np.asarray(s)[np.asarray(s) >= start] for s in sample]
                             for sample in model_spikes]
             data_spikes = [np.asarray(s)[np.asarray(s) >= start] for s in data_spikes]
         features = self.get_features(model_spikes, data_spikes, dt)
-        return np.asarray(self.get_errors(features), dtype=float) / self._scale
-
-
-def error_quantity(value: float, dim):
-    """An error as a Brian Quantity (plain float when dimensionless)."""
-    return value if dim is DIMENSIONLESS else Quantity(value, dim=dim)
+        return np.asarray(self.get_errors(features), dtype=float) / self.scale

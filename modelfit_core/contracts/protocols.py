@@ -1,15 +1,33 @@
 """The contracts between the fitting loop and its parts.
 
 These are structural types (:class:`typing.Protocol`): any object with the
-right methods works, no base class needed. Plugins provide implementations;
-the core only ever talks to these shapes.
+right methods works, no base class needed. Each plugin kind has one
+Protocol listing exactly the methods the core calls on every such object
+(:mod:`modelfit_core.contracts.kinds` checks them when a plugin registers).
+
+Optional *capabilities* are Protocols of their own: an object opts in by
+having their methods, and the core asks ``isinstance(obj, Capability)``,
+never a class name:
+
+* :class:`MetricWithUnits`: the metric's error has physical units.
+* :class:`LeastSquaresMetric`: the error is a mean of squared, scaled
+  residuals, so it can be accumulated during the simulation (the online
+  error) and differentiated (``TraceFitter.refine``).
+* :class:`SingleRunDelegation`: a batch backend names the backend that
+  simulates one parameter set at a time (``generate``, ``refine``).
+* :class:`RemoteScoring`: a prepared simulation that runs elsewhere scores
+  its batches there.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
+import attrs
 import numpy as np
+
+if TYPE_CHECKING:
+    from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 
 @runtime_checkable
@@ -37,17 +55,20 @@ class Metric(Protocol):
 
     Trace metrics receive arrays of shape (n_samples, n_traces, n_steps) and
     (n_traces, n_steps); spike metrics nested lists of spike-time arrays in
-    seconds. All values are unitless SI.
+    seconds. All values are unitless SI. A metric comparing spike trains says
+    so with the attribute ``compares = "spikes"`` (the base class
+    :class:`~modelfit_core.contracts.metric_bases.SpikeMetric` does); a metric
+    may check the recordings before any simulation with
+    ``validate_data(data, dt)``.
     """
 
     def calc(self, model_results: Any, data_results: Any, dt: Any) -> np.ndarray:
         """Return the errors, shape (n_samples,)."""
 
-    def get_features(self, model_results: Any, data_results: Any, dt: Any) -> np.ndarray:
-        """Return per-trace features or errors, shape (n_samples, n_traces)."""
 
-    def get_errors(self, features: np.ndarray) -> np.ndarray:
-        """Reduce features to one error per parameter set, shape (n_samples,)."""
+@runtime_checkable
+class MetricWithUnits(Protocol):
+    """Capability: the metric's error has physical units (without it: dimensionless)."""
 
     def get_dimensions(self, output_dim: Any) -> Any:
         """Physical dimensions of the raw error for an output of ``output_dim``."""
@@ -59,16 +80,39 @@ class Metric(Protocol):
         """Undo the normalization of an error."""
 
 
+@attrs.frozen
+class ResidualForm:
+    """How a :class:`LeastSquaresMetric` turns one output's traces into its error.
+
+    With ``r = (simulated - recorded) / scale`` at each time step, the error of
+    a parameter set is the mean over traces of either ``mean(r[start_step:]**2)``
+    (``weights`` None) or ``sum(weights * r**2) / sum(weights)``.
+    """
+
+    scale: float
+    """The normalization, in SI units of the output."""
+    start_step: int = 0
+    """First time step that counts."""
+    weights: np.ndarray | None = None
+    """One non-negative weight per time step, or None."""
+
+
+@runtime_checkable
+class LeastSquaresMetric(Protocol):
+    """Capability: the error is a mean of squared, scaled residuals (:class:`ResidualForm`).
+
+    Such an error can be accumulated while simulating (``online_error=True``,
+    ``OnlineTraceFitter``) and refined with scipy's ``least_squares``
+    (``TraceFitter.refine``). ``MSEMetric`` has it; any metric can opt in.
+    """
+
+    def residual_form(self, n_steps: int, dt: float) -> ResidualForm:
+        """The residuals behind the error of traces of ``n_steps`` steps of ``dt`` seconds."""
+
+
 @runtime_checkable
 class PreparedSimulation(Protocol):
-    """A model compiled for a fixed number of parameter sets and traces.
-
-    Optional: ``compute_errors_with(errors_here)``. A simulation that runs in
-    other processes may define it; the fitter then passes, at the start of
-    each fit, a picklable ``errors_here(result, n_samples) -> SimulationResult``
-    (or ``None``) that scores a batch where it was simulated, so that errors
-    travel back instead of traces (the dask backend does this).
-    """
+    """A model compiled for a fixed number of parameter sets and traces."""
 
     def run(self, parameters: Mapping[str, np.ndarray],
             iteration: float = 0.0) -> "SimulationResult":
@@ -79,13 +123,38 @@ class PreparedSimulation(Protocol):
 
 
 @runtime_checkable
+class RemoteScoring(Protocol):
+    """Capability of a :class:`PreparedSimulation` that runs in other processes.
+
+    At the start of each fit the fitter passes a picklable
+    ``errors_here(result, n_samples) -> SimulationResult`` (or None) that
+    scores a batch where it was simulated, so that errors travel back instead
+    of traces (the dask backend does this).
+    """
+
+    def compute_errors_with(self, errors_here: Callable | None) -> None:
+        """Score every later batch with ``errors_here`` where it is simulated."""
+
+
+@runtime_checkable
 class SimulationBackend(Protocol):
     """Prepares a :class:`~modelfit_core.contracts.simulation.SimulationSpec` once for many runs."""
 
     name: str
 
-    def prepare(self, spec: Any) -> PreparedSimulation:
+    def prepare(self, spec: "SimulationSpec") -> PreparedSimulation:
         """Build (and compile) the simulation described by ``spec``."""
+
+
+@runtime_checkable
+class SingleRunDelegation(Protocol):
+    """Capability of a batch backend (processes, a compiled binary): name the
+    backend for single simulations in this process (``generate``, ``refine``),
+    where a round trip or a compilation per run would dominate. Without it, a
+    backend simulates single runs itself."""
+
+    def single_run_backend(self) -> SimulationBackend:
+        """The backend that simulates one parameter set at a time."""
 
 
 @runtime_checkable
@@ -94,7 +163,7 @@ class Feedback(Protocol):
 
     def __call__(self, params, errors, best_params, best_error, index,
                  additional_info=None) -> bool | None:
-        ...
+        """React to a finished round."""
 
 
 @runtime_checkable
@@ -102,8 +171,10 @@ class Inference(Protocol):
     """Simulation-based inference engine (prior, training, posterior, sampling)."""
 
     def infer(self, *args, **kwargs) -> Any:
-        ...
+        """Train on simulations and return the posterior."""
 
 
-# Imported for the annotation above without creating an import cycle at runtime.
-from modelfit_core.contracts.simulation import SimulationResult  # noqa: E402
+def required_methods(protocol: type) -> tuple[str, ...]:
+    """The methods a Protocol lists (in definition order), e.g. ``('calc',)`` for Metric."""
+    return tuple(name for name, value in vars(protocol).items()
+                 if callable(value) and (not name.startswith("_") or name == "__call__"))

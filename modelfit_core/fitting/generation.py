@@ -1,71 +1,83 @@
-"""Simulating a fitter's inputs once, with the best or given parameters.
+"""Simulating a problem's inputs once, with the best or given parameters.
 
-``Fitter.generate`` (and ``generate_traces``/``generate_spikes``) run here:
-always in this process, on the runtime backend, each combination of recorded
-variables and initial values prepared once and kept on the fitter.
+``Fitter.generate`` (and ``generate_traces``/``generate_spikes``) and the
+inference plugins run here: on the problem's single-run backend, each
+combination of recorded variables and initial values prepared once and kept
+on the problem.
 """
 
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import numpy as np
 from brian2 import Quantity, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.fitting.fitter import _user_frame_namespace
-from modelfit_core.model.equations import initial_values
+from modelfit_core.contracts.metric_bases import SPIKES
+from modelfit_core.fitting.problem import FittingProblem
 from modelfit_core.model.parameters import ParameterSpace
 
 
-def generate_outputs(fitter, output_var, params, param_init, iteration: float, level: int):
-    """What :meth:`modelfit_core.fitting.fitter.Fitter.generate` returns (see there)."""
-    if output_var is None:
-        output_var = fitter.output_names if len(fitter.output_names) > 1 else \
-            fitter.output_names[0]
+def parameter_point(problem: FittingProblem, space: ParameterSpace | None,
+                    best_vector: np.ndarray | None,
+                    params: Mapping[str, Any] | None) -> tuple[ParameterSpace, np.ndarray]:
+    """The parameters of a single run (SI vector): the best ones, or ``params`` (with
+    units) completed by the best ones.
+
+    Before any fit (``space`` None) every parameter not fixed in ``param_init``
+    must be given.
+    """
+    if params is None:
+        return space, best_vector
+    if space is None:
+        space = problem.free_parameters()
+    merged = space.to_dict(best_vector, use_units=True) if best_vector is not None else {}
+    merged.update(params)
+    return space, space.vector_from(merged)
+
+
+def recorded_names(problem: FittingProblem, output_var) -> list[str]:
+    """The variables to record (``'spikes'`` included), checked against the model."""
     names = [output_var] if isinstance(output_var, str) else list(output_var)
     for name in names:
-        if name != "spikes" and name not in fitter.model.equations.names:
+        if name != SPIKES and name not in problem.model.equations.names:
             raise ConfigurationError(
                 f"Cannot record {name!r}: not a variable of the model (variables: "
-                f"{', '.join(sorted(fitter.model.equations.names))}).")
-    if "spikes" in names and fitter.threshold is None:
+                f"{', '.join(sorted(problem.model.equations.names))}).")
+    if SPIKES in names and problem.threshold is None:
         raise ConfigurationError("Recording 'spikes' needs a threshold; pass threshold= "
                                  "to the fitter.")
-    if params is None:
-        fitter._require_fit()
-        vector, space = fitter.history.best_vector, fitter.space
-    else:
-        space = fitter.space
-        if space is None:  # before any fit: every parameter not fixed in param_init
-            free = [n for n in fitter.model.parameters if n not in fitter.param_init]
-            space = ParameterSpace(names=tuple(free),
-                                   dims=tuple(fitter.model.parameters[n] for n in free),
-                                   lower=np.zeros(len(free)), upper=np.zeros(len(free)))
-        merged = dict(fitter.best_params or {}) if fitter.space is not None else {}
-        merged.update(params)
-        vector = space.vector_from(merged)
-    init = dict(fitter.param_init)
+    return names
+
+
+def generate_outputs(problem: FittingProblem, space: ParameterSpace, vector: np.ndarray, *,
+                     output_var=None, param_init: Mapping[str, Any] | None = None,
+                     iteration: float, level: int = 0, use_units: bool = True):
+    """What ``Fitter.generate`` returns (see there) for the SI parameter ``vector``."""
+    if output_var is None:
+        output_var = problem.output_names if len(problem.output_names) > 1 else \
+            problem.output_names[0]
+    names = recorded_names(problem, output_var)
+    init = dict(problem.param_init)
     init.update(param_init or {})
-    initial, constants = initial_values(init, fitter.model, set(space.names))
-    record = tuple(n for n in names if n != "spikes")
-    key = (record, "spikes" in names, space.names, repr(sorted(init.items(), key=str)))
-    prepared = fitter._generators.get(key)
-    if prepared is None:
-        spec = fitter._spec(1, record, "spikes" in names, space.names, constants, initial,
-                          fitter._namespace(_user_frame_namespace(level)),
-                          name="modelfit_generate")
-        prepared = fitter._generation_backend().prepare(spec)
-        fitter._generators[key] = prepared
-    result = prepared.run({n: np.array([v]) for n, v in zip(space.names, vector)},
-                          iteration=iteration)
+    record = tuple(n for n in names if n != SPIKES)
+    key = ("generate", record, SPIKES in names, space.names,
+           repr(sorted(init.items(), key=str)))
+    simulation = problem.prepared(key, lambda: problem.simulation_spec(
+        1, space.names, problem.resolve_namespace(level), name="modelfit_generate",
+        record=record, record_spikes=SPIKES in names, param_init=init),
+        backend=problem.single_run_backend)
+    result = simulation.run({n: np.array([v]) for n, v in zip(space.names, vector)},
+                            iteration=iteration)
     out = {}
     for name in names:
-        if name == "spikes":
-            out[name] = [np.asarray(s) * (second if fitter.use_units else 1)
-                         for s in result.spikes[0]]
+        if name == SPIKES:
+            out[name] = [np.asarray(s) * (second if use_units else 1) for s in result.spikes[0]]
         else:
             values = result.traces[name][0]
-            dim = fitter.model.dimension_of(name)
-            out[name] = Quantity(values, dim=dim) if fitter.use_units and \
+            dim = problem.model.dimension_of(name)
+            out[name] = Quantity(values, dim=dim) if use_units and \
                 dim is not DIMENSIONLESS else values
     return out[names[0]] if isinstance(output_var, str) else out

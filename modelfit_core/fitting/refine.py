@@ -6,7 +6,7 @@ step of every trace (after ``t_start``, or weighted by ``sqrt(t_weights)``,
 as the fit's :class:`MSEMetric` says), so the mean of the squared residuals
 of one output is exactly the fit's MSE error. One parameter set is simulated
 per evaluation, on all traces, with a simulation prepared (compiled) once per
-configuration and cached on the fitter.
+configuration and kept on the fitting problem.
 
 With ``calc_gradient=True`` the model is extended with sensitivity equations
 (:mod:`modelfit_core.model.sensitivity`) and scipy receives the analytic Jacobian;
@@ -29,12 +29,13 @@ import attrs
 import numpy as np
 from scipy.optimize import OptimizeResult, least_squares
 
-from modelfit_core.contracts.errors import (ConfigurationError, ParameterError, SimulationError,
-                                  UnknownPluginError)
-from modelfit_core.fitting.fitter import _DEFAULT, GENERATE_ITERATION, _user_frame_namespace
-from modelfit_core.contracts.metric_bases import error_quantity
+from modelfit_core.contracts.errors import ConfigurationError, ParameterError, SimulationError
+from modelfit_core.contracts.protocols import LeastSquaresMetric
+from modelfit_core.contracts.units import error_quantity, with_unit
+from modelfit_core.fitting.objective import normalized_dimensions
+from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
 from modelfit_core.model.equations import initial_values
-from modelfit_core.model.parameters import ParameterSpace, with_unit
+from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.model.sensitivity import build_sensitivity_system, sensitivity_name
 
 
@@ -69,23 +70,13 @@ class _Residuals:
         return self.select(simulated - self.data)
 
 
-def _is_mse(metric, registry) -> bool:
-    try:
-        mse = registry.lookup("metrics", "mse")
-    except UnknownPluginError:
-        mse = None
-    return (mse is not None and isinstance(metric, mse)) or \
-        type(metric).__name__ == "MSEMetric"
-
-
-def _residual_makers(fitter, metric) -> tuple[dict[str, _Residuals], Any]:
-    """Validate ``metric`` (one MSEMetric or one per output) -> residual makers, error dim.
+def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residuals], Any]:
+    """Validate ``metric`` (one least-squares metric or one per output) -> residual
+    makers, error dim.
 
     Only trace outputs are refined; a spike output of the fitter is left out.
     """
-    if metric is None:
-        metric = fitter.metric if fitter.metric is not None else fitter._default_metric()
-    names = list(fitter.output_signals)
+    names = problem.recordings.trace_outputs
     if isinstance(metric, Mapping):
         missing = [n for n in names if n not in metric]
         if missing:
@@ -94,29 +85,26 @@ def _residual_makers(fitter, metric) -> tuple[dict[str, _Residuals], Any]:
     makers, dims = {}, {}
     for name in names:
         m = metric[name] if isinstance(metric, Mapping) else metric
-        if not _is_mse(m, fitter.pipeline.registry):
+        if not isinstance(m, LeastSquaresMetric):
             raise ConfigurationError(
-                f"refine() fits squared differences of traces, so it only takes MSEMetric "
-                f"(for its t_start, t_weights and normalization); got {type(m).__name__} "
-                f"for {name!r}.")
-        dims[name] = m.get_normalized_dimensions(fitter.output_dims[name])
-        data = np.asarray(fitter.output_signals[name].values, dtype=float)
+                f"refine() fits squared differences of traces, so it only takes a "
+                f"least-squares metric such as MSEMetric (for its t_start, t_weights and "
+                f"normalization); got {type(m).__name__} for {name!r}.")
+        dims[name] = normalized_dimensions(m, problem.output_dims[name])
+        data = np.asarray(problem.recordings.traces[name].values, dtype=float)
         n_steps = data.shape[1]
-        weights = getattr(m, "t_weights", None)
-        start = 0
+        form = m.residual_form(n_steps, float(problem.dt))
+        weights = form.weights
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
             if weights.shape != (n_steps,):
                 raise ConfigurationError(f"t_weights has {weights.size} entries but the "
                                          f"traces have {n_steps} time steps.")
             weights = np.sqrt(weights * n_steps / weights.sum())
-        else:
-            start = int(round(float(getattr(m, "t_start", 0.0)) / float(fitter.dt)))
-            if start >= n_steps:
-                raise ConfigurationError("t_start is beyond the end of the traces.")
-        scale = float(np.asarray(getattr(m, "normalization", 1.0)))
-        makers[name] = _Residuals(name=name, data=data, start=start, weights=weights,
-                                  scale=scale)
+        elif form.start_step >= n_steps:
+            raise ConfigurationError("t_start is beyond the end of the traces.")
+        makers[name] = _Residuals(name=name, data=data, start=form.start_step,
+                                  weights=weights, scale=float(form.scale))
     if len({str(d) for d in dims.values()}) > 1:
         raise ConfigurationError(
             "The normalized errors of the outputs have different units and cannot be "
@@ -125,14 +113,15 @@ def _residual_makers(fitter, metric) -> tuple[dict[str, _Residuals], Any]:
     return makers, next(iter(dims.values()))
 
 
-def _refined_space(fitter, kwds: dict) -> ParameterSpace:
+def _refined_space(problem: FittingProblem, fit_space: ParameterSpace | None,
+                   kwds: dict) -> ParameterSpace:
     """Bounds from the last fit, overridden by ``name=[lower, upper]`` in ``kwds``."""
-    declared = fitter.model.parameters
-    fixed = [n for n in fitter.param_init if n in declared]
+    declared = problem.model.parameters
+    fixed = problem.fixed_parameters
     bounds = {}
-    if fitter.space is not None:
-        for name, low, high, dim in zip(fitter.space.names, fitter.space.lower,
-                                        fitter.space.upper, fitter.space.dims):
+    if fit_space is not None:
+        for name, low, high, dim in zip(fit_space.names, fit_space.lower,
+                                        fit_space.upper, fit_space.dims):
             bounds[name] = [with_unit(float(low), dim), with_unit(float(high), dim)]
     for name in [k for k in kwds if k in declared]:
         bounds[name] = kwds.pop(name)
@@ -160,15 +149,16 @@ def _check_scipy_options(kwds: dict, calc_gradient: bool, space: ParameterSpace)
                                  "use the default 'trf' or 'dogbox'.")
 
 
-def _start_vector(fitter, params, space: ParameterSpace) -> np.ndarray:
-    start = dict(fitter.best_params or {})
+def _start_vector(problem: FittingProblem, best: dict, params,
+                  space: ParameterSpace) -> np.ndarray:
+    start = dict(best)
     if params is None and not start:
         raise RefineArgumentError("refine() needs a starting point: pass params={...} or "
                                   "call fit() first.")
-    unknown = sorted(set(params or {}) - set(fitter.model.parameters))
+    unknown = sorted(set(params or {}) - set(problem.model.parameters))
     if unknown:
         raise ParameterError(f"params has {', '.join(map(repr, unknown))}: not a parameter "
-                             f"of the model ({', '.join(fitter.model.parameters)}).")
+                             f"of the model ({', '.join(problem.model.parameters)}).")
     start.update(params or {})
     missing = [n for n in space.names if n not in start]
     if missing:
@@ -186,8 +176,8 @@ def _start_vector(fitter, params, space: ParameterSpace) -> np.ndarray:
 class _Evaluator:
     """Simulates one parameter set (and its sensitivities) and caches the last run."""
 
-    def __init__(self, fitter, space, makers, prepared, sensitivities, iteration):
-        self.fitter, self.space, self.makers = fitter, space, makers
+    def __init__(self, space, makers, prepared, sensitivities, iteration):
+        self.space, self.makers = space, makers
         self.prepared, self.sensitivities, self.iteration = prepared, sensitivities, iteration
         self.width = space.upper - space.lower
         self.n_simulations = 0
@@ -234,48 +224,46 @@ class _Evaluator:
         return jac
 
 
-def _prepare(fitter, space, makers, calc_gradient, optimize, level):
-    """Prepared simulation of one parameter set on all traces (cached on the fitter)."""
-    initial, constants = initial_values(fitter.param_init, fitter.model, set(space.names))
+def _prepare(problem: FittingProblem, space, makers, calc_gradient, optimize, level):
+    """Prepared simulation of one parameter set on all traces (kept on the problem)."""
+    initial, constants = initial_values(problem.param_init, problem.model, set(space.names))
     record = list(makers)
-    model_text, reset, init = fitter.model.text, fitter.reset, dict(initial)
+    model_text, reset, init = problem.model.text, problem.reset, {}
     if calc_gradient:
         system = build_sensitivity_system(
-            fitter.model.equations, space.names, dict(zip(space.names, space.dims)),
-            param_init=initial, reset=fitter.reset if isinstance(fitter.reset, str) else None,
-            optimize=optimize, method=fitter.method if isinstance(fitter.method, str) else None)
+            problem.model.equations, space.names, dict(zip(space.names, space.dims)),
+            param_init=initial, reset=problem.reset if isinstance(problem.reset, str) else None,
+            optimize=optimize, method=problem.method if isinstance(problem.method, str) else None)
         model_text = model_text + "\n" + system.equations_text(include_zero=False)
-        reset = system.reset if system.reset is not None else fitter.reset
+        reset = system.reset if system.reset is not None else problem.reset
         init.update(system.init)
         record += [sensitivity_name(name, p) for name in makers for p in space.names
                    if sensitivity_name(name, p) in system.rhs]
-    key = ("modelfit_refine", space.names, tuple(record), model_text, str(reset),
-           repr(sorted(init.items(), key=str)), repr(sorted(constants.items())))
-    prepared = fitter._generators.get(key)
-    if prepared is None:
-        namespace = fitter._namespace(_user_frame_namespace(level))
-        spec = fitter._spec(1, record, False, space.names, constants, init, namespace,
-                            name="modelfit_refine")
-        spec = attrs.evolve(spec, model=model_text, reset=reset)
-        prepared = fitter._generation_backend().prepare(spec)
-        fitter._generators[key] = prepared
-    return prepared
+    key = ("refine", space.names, tuple(record), model_text, str(reset),
+           repr(sorted(init.items(), key=str)), repr(sorted(initial.items(), key=str)),
+           repr(sorted(constants.items())))
+    return problem.prepared(key, lambda: problem.simulation_spec(
+        1, space.names, problem.resolve_namespace(level), name="modelfit_refine",
+        record=record, model_text=model_text, reset=reset, extra_init=init),
+        backend=problem.single_run_backend)
 
 
-def refine_fit(fitter, params: Mapping[str, Any] | None = None, metric=None,
-               callback=_DEFAULT, calc_gradient: bool = False, optimize: bool = True,
-               iteration: float = GENERATE_ITERATION, level: int = 0, **kwds):
-    """Implementation of :meth:`TraceFitter.refine` (see there)."""
+def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
+               best_vector: np.ndarray | None, *, metric, feedback=None,
+               params: Mapping[str, Any] | None = None, calc_gradient: bool = False,
+               optimize: bool = True, iteration: float = GENERATE_ITERATION, level: int = 0,
+               use_units: bool = True, **kwds):
+    """:meth:`TraceFitter.refine` (see there) of ``problem``, starting from the best
+    parameters ``best_vector`` (SI) of a fit over ``fit_space``, or from ``params``."""
     kwds = dict(kwds)
-    space = _refined_space(fitter, kwds)
+    space = _refined_space(problem, fit_space, kwds)
     _check_scipy_options(kwds, calc_gradient, space)
-    x0 = _start_vector(fitter, params, space)
-    makers, error_dim = _residual_makers(fitter, metric)
-    feedback = fitter.pipeline.resolve_feedback(callback)
-    prepared = _prepare(fitter, space, makers, calc_gradient, optimize, level)
-    evaluator = _Evaluator(fitter, space, makers, prepared, calc_gradient, iteration)
+    best = fit_space.to_dict(best_vector, use_units=True) if best_vector is not None else {}
+    x0 = _start_vector(problem, best, params, space)
+    makers, error_dim = _residual_makers(problem, metric)
+    prepared = _prepare(problem, space, makers, calc_gradient, optimize, level)
+    evaluator = _Evaluator(space, makers, prepared, calc_gradient, iteration)
     width = evaluator.width
-    use_units = fitter.use_units
     state = {"index": 0, "best_x": None, "best_error": np.inf, "best_residuals": None,
              "trace": []}
 

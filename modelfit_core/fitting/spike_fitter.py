@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.fitting.fitter import GENERATE_ITERATION, Fitter
-from modelfit_core.model.recordings import SPIKES
+from modelfit_core.contracts.metric_bases import SPIKES
+from modelfit_core.fitting.fitter import Fitter
+from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.registry.parts import Parts
+
+
+def spike_outputs(output) -> dict[str, Any]:
+    """SpikeFitter's outputs as ``{name: recordings}``: a bare list is the spike trains."""
+    if isinstance(output, Mapping):
+        if SPIKES not in output:
+            raise ConfigurationError("SpikeFitter's output dict needs a 'spikes' entry "
+                                     "(one array of spike times per input trace).")
+        return dict(output)
+    return {SPIKES: output}
 
 
 class SpikeFitter(Fitter):
@@ -39,25 +51,21 @@ class SpikeFitter(Fitter):
 
     def __init__(self, model, input, output, dt, reset=None, threshold=None, input_var=None,
                  refractory=False, n_samples=30, method=None, param_init=None, penalty=None,
-                 use_units=True, backend=None, pipeline=None, namespace=None, level=0):
+                 use_units=True, backend=None, pipeline: Parts | None = None, namespace=None,
+                 storage=None, study=None, level=0):
         if threshold is None:
             raise ConfigurationError("SpikeFitter needs a threshold, e.g. "
                                      "threshold='v > -50*mV'.")
-        super().__init__(dt=dt, model=model, input=input, output=output, n_samples=n_samples,
-                         input_var=input_var, threshold=threshold, reset=reset,
-                         refractory=refractory, method=method, param_init=param_init,
-                         penalty=penalty, use_units=use_units, backend=backend,
-                         pipeline=pipeline, namespace=namespace, level=level)
+        pipeline = pipeline if pipeline is not None else Parts.lazy_default()
+        problem = FittingProblem.from_user(
+            model, input, spike_outputs(output), dt, backend=pipeline.resolve_backend(backend),
+            input_var=input_var, threshold=threshold, reset=reset, refractory=refractory,
+            method=method, param_init=param_init, penalty=penalty, namespace=namespace,
+            level=level, owner=self.fitter_name)
+        super().__init__(problem, n_samples, pipeline=pipeline, use_units=use_units,
+                         storage=storage, study=study)
 
-    def _named_outputs(self, output, output_var) -> dict[str, Any]:
-        if isinstance(output, Mapping):
-            if SPIKES not in output:
-                raise ConfigurationError("SpikeFitter's output dict needs a 'spikes' entry "
-                                         "(one array of spike times per input trace).")
-            return dict(output)
-        return {SPIKES: output}
-
-    def _default_metric(self):
+    def default_metric(self):
         metric = self.pipeline.metric
         if metric is None:
             raise ConfigurationError("SpikeFitter needs a spike metric: pass "
@@ -69,4 +77,4 @@ class SpikeFitter(Fitter):
                         level=0):
         """Spike times (one array per input trace) for the best (or given) parameters."""
         return self.generate(output_var=SPIKES, params=params, param_init=param_init,
-                             iteration=iteration, level=level + 1)
+                             iteration=iteration, level=level)

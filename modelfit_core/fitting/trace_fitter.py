@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from modelfit_core.fitting.fitter import _DEFAULT, GENERATE_ITERATION, Fitter
+from modelfit_core.fitting.fitter import Fitter
+from modelfit_core.fitting.objective import Objective
+from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.fitting.refine import refine_fit
+from modelfit_core.model.data import as_named
+from modelfit_core.registry.parts import DEFAULT, Parts
 
 
 class TraceFitter(Fitter):
@@ -47,58 +52,52 @@ class TraceFitter(Fitter):
     """
 
     fitter_name = "TraceFitter"
-    _online_error = False
 
-    def fit(self, optimizer=None, metric=None, n_rounds=1, callback=_DEFAULT, restart=False,
+    def __init__(self, model, input, output, dt, n_samples, input_var=None, output_var=None,
+                 threshold=None, reset=None, refractory=False, method=None, param_init=None,
+                 penalty=None, use_units=True, backend=None, pipeline: Parts | None = None,
+                 namespace=None, storage=None, study=None, level=0):
+        pipeline = pipeline if pipeline is not None else Parts.lazy_default()
+        problem = FittingProblem.from_user(
+            model, input, as_named(output, output_var, "output"), dt,
+            backend=pipeline.resolve_backend(backend), input_var=input_var,
+            threshold=threshold, reset=reset, refractory=refractory, method=method,
+            param_init=param_init, penalty=penalty, namespace=namespace, level=level,
+            owner=self.fitter_name)
+        super().__init__(problem, n_samples, pipeline=pipeline, use_units=use_units,
+                         storage=storage, study=study)
+        self.online_error = False
+        """Whether the last ``fit()`` accumulated the trace errors during the simulation."""
+
+    def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
             online_error=False, start_iteration=None, penalty=None, level=0, **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 
         online_error : bool
             Accumulate the squared error of the trace outputs during the
             simulation instead of recording them (memory independent of the
-            trace length); needs ``MSEMetric`` (``t_start`` and
-            ``normalization`` are honoured, ``t_weights`` are not), and gives
-            the same errors. Default False.
+            trace length); needs a least-squares metric such as ``MSEMetric``
+            (``t_start`` and ``normalization`` are honoured, ``t_weights`` are
+            not), and gives the same errors. Default False.
         """
-        self._online_error = bool(online_error)
+        self.online_error = bool(online_error)
         return super().fit(optimizer=optimizer, metric=metric, n_rounds=n_rounds,
                            callback=callback, restart=restart, start_iteration=start_iteration,
                            penalty=penalty, level=level, **params)
 
-    # online error (modelfit_core.fitting.online_trace_fitter)
-    def _check_metric_kinds(self, metrics):
-        super()._check_metric_kinds(metrics)
-        if self._online_error:
-            from modelfit_core.fitting.online_trace_fitter import check_online_metrics
-            check_online_metrics(self, metrics)
-
-    def _online_error_spec(self):
-        if not self._online_error:
-            return {}
-        from modelfit_core.fitting.online_trace_fitter import online_error_spec
-        return online_error_spec(self._metrics)
-
-    def _record(self):
-        record, record_spikes = super()._record()
-        online = self._online_error_spec()
-        return tuple(name for name in record if name not in online), record_spikes
-
-    def _objective_errors(self, result, metrics):
-        online = self._online_error_spec()
-        if not online:
-            return super()._objective_errors(result, metrics)
-        from modelfit_core.fitting.online_trace_fitter import online_objective_errors
-        return online_objective_errors(self, result, metrics, online)
+    def objective_for(self, metric, penalty):
+        return Objective.build(self.problem, metric, online=self.online_error, penalty=penalty,
+                               owner=self.fitter_name)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):
         """Traces of the fitted output variable(s) for the best (or given) parameters."""
-        traces = [name for name in self.output_names if name != "spikes"]
+        traces = self.recordings.trace_outputs
         return self.generate(output_var=traces[0] if len(traces) == 1 else traces,
                              params=params, param_init=param_init, iteration=iteration,
-                             level=level + 1)
+                             level=level)
 
-    def refine(self, params=None, metric=None, callback="text", calc_gradient=False,
+    def refine(self, params=None, metric=None, callback=DEFAULT, calc_gradient=False,
                optimize=True, iteration=GENERATE_ITERATION, level=0, **kwds):
         """Refine the fitting results with a sequentially operating minimization
         algorithm: the ``least_squares`` algorithm from ``scipy.optimize``. Has to
@@ -168,7 +167,10 @@ class TraceFitter(Fitter):
         minimization algorithm which will internally calculate the sum of
         squares. Spike outputs and a ``penalty`` are not part of the refinement.
         """
-        from modelfit_core.fitting.refine import refine_fit
-        return refine_fit(self, params=params, metric=metric, callback=callback,
-                          calc_gradient=calc_gradient, optimize=optimize,
-                          iteration=iteration, level=level, **kwds)
+        if metric is None:
+            metric = self.metric if self.metric is not None else self.default_metric()
+        best = self.history.best_vector if self.history is not None else None
+        return refine_fit(self.problem, self.space, best, metric=metric,
+                          feedback=self.pipeline.resolve_feedback(callback), params=params,
+                          calc_gradient=calc_gradient, optimize=optimize, iteration=iteration,
+                          level=level, use_units=self.use_units, **kwds)

@@ -12,14 +12,10 @@ from typing import Any, Mapping
 import numpy as np
 from brian2 import Quantity, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
-from brian2.units.fundamentalunits import get_unit
 
 from modelfit_core.contracts.errors import DataError, UnitMismatchError
 from modelfit_core.contracts.simulation import InputSignal
-
-
-def unit_name(dim) -> str:
-    return "dimensionless" if dim is DIMENSIONLESS else repr(get_unit(dim))
+from modelfit_core.contracts.units import unit_name
 
 
 def as_named(data: Any, var: Any, role: str) -> dict[str, Any]:

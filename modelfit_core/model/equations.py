@@ -6,11 +6,12 @@ from typing import Any, Mapping
 
 import attrs
 from brian2 import Equations, get_dimensions
+from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.equations.equations import (BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER,
                                         SUBEXPRESSION)
-from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError, UnitMismatchError
+from modelfit_core.contracts.units import unit_text
 from modelfit_core.model.namespace import identifiers_in
 
 RESERVED = {"iteration"}
@@ -31,10 +32,6 @@ class ModelDescription:
         return self.equations[name].dim
 
 
-def _unit_text(dim) -> str:
-    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
-
-
 def equations_to_text(equations: Equations) -> str:
     """Equations as a string Brian can parse again (``str()`` writes 'V', which it cannot)."""
     lines = []
@@ -44,7 +41,7 @@ def equations_to_text(equations: Equations) -> str:
         elif eq.var_type == INTEGER:
             unit = "integer"
         else:
-            unit = _unit_text(eq.dim)
+            unit = unit_text(eq.dim)
         flags = f" ({', '.join(eq.flags)})" if eq.flags else ""
         if eq.type == DIFFERENTIAL_EQUATION:
             lines.append(f"d{eq.varname}/dt = {eq.expr.code} : {unit}{flags}")
@@ -139,8 +136,8 @@ def check_units(description: ModelDescription, inputs, targets, namespace) -> No
     from brian2.units.fundamentalunits import DimensionMismatchError
 
     lines = [description.text]
-    lines += [f"{name} : {_unit_text(signal.dim)}" for name, signal in inputs.items()]
-    lines += [f"{name}_target : {_unit_text(signal.dim)}" for name, signal in targets.items()]
+    lines += [f"{name} : {unit_text(signal.dim)}" for name, signal in inputs.items()]
+    lines += [f"{name}_target : {unit_text(signal.dim)}" for name, signal in targets.items()]
     if description.uses_iteration:
         lines.append("iteration : 1 (shared)")
     group = NeuronGroup(1, "\n".join(lines), namespace=dict(namespace),
@@ -148,7 +145,7 @@ def check_units(description: ModelDescription, inputs, targets, namespace) -> No
     try:
         group.equations.check_units(group, run_namespace={})
     except DimensionMismatchError as exc:
-        given = ", ".join(f"{name} in {_unit_text(signal.dim)}" for name, signal in inputs.items())
+        given = ", ".join(f"{name} in {unit_text(signal.dim)}" for name, signal in inputs.items())
         raise UnitMismatchError(
             f"The units of the model equations do not add up with the inputs as given "
             f"({given}): {exc}. Give each input in the units the equations expect, e.g. "

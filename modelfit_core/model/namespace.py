@@ -13,9 +13,24 @@ from typing import Any, Iterable
 from brian2.utils.stringtools import get_identifiers
 
 
-def caller_namespace(level: int = 0) -> dict[str, Any]:
-    """Globals and locals of the frame ``level`` frames above the caller's caller."""
-    frame = sys._getframe(level + 2)
+_OWN_PACKAGES = ("modelfit_core", "modelfit_plugins")
+
+
+def user_namespace(level: int = 0) -> dict[str, Any]:
+    """Globals and locals of the user's frame: the first frame outside modelfit
+    (its core and its plugins), then ``level`` frames further up.
+
+    ``level`` is the argument of the manual's methods (``fit(level=1)`` from a
+    helper function looks one frame above the helper).
+    """
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGES):
+        frame = frame.f_back
+    for _ in range(level):
+        if frame is not None and frame.f_back is not None:
+            frame = frame.f_back
+    if frame is None:
+        return {}
     namespace = dict(frame.f_globals)
     namespace.update(frame.f_locals)
     return namespace

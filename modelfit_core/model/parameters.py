@@ -6,25 +6,12 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 import numpy as np
-from brian2 import Quantity, get_dimensions
+from brian2 import get_dimensions
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
 from modelfit_core.contracts.errors import ParameterError, UnitMismatchError
-
-
-def format_quantity(value: float, dim) -> str:
-    """Human-readable value with the best-fitting Brian unit (e.g. ``'12.3 nS'``)."""
-    if dim is DIMENSIONLESS:
-        return f"{value:.6g}"
-    return str(Quantity(value, dim=dim).in_best_unit(precision=6))
-
-
-def with_unit(value, dim):
-    """SI float(s) -> Brian Quantity (plain float for dimensionless)."""
-    if dim is DIMENSIONLESS:
-        return value
-    return Quantity(value, dim=dim)
+from modelfit_core.contracts.units import format_quantity, with_unit
 
 
 def _as_si(value: Any, dim, name: str, role: str) -> float:

@@ -24,12 +24,12 @@ import attrs
 import pluggy
 
 from modelfit_core.contracts import hookspecs
-from modelfit_core.contracts.hookspecs import SINGULAR
+from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, PROJECT, kind_named
 from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,  # noqa: F401
                                   PluginLoadError, UnknownPluginError)
 
 
-ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+ENTRY_POINT_GROUP = PROJECT
 DISABLE_ENV_VAR = "MODELFIT_DISABLE_PLUGINS"
 """Comma-separated entry-point or distribution names that are never loaded."""
 
@@ -69,51 +69,12 @@ class PluginStatus:
         return f"{self.name!r} (distribution {self.distribution!r})"
 
 
-PROTOCOL_METHODS: dict[str, tuple[str, ...]] = {
-    "optimizers": ("initialize", "ask", "tell", "recommend"),
-    "metrics": ("calc",),
-    "backends": ("prepare",),
-    "feedback": ("__call__",),
-    "inference": ("infer",),
-}
-"""Methods a class registered for each kind must have (see :mod:`modelfit_core.contracts.protocols`)."""
-
-PROTOCOL_NAMES = {"optimizers": "Optimizer", "metrics": "Metric",
-                  "backends": "SimulationBackend", "feedback": "Feedback",
-                  "inference": "Inference"}
-
-
-def _defines(cls: type, method: str) -> bool:
-    # looked up in the class dictionaries: every class has a ``__call__`` (type's)
-    for klass in cls.__mro__:
-        if method in vars(klass):
-            return callable(vars(klass)[method]) or isinstance(
-                vars(klass)[method], (staticmethod, classmethod))
-    return False
+SINGULAR = {kind.name: kind.singular for kind in KINDS}
 
 
 def protocol_problem(kind: str, obj: Any) -> str | None:
-    """Why ``obj`` cannot be registered for ``kind``, or None if it has the right shape.
-
-    Classes are checked for the methods of their Protocol (``PROTOCOL_METHODS``);
-    other callables (factories) are accepted as they are, since what they make
-    is only known once they are called.
-    """
-    if not isinstance(obj, type):
-        return None if callable(obj) else (
-            f"{obj!r} is neither a class nor a factory (a callable returning the "
-            f"{SINGULAR[kind]})")
-    missing = [m for m in PROTOCOL_METHODS[kind] if not _defines(obj, m)]
-    if not missing:
-        return None
-    needed = ", ".join(f"{m}()" for m in PROTOCOL_METHODS[kind])
-    text = (f"{obj.__module__}.{obj.__qualname__} does not satisfy the "
-            f"{PROTOCOL_NAMES[kind]} protocol: it has no "
-            f"{', '.join(f'{m}()' for m in missing)} ({_a(SINGULAR[kind])} needs {needed}")
-    if kind == "metrics":
-        text += "; subclass modelfit_core.TraceMetric or SpikeMetric to build calc() " \
-                "from get_features() and get_errors()"
-    return text + ")"
+    """Why ``obj`` cannot be registered for ``kind``, or None (see :meth:`Kind.problem_with`)."""
+    return kind_named(kind).problem_with(obj)
 
 
 def _extra_for(ep, missing: str | None) -> str | None:
@@ -175,7 +136,7 @@ class Registry:
     def __init__(self, load_entrypoints: bool = True, disable: Iterable[str] = (),
                  distributions: Iterable[str] | None = None,
                  plugins: Iterable[Any] = ()):
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm = pluggy.PluginManager(PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._statuses: dict[str, PluginStatus] = {}
         self._load_problems: dict[str, list[str]] = {}
@@ -274,9 +235,9 @@ class Registry:
         a name registered by two plugins, or a registration hook that raises is
         recorded (in ``statuses`` and for :meth:`lookup`), never fatal to the others."""
         problems: dict[str, list[str]] = {n: list(p) for n, p in self._load_problems.items()}
-        self._rejected = {kind: {} for kind in hookspecs.KINDS}
+        self._rejected = {kind: {} for kind in KIND_NAMES}
         tables: dict[str, dict[str, tuple[type, str]]] = {}
-        for kind in hookspecs.KINDS:
+        for kind in KIND_NAMES:
             claims: dict[str, list[tuple[Any, str]]] = {}
             caller = getattr(self._pm.hook, f"modelfit_register_{kind}")
             for impl in caller.get_hookimpls():
@@ -333,7 +294,7 @@ class Registry:
         return self._tables
 
     def names(self, kind: str) -> list[str]:
-        """Sorted names registered for ``kind`` (one of ``hookspecs.KINDS``)."""
+        """Sorted names registered for ``kind`` (one of ``KIND_NAMES``)."""
         return sorted(self.tables[kind])
 
     def lookup(self, kind: str, name: str) -> type:
@@ -349,9 +310,9 @@ class Registry:
         PluginContractError
             The class registered as ``name`` lacks methods of its Protocol.
         """
-        if kind not in hookspecs.KINDS:
+        if kind not in KIND_NAMES:
             raise UnknownPluginError(f"Unknown plugin kind {kind!r}; kinds are "
-                                     f"{', '.join(hookspecs.KINDS)}.")
+                                     f"{', '.join(KIND_NAMES)}.")
         table = self.tables[kind]
         if name in table:
             return table[name][0]

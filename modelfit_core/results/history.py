@@ -8,8 +8,8 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.contracts.metric_bases import error_quantity
-from modelfit_core.model.parameters import ParameterSpace, with_unit
+from modelfit_core.contracts.units import error_quantity, with_unit
+from modelfit_core.model.parameters import ParameterSpace
 
 
 @attrs.define

@@ -21,10 +21,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.hookspecs import hookimpl
+from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.results.history import History, RoundRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -88,6 +91,20 @@ def connect(url: str | Path, read_only: bool = False) -> sqlite3.Connection:
     return connection
 
 
+@attrs.frozen
+class StudyDescription:
+    """What a study records about its fit when it starts."""
+
+    space: ParameterSpace
+    n_samples: int
+    error_dim: Any
+    output_names: tuple[str, ...]
+    optimizer: str
+    """``repr()`` of the optimizer."""
+    metric: str
+    """``repr()`` of the metric."""
+
+
 def _finite_or_none(value: float):
     return float(value) if np.isfinite(value) else None
 
@@ -107,20 +124,22 @@ class FitStore:
         self.url, self.study = str(url), str(study)
         self.connection = connect(url)
         self._fitter = None
+        self._registry = None
         self._warned_pickle = False
 
     # -- lifecycle hooks -----------------------------------------------------------
-    def attach(self, fitter) -> None:
-        """Listen to ``fitter``'s rounds through its pipeline's plugin manager."""
+    def attach(self, fitter, registry) -> None:
+        """Listen to ``fitter``'s rounds through the hooks of ``registry``."""
         self._fitter = fitter
-        fitter.pipeline.registry.register(self, name=f"storage:{id(fitter)}")
+        self._registry = registry
+        registry.register(self, name=f"storage:{id(fitter)}")
 
     @hookimpl
     def modelfit_round_finished(self, fitter, round_record):
         if fitter is not self._fitter:
             return
-        self.write_round(fitter, round_record)
-        fitter.pipeline.registry.hook.modelfit_checkpoint_written(
+        self.write_round(round_record, fitter.optimizer, fitter.iteration)
+        self._registry.hook.modelfit_checkpoint_written(
             fitter=fitter, location=f"{self.url}#{self.study}")
 
     # -- writing -------------------------------------------------------------------
@@ -129,7 +148,7 @@ class FitStore:
                                       (self.study,)).fetchone()
         return int(row[0])
 
-    def start(self, fitter, restart: bool) -> None:
+    def start(self, description: StudyDescription, restart: bool) -> None:
         """Record the study's description; a fresh fit must not reuse a stored study."""
         existing = self.n_rounds()
         if existing and not restart:
@@ -137,7 +156,7 @@ class FitStore:
                 f"Study {self.study!r} in {self.url} already holds {existing} rounds. Pass "
                 f"resume=True to continue it, restart=True to overwrite it, or another "
                 f"study= name.")
-        space = fitter.space
+        space = description.space
         with self.connection:
             for table in ("evaluations", "rounds", "studies"):
                 key = "name" if table == "studies" else "study"
@@ -147,17 +166,18 @@ class FitStore:
                 (self.study, time.time(), json.dumps(list(space.names)),
                  json.dumps([_unit_text(d) for d in space.dims]),
                  json.dumps(space.lower.tolist()), json.dumps(space.upper.tolist()),
-                 fitter.n_samples, _unit_text(fitter._error_dim),
-                 json.dumps(list(fitter.output_names)), repr(fitter.optimizer),
-                 repr(fitter.metric)))
+                 description.n_samples, _unit_text(description.error_dim),
+                 json.dumps(list(description.output_names)), description.optimizer,
+                 description.metric))
 
-    def write_round(self, fitter, record) -> None:
+    def write_round(self, record: RoundRecord, optimizer, iteration: int) -> None:
+        """Store a finished round and the optimizer's state after it, in one transaction."""
         state = None
         try:
-            state = pickle.dumps(fitter.optimizer, protocol=pickle.HIGHEST_PROTOCOL)
+            state = pickle.dumps(optimizer, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # user optimizers need not be picklable
             if not self._warned_pickle:
-                warnings.warn(f"The optimizer {fitter.optimizer!r} cannot be pickled ({exc}); "
+                warnings.warn(f"The optimizer {optimizer!r} cannot be pickled ({exc}); "
                               f"rounds are stored but the fit cannot be resumed.",
                               RuntimeWarning, stacklevel=2)
                 self._warned_pickle = True
@@ -172,7 +192,7 @@ class FitStore:
             self.connection.execute(
                 "INSERT OR REPLACE INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
                 (self.study, record.index, time.time(), record.duration_s,
-                 int(fitter.iteration), state))
+                 int(iteration), state))
 
     # -- reading -------------------------------------------------------------------
     def load_for_resume(self, space) -> tuple[Any, list, int]:
@@ -211,7 +231,6 @@ def _unit_text(dim) -> str:
 
 def read_round_records(connection, study: str) -> list:
     """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects."""
-    from modelfit_core.results.history import RoundRecord
     durations = dict(connection.execute(
         "SELECT round, duration_s FROM rounds WHERE study = ?", (study,)).fetchall())
     rows = connection.execute(
@@ -247,8 +266,6 @@ def list_studies(url: str | Path) -> list[str]:
 def read_history(url: str | Path, study: str | None = None):
     """A :class:`~modelfit_core.results.history.History` rebuilt from a database (read-only,
     safe while another process is still writing it)."""
-    from modelfit_core.results.history import History
-    from modelfit_core.model.parameters import ParameterSpace
     connection = connect(url, read_only=True)
     try:
         if study is None:

@@ -18,13 +18,13 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_plugins(args) -> int:
-    from modelfit_core.contracts.hookspecs import KINDS, SINGULAR
+    from modelfit_core.contracts.kinds import KINDS
     from modelfit_core.registry.plugin_registry import Registry
     registry = Registry()
     provided: dict[str, list[str]] = {}
     for kind in KINDS:
-        for name, (_cls, plugin) in registry.tables[kind].items():
-            provided.setdefault(plugin, []).append(f"{SINGULAR[kind]} '{name}'")
+        for name, (_cls, plugin) in registry.tables[kind.name].items():
+            provided.setdefault(plugin, []).append(f"{kind.singular} '{name}'")
     failed = 0
     width = max([len("entry point")] + [len(n) for n in registry.statuses]) + 2
     what_width = max([len("provides")] + [len(", ".join(p)) for p in provided.values()]) + 2

@@ -214,6 +214,12 @@ class Brian2StandaloneBackend:
                 _remove_tree(project_dir)
             raise
 
+    def single_run_backend(self):
+        """Single runs (``generate``, ``refine``) simulate in runtime mode, as the manual
+        says: a compilation per run would cost more than the run."""
+        from .brian2_runtime import Brian2RuntimeBackend
+        return Brian2RuntimeBackend()
+
     def __repr__(self):
         where = f", directory={self.directory!r}" if self.directory else ""
         return f"Brian2StandaloneBackend(threads={self.threads}{where})"

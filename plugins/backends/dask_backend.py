@@ -215,6 +215,12 @@ class DaskBackend:
         n_chunks = math.ceil(spec.n_samples / chunk_size)
         return DaskSimulation(self, spec, n_chunks, chunk_size, token=uuid.uuid4().hex)
 
+    def single_run_backend(self):
+        """Single runs (``generate``, ``refine``) simulate here, on the inner backend:
+        a round trip to the workers would cost more than the run."""
+        from modelfit_core.registry.plugin_registry import Registry
+        return Registry().lookup("backends", self.inner)(**self.inner_options)
+
     def shutdown(self) -> None:
         """Close the client and the LocalCluster started by this backend."""
         if self.client is not None:

@@ -26,15 +26,16 @@ from typing import Mapping
 import numpy as np
 
 from modelfit_core import hookimpl
-from modelfit_core.model.data import as_named, check_same_shape, spike_trains, trace_array
-from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError, ParameterError)
-from modelfit_core.fitting.fitter import Fitter, _user_frame_namespace
-from modelfit_core.model.equations import initial_values
-from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
+                                            ParameterError)
+from modelfit_core.fitting import generation
+from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.model.data import as_named
+from modelfit_core.registry.parts import Parts
 
 from . import sbi_features, sbi_methods
 from .sbi_features import SPIKES
-from .sbi_posterior import PosteriorMethods, _numpy, _torch
+from .sbi_posterior import PosteriorMethods, as_numpy, torch_module
 
 for _package in ("torch", "sbi"):  # missing extra: reported by the registry, not at use
     if importlib.util.find_spec(_package) is None:
@@ -52,7 +53,7 @@ def _power_of_ten(values: np.ndarray) -> float:
     return float(10.0 ** math.floor(math.log10(float(np.median(values)))))
 
 
-class Inferencer(PosteriorMethods, Fitter):
+class Inferencer(PosteriorMethods):
     """Infer the posterior over a model's parameters with simulation-based inference.
 
     Parameters
@@ -81,8 +82,6 @@ class Inferencer(PosteriorMethods, Fitter):
         As for the fitters.
     """
 
-    fitter_name = "Inferencer"
-
     def __init__(self, dt, model, input, output, features=None, method=None, threshold=None,
                  reset=None, refractory=False, param_init=None, *, batch_size=1000,
                  use_units=True, backend=None, pipeline=None, namespace=None, level=0):
@@ -91,55 +90,51 @@ class Inferencer(PosteriorMethods, Fitter):
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
             raise ConfigurationError(f"batch_size must be an integer >= 1; got {batch_size!r}.")
-        super().__init__(dt=dt, model=model, input=input, output=output, n_samples=1,
-                         threshold=threshold, reset=reset, refractory=refractory, method=method,
-                         param_init=param_init, use_units=use_units, backend=backend,
-                         pipeline=pipeline, namespace=namespace, level=level)
+        self.pipeline = pipeline if pipeline is not None else Parts.lazy_default()
+        self.problem = FittingProblem.from_user(
+            model, input, as_named(output, None, "output"), dt,
+            backend=self.pipeline.resolve_backend(backend), threshold=threshold, reset=reset,
+            refractory=refractory, method=method, param_init=param_init, namespace=namespace,
+            level=level, owner="the Inferencer")
+        self.use_units = use_units
+        self.space = None
         self.n_samples = None
         self.batch_size = int(batch_size)
         self.features = sbi_features.normalise_features(features, self.output_names)
         self.x_o = sbi_features.observed_statistics(self.output_signals, self.output_spikes,
                                                     self.features, self.output_names,
-                                                    self._n_traces)
+                                                    self.n_traces)
         self.prior = self.posterior = self.inference = None
         self.theta = self.x = self.samples = None
         self.theta_scale = self.x_scale = None
         self._method = self._estimator = None
         self._round = 0
-        self._simulation = self._simulation_key = None
+        self._simulation_key = None
         self.show_progress_bars = True
 
-    # -- data (Fitter hooks) --------------------------------------------------
-    def _set_data(self, input, output, input_var, output_var):
-        inputs = as_named(input, input_var, "input")
-        outputs = as_named(output, output_var, "output")
-        self.input_signals = {n: trace_array(v, n, "input") for n, v in inputs.items()}
-        self._raw_outputs = outputs
-        self.output_names = list(outputs)
-        self.output_signals = {n: trace_array(v, n, "output") for n, v in outputs.items()
-                               if n != SPIKES}
-        self._n_traces, self._n_steps = check_same_shape(self.input_signals,
-                                                         self.output_signals)
-        self.output_spikes = None
-        if SPIKES in outputs:
-            self.output_spikes = spike_trains(outputs[SPIKES], SPIKES)
-            if len(self.output_spikes) != self._n_traces:
-                raise DataError(f"The output 'spikes' has {len(self.output_spikes)} spike "
-                                f"trains but the input has {self._n_traces} traces; give one "
-                                f"train per input trace.")
-        self.input_var = list(inputs)[0] if len(inputs) == 1 else list(inputs)
-        self.output_var = self.output_names[0] if len(outputs) == 1 else self.output_names
+    # -- the problem, as the manual's attributes ------------------------------------
+    dt = property(lambda self: self.problem.dt, doc="Time step.")
+    model = property(lambda self: self.problem.model, doc="The parsed model.")
+    param_init = property(lambda self: self.problem.param_init, doc="Initial values.")
+    threshold = property(lambda self: self.problem.threshold, doc="Spike condition.")
+    backend = property(lambda self: self.problem.backend, doc="Backend of the simulations.")
+    output_names = property(lambda self: self.problem.output_names, doc="Outputs.")
+    output_dims = property(lambda self: self.problem.output_dims, doc="Output dimensions.")
+    n_traces = property(lambda self: self.problem.n_traces, doc="Number of input traces.")
+    input_signals = property(lambda self: self.problem.recordings.inputs, doc="Inputs.")
+    output_signals = property(lambda self: self.problem.recordings.traces,
+                              doc="Recorded trace outputs.")
+    output_spikes = property(lambda self: self.problem.recordings.spikes,
+                             doc="Recorded spike trains, or None.")
 
-    def _check_outputs_against_model(self):
-        self.output_dims = {}
-        for name, signal in self.output_signals.items():
-            expected = self.model.dimension_of(name)
-            if signal.dim is not expected:
-                trace_array(self._raw_outputs[name], name, "output", expected_dim=expected)
-            self.output_dims[name] = expected
-        if SPIKES in self.output_names and self.threshold is None:
-            raise ConfigurationError("Inferring from spikes needs a threshold: pass threshold= "
-                                     "(e.g. threshold='v > -50*mV') to the Inferencer.")
+    @property
+    def input_var(self):
+        names = list(self.input_signals)
+        return names[0] if len(names) == 1 else names
+
+    @property
+    def output_var(self):
+        return self.output_names[0] if len(self.output_names) == 1 else self.output_names
 
     def fit(self, *args, **kwargs):
         raise ConfigurationError("The Inferencer does not fit: call infer() for a posterior "
@@ -151,7 +146,19 @@ class Inferencer(PosteriorMethods, Fitter):
         if self.n_samples is None:
             raise FitStateError("The number of samples is not known yet: call "
                                 "generate_training_data() or infer() first.")
-        return self.n_samples * self._n_traces
+        return self.n_samples * self.n_traces
+
+    def generate(self, output_var=None, params=None, param_init=None,
+                 iteration=GENERATE_ITERATION, level=0):
+        """Simulate the inputs with the parameters ``params`` (with units); see
+        ``TraceFitter.generate``."""
+        if params is None:
+            raise FitStateError("Give params={...} (e.g. drawn from the posterior), or use "
+                                "generate_traces() to draw them.")
+        space, vector = generation.parameter_point(self.problem, self.space, None, params)
+        return generation.generate_outputs(self.problem, space, vector, output_var=output_var,
+                                           param_init=param_init, iteration=iteration,
+                                           level=level, use_units=self.use_units)
 
     @property
     def param_names(self) -> list[str]:
@@ -163,15 +170,13 @@ class Inferencer(PosteriorMethods, Fitter):
 
         Starts a new inference problem (any previous posterior is forgotten).
         """
-        declared = dict(self.model.parameters)
-        fixed = [name for name in self.param_init if name in declared]
         try:
-            space = ParameterSpace.from_bounds(declared, params, fixed=fixed)
+            space = self.problem.parameter_space(params)
         except ParameterError as exc:
             raise type(exc)(str(exc).replace("to fit()", "to infer() or init_prior()")
                             .replace("No parameters to fit", "No parameters to infer")) from None
         from sbi.utils import BoxUniform
-        torch = _torch()
+        torch = torch_module()
         self.space = space
         self.theta_scale = np.array([_power_of_ten([lo, hi]) for lo, hi in
                                      zip(space.lower, space.upper)])
@@ -195,7 +200,7 @@ class Inferencer(PosteriorMethods, Fitter):
             drawn = distribution.sample((n,), x=self._x_o_sbi(), show_progress_bars=False)
         else:
             drawn = distribution.sample((n,))
-        return np.atleast_2d(_numpy(drawn)) * self.theta_scale
+        return np.atleast_2d(as_numpy(drawn)) * self.theta_scale
 
     def generate_training_data(self, n_samples, prior):
         """Draw ``n_samples`` parameter sets from ``prior`` (or a posterior); SI array."""
@@ -208,7 +213,7 @@ class Inferencer(PosteriorMethods, Fitter):
 
     def _theta_array(self, theta) -> np.ndarray:
         self._require_prior()
-        array = np.atleast_2d(_numpy(theta))
+        array = np.atleast_2d(as_numpy(theta))
         if array.ndim != 2 or array.shape[1] != len(self.space.names):
             raise DataError(f"theta must have one column per parameter "
                             f"({', '.join(self.space.names)}); got shape {array.shape}.")
@@ -217,17 +222,13 @@ class Inferencer(PosteriorMethods, Fitter):
     def _training_simulation(self, batch: int, level: int):
         record = tuple(self.output_signals)
         record_spikes = SPIKES in self.output_names
-        key = (batch, self.space.names, record, record_spikes)
-        if self._simulation is None or self._simulation_key != key:
-            if self._simulation is not None:
-                self._simulation.close()
-            initial, constants = initial_values(self.param_init, self.model, set(self.space.names))
-            spec = self._spec(batch, record, record_spikes, self.space.names, constants, initial,
-                              self._namespace(_user_frame_namespace(level)),
-                              name="modelfit_infer")
-            self._simulation = self.backend.prepare(spec)
-            self._simulation_key = key
-        return self._simulation
+        key = ("infer", batch, self.space.names, record, record_spikes)
+        if self._simulation_key not in (None, key):
+            self.problem.release(self._simulation_key)
+        self._simulation_key = key
+        return self.problem.prepared(key, lambda: self.problem.simulation_spec(
+            batch, self.space.names, self.problem.resolve_namespace(level),
+            name="modelfit_infer", record=record, record_spikes=record_spikes))
 
     def extract_summary_statistics(self, theta, level=0):
         """Simulate every parameter set of ``theta`` (SI) and return the statistics x.
@@ -241,8 +242,8 @@ class Inferencer(PosteriorMethods, Fitter):
         n_batches = math.ceil(n / self.batch_size)
         batch = math.ceil(n / n_batches)
         simulation = self._training_simulation(batch, level)
-        width = sbi_features.n_statistics(self.features, self.output_names, self._n_traces,
-                                          self._n_steps)
+        width = sbi_features.n_statistics(self.features, self.output_names, self.n_traces,
+                                          self.problem.n_steps)
         x = np.full((n, width), np.nan, dtype=np.float32)
         starts = range(0, n, batch)
         if self.show_progress_bars and n_batches > 1:
@@ -262,7 +263,7 @@ class Inferencer(PosteriorMethods, Fitter):
             with np.errstate(all="ignore"):
                 x[start + ok] = sbi_features.summary_statistics(
                     traces, spikes, self.features, self.output_names, len(ok),
-                    self._n_traces, first_index=start)
+                    self.n_traces, first_index=start)
         self.n_samples = n
         return x
 
@@ -273,7 +274,7 @@ class Inferencer(PosteriorMethods, Fitter):
         if theta is None or x is None:
             raise FitStateError("Nothing to save: pass theta and x, or generate training data "
                                 "(infer_step/infer) first.")
-        np.savez_compressed(f, theta=_numpy(theta), x=np.asarray(_numpy(x), dtype=np.float32),
+        np.savez_compressed(f, theta=as_numpy(theta), x=np.asarray(as_numpy(x), dtype=np.float32),
                             param_names=np.array(self.param_names))
 
     def load_summary_statistics(self, f):
@@ -296,7 +297,7 @@ class Inferencer(PosteriorMethods, Fitter):
 
     # -- inference ----------------------------------------------------------------
     def _x_o_sbi(self):
-        torch = _torch()
+        torch = torch_module()
         return torch.as_tensor(self.x_o / self.x_scale, dtype=torch.float32)
 
     def init_inference(self, inference_method, density_estimator_model, prior,
@@ -335,8 +336,8 @@ class Inferencer(PosteriorMethods, Fitter):
         or the round they come from (likelihood/ratio estimation).
         """
         import inspect
-        torch = _torch()
-        theta, x = self._theta_array(theta), np.atleast_2d(_numpy(x))
+        torch = torch_module()
+        theta, x = self._theta_array(theta), np.atleast_2d(as_numpy(x))
         if self.x_scale is None:
             self.x_scale = self._x_scales(x)
         device = getattr(inference, "_device", "cpu")
@@ -387,7 +388,7 @@ class Inferencer(PosteriorMethods, Fitter):
         theta = self._theta_array(theta)
         if x is None:
             x = self.extract_summary_statistics(theta, level=1)
-        x = np.atleast_2d(_numpy(x)).astype(np.float32)
+        x = np.atleast_2d(as_numpy(x)).astype(np.float32)
         if len(x) != len(theta):
             raise DataError(f"theta has {len(theta)} rows but x has {len(x)}.")
         if x.shape[1] != len(self.x_o):
@@ -425,14 +426,12 @@ class Inferencer(PosteriorMethods, Fitter):
             raise ConfigurationError("x was given without theta; give both (or neither).")
         if seed is not None:
             import brian2
-            _torch().manual_seed(int(seed))
+            torch_module().manual_seed(int(seed))
             brian2.seed(int(seed))
         continuing = self.posterior is not None and not restart
         if continuing:
             if params:
-                declared = dict(self.model.parameters)
-                space = ParameterSpace.from_bounds(declared, params, fixed=[
-                    n for n in self.param_init if n in declared])
+                space = self.problem.parameter_space(params)
                 if not space.same_as(self.space):
                     raise ConfigurationError("The bounds changed since the last infer() call; "
                                              "pass restart=True to start a new inference.")
@@ -454,7 +453,7 @@ class Inferencer(PosteriorMethods, Fitter):
             inference = self.init_inference(inference_method, density_estimator_model, prior,
                                             sbi_device, **dict(inference_kwargs or {}))
             proposal = prior
-        later = n_samples if n_samples is not None else len(_numpy(theta))
+        later = n_samples if n_samples is not None else len(as_numpy(theta))
         posterior = None
         for index in range(int(n_rounds)):
             first = index == 0

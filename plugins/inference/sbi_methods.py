@@ -144,7 +144,7 @@ def make_inference(method: Method, estimator: str, prior, device: str, raw_x_dim
     then an embedding net is added unless one is given, and x is z-scored as
     one structured quantity by default.
     """
-    _torch, inference_module, nets = import_sbi()
+    torch_module, inference_module, nets = import_sbi()
     kwargs = dict(inference_kwargs)
     if method.family == RATIO and "embedding_net" in kwargs:
         kwargs.setdefault("embedding_net_x", kwargs.pop("embedding_net"))

@@ -19,12 +19,12 @@ from .sbi_features import SPIKES
 _FORMAT = "modelfit-posterior-1"
 
 
-def _torch():
+def torch_module():
     import torch
     return torch
 
 
-def _numpy(values) -> np.ndarray:
+def as_numpy(values) -> np.ndarray:
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
     return np.asarray(values, dtype=np.float64)
@@ -34,7 +34,7 @@ class _ScaledDensity:
     """``density`` seen over values that are ``factor`` times smaller (a change of unit)."""
 
     def __init__(self, density, factor: np.ndarray, x=None):
-        torch = _torch()
+        torch = torch_module()
         self._density, self._x = density, x
         self._device = getattr(density, "_device", "cpu")
         self._factor = torch.as_tensor(factor, dtype=torch.float32, device=self._device)
@@ -66,11 +66,11 @@ class PosteriorMethods:
                  "upper": self.space.upper,
                  "method": None if self._method is None else self._method.name,
                  "estimator": self._estimator, "sbi_version": sbi.__version__}
-        _torch().save(state, f)
+        torch_module().save(state, f)
 
     def load_posterior(self, f):
         """Load a posterior saved by :meth:`save_posterior` and make it the current one."""
-        state = _torch().load(f, weights_only=False)
+        state = torch_module().load(f, weights_only=False)
         if not (isinstance(state, dict) and state.get("format") == _FORMAT):
             raise DataError(f"{f!r} was not written by Inferencer.save_posterior().")
         declared = dict(self.model.parameters)
@@ -102,22 +102,22 @@ class PosteriorMethods:
         """
         posterior = self._require_posterior(posterior)
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        torch = _torch()
+        torch = torch_module()
         if "x" in kwargs and kwargs["x"] is not None:
-            kwargs["x"] = torch.as_tensor(_numpy(kwargs["x"]) / self.x_scale, dtype=torch.float32)
+            kwargs["x"] = torch.as_tensor(as_numpy(kwargs["x"]) / self.x_scale, dtype=torch.float32)
         else:
             kwargs["x"] = self._x_o_sbi()
         kwargs.setdefault("show_progress_bars", False)
-        samples = _numpy(posterior.sample(shape, **kwargs)) * self.theta_scale
+        samples = as_numpy(posterior.sample(shape, **kwargs)) * self.theta_scale
         self.samples = samples
         return samples
 
     def log_prob(self, theta, posterior=None):
         """Log posterior density of parameter sets ``theta`` (SI), given the recordings."""
         density = self._density(posterior, 1.0)
-        torch = _torch()
+        torch = torch_module()
         theta = torch.as_tensor(self._theta_array(theta), dtype=torch.float32)
-        return _numpy(density.log_prob(theta.to(density._device)))
+        return as_numpy(density.log_prob(theta.to(density._device)))
 
     def _density(self, density, unit):
         """The posterior (or a user's density over SI values) over values in ``unit``."""
@@ -155,7 +155,7 @@ class PosteriorMethods:
             if self.samples is None:
                 raise FitStateError("No samples: call sample() first or pass samples=.")
             samples = self.samples
-        return sbi_analysis.pairplot(_numpy(samples), self._display(), points=points,
+        return sbi_analysis.pairplot(as_numpy(samples), self._display(), points=points,
                                      limits=limits, subset=subset, labels=labels, ticks=ticks,
                                      **kwargs)
 
@@ -195,4 +195,4 @@ class PosteriorMethods:
             output_var = SPIKES if isinstance(output_var, str) else \
                 [SPIKES if v == "spike" else v for v in output_var]
         return self.generate(output_var=output_var, params=self.space.to_dict(vector, True),
-                             param_init=param_init, level=level + 1)
+                             param_init=param_init, level=level)

@@ -22,7 +22,8 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError
-from modelfit_core.contracts.metric_bases import TraceMetric, _seconds
+from modelfit_core.contracts.metric_bases import TraceMetric
+from modelfit_core.contracts.units import seconds
 
 from .efel_extraction import EfelExtractor, EfelFailure, efel_setting_names
 
@@ -224,7 +225,7 @@ class FeatureMetric(TraceMetric):
                 f"FeatureMetric's normalization divides an error that mixes features of "
                 f"different units, so it must be a plain number; got {normalization!r}.")
         super().__init__(t_start=t_start, normalization=normalization)
-        if not np.isfinite(self._scale) or self._scale <= 0:
+        if not np.isfinite(self.scale) or self.scale <= 0:
             raise ConfigurationError(f"FeatureMetric: normalization must be a positive "
                                      f"number; got {normalization!r}.")
         self.stim_times = stim_times
@@ -359,7 +360,7 @@ class FeatureMetric(TraceMetric):
         return DIMENSIONLESS
 
     def revert_normalization(self, error):
-        return error * self._scale
+        return error * self.scale
 
     def validate_data(self, data_traces, dt=None):
         """Check the recordings against ``stim_times`` before anything is simulated."""
@@ -381,15 +382,15 @@ class FeatureMetric(TraceMetric):
 
     def _time_ms(self, n_steps: int, dt) -> np.ndarray:
         """eFEL's time axis (ms) of traces already cut at ``t_start``."""
-        dt_s = _seconds(dt, "dt") if isinstance(dt, Quantity) else float(dt)
+        dt_s = seconds(dt, "dt") if isinstance(dt, Quantity) else float(dt)
         if not dt_s > 0:
             raise ConfigurationError(f"FeatureMetric: dt must be positive; got {dt!r}.")
-        offset = int(round(_seconds(self.t_start, "t_start") / dt_s))
+        offset = int(round(seconds(self.t_start, "t_start") / dt_s))
         return (offset + np.arange(n_steps)) * dt_s * 1e3
 
     def _start_step(self, dt) -> int:
-        dt_s = _seconds(dt, "dt") if isinstance(dt, Quantity) else float(dt)
-        return int(round(_seconds(self.t_start, "t_start") / dt_s))
+        dt_s = seconds(dt, "dt") if isinstance(dt, Quantity) else float(dt)
+        return int(round(seconds(self.t_start, "t_start") / dt_s))
 
     def close(self) -> None:
         """Shut down the extraction processes (they are started again when needed)."""
@@ -553,7 +554,7 @@ class FeatureMetric(TraceMetric):
         data_traces = np.asarray(data_traces, dtype=float)
         start = self._start_step(dt)
         features = self.get_features(model_traces[..., start:], data_traces[:, start:], dt)
-        return np.asarray(self.get_errors(features), dtype=float) / self._scale
+        return np.asarray(self.get_errors(features), dtype=float) / self.scale
 
     def __repr__(self):
         options = [f"stim_times={self.stim_times!r}", f"feat_list={self.feat_list!r}"]
@@ -563,7 +564,7 @@ class FeatureMetric(TraceMetric):
             options.append(f"combine={getattr(self.combine, '__name__', self.combine)!r}")
         if float(self.t_start) != 0:
             options.append(f"t_start={self.t_start!r}")
-        if self._scale != 1.0:
+        if self.scale != 1.0:
             options.append(f"normalization={self.normalization!r}")
         return f"FeatureMetric({', '.join(options)})"
 

@@ -7,6 +7,8 @@ from brian2 import get_dimensions
 
 from modelfit_core import hookimpl
 from modelfit_core.contracts.metric_bases import TraceMetric
+from modelfit_core.contracts.protocols import ResidualForm
+from modelfit_core.contracts.units import seconds
 
 
 class MSEMetric(TraceMetric):
@@ -14,7 +16,9 @@ class MSEMetric(TraceMetric):
 
     Options as :class:`~modelfit_core.contracts.metric_bases.Metric` (``t_start``,
     ``t_weights``, ``normalization``). The error has the squared units of the
-    output divided by the squared normalization (V² for a voltage).
+    output divided by the squared normalization (V² for a voltage). A
+    least-squares metric: it can be accumulated during the simulation
+    (``online_error=True``) and refined (``TraceFitter.refine``).
     """
 
     def get_features(self, model_traces, data_traces, dt):
@@ -34,7 +38,15 @@ class MSEMetric(TraceMetric):
         return output_dim ** 2 / get_dimensions(self.normalization) ** 2
 
     def revert_normalization(self, error):
-        return error * self._scale ** 2
+        return error * self.scale ** 2
+
+    def residual_form(self, n_steps: int, dt: float) -> ResidualForm:
+        """The error is a mean of squared residuals: a least-squares metric (online
+        error, ``refine``)."""
+        if self.t_weights is not None:
+            return ResidualForm(scale=self.scale, weights=self.t_weights)
+        start = int(round(seconds(self.t_start, "t_start") / float(dt)))
+        return ResidualForm(scale=self.scale, start_step=start)
 
     def __repr__(self):
         options = []
@@ -42,7 +54,7 @@ class MSEMetric(TraceMetric):
             options.append(f"t_start={self.t_start!r}")
         if self.t_weights is not None:
             options.append("t_weights=[...]")
-        if self._scale != 1.0:
+        if self.scale != 1.0:
             options.append(f"normalization={self.normalization!r}")
         return f"MSEMetric({', '.join(options)})"
 

@@ -50,10 +50,10 @@ class MAEMetric(TraceMetric):
         return output_dim / get_dimensions(self.normalization)
 
     def revert_normalization(self, error):
-        return error * self._scale
+        return error * self.scale
 
     def __repr__(self):
-        return "MAEMetric()" if self._scale == 1.0 else \
+        return "MAEMetric()" if self.scale == 1.0 else \
             f"MAEMetric(normalization={self.normalization!r})"
 
 

@@ -1,0 +1,214 @@
+"""The fitting problem: a model, the recordings, and how to simulate them.
+
+A :class:`FittingProblem` is what the fitters, ``generate``, ``refine``, the
+storage and inference plugins share: the parsed model, the validated
+recordings, the spiking behaviour and initial values, the namespace the
+equations refer to, and the backends that simulate it. It builds
+:class:`~modelfit_core.contracts.simulation.SimulationSpec` objects and keeps
+one prepared simulation per configuration, so each is compiled once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, Mapping
+
+import attrs
+import numpy as np
+from brian2 import Quantity, second
+
+from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.metric_bases import SPIKES
+from modelfit_core.contracts.protocols import SingleRunDelegation
+from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
+from modelfit_core.model.equations import (ModelDescription, check_units, describe_model,
+                                           initial_values)
+from modelfit_core.model.namespace import identifiers_in, select, user_namespace
+from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.model.recordings import Recordings
+
+GENERATE_ITERATION = 1e9
+"""The ``iteration`` value of single runs (``generate``, ``refine``): high, so that a
+coupling to the target that fades with the rounds is switched off."""
+
+
+def check_time_step(dt) -> None:
+    """``dt`` must be a positive time with units."""
+    if not isinstance(dt, Quantity) or dt.dim is not second.dim or float(dt) <= 0:
+        raise UnitMismatchError(f"dt must be a positive time with units, e.g. "
+                                f"dt=0.01*ms; got {dt!r}.")
+
+
+@attrs.define(eq=False)
+class FittingProblem:
+    """A model to fit to recordings, and the backends that simulate it.
+
+    Make one with :meth:`from_user`; the fields are the validated inputs.
+    """
+
+    model: ModelDescription
+    recordings: Recordings
+    dt: Quantity
+    """Time step of the recordings and of the simulations."""
+    backend: Any
+    """The :class:`~modelfit_core.contracts.protocols.SimulationBackend` of batches."""
+    threshold: Any = None
+    reset: Any = None
+    refractory: Any = False
+    method: str | None = None
+    param_init: dict[str, Any] = attrs.field(factory=dict)
+    """Initial values of variables, or fixed values of parameters that are not fitted."""
+    penalty: str | None = None
+    """A model variable added to the error (its value at the end of the run)."""
+    caller_namespace: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    """The namespace of the code that made the problem (as Brian's ``run()`` uses it)."""
+    namespace: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    """Names given explicitly; they win over the caller's."""
+    _prepared: dict[Hashable, Any] = attrs.field(factory=dict, init=False, repr=False)
+
+    @classmethod
+    def from_user(cls, model, input, output: Mapping[str, Any], dt, *, backend,
+                  input_var=None, threshold=None, reset=None, refractory=False, method=None,
+                  param_init=None, penalty=None, namespace=None, level: int = 0,
+                  owner: str = "TraceFitter") -> "FittingProblem":
+        """Validate what a user gives a fitter (see ``TraceFitter``), before anything runs.
+
+        ``output`` maps output names (model variables, or ``'spikes'``) to the
+        recordings; ``level`` says how many frames above the first frame
+        outside modelfit the namespace is looked up; ``owner`` names the
+        class in messages.
+        """
+        check_time_step(dt)
+        recordings = Recordings.from_user(input, output, input_var=input_var)
+        description = describe_model(model, recordings.inputs, recordings.output_names,
+                                     extra_code=(threshold, reset, refractory, param_init,
+                                                 penalty))
+        recordings.output_dims(description)  # raises on units that do not match the model
+        if SPIKES in recordings.output_names and threshold is None:
+            raise ConfigurationError(f"Fitting spikes needs a threshold: pass threshold= "
+                                     f"(e.g. threshold='v > -50*mV') to {owner}.")
+        return cls(model=description, recordings=recordings, dt=dt, backend=backend,
+                   threshold=threshold, reset=reset, refractory=refractory, method=method,
+                   param_init=dict(param_init or {}), penalty=penalty,
+                   caller_namespace=user_namespace(level), namespace=dict(namespace or {}))
+
+    # -- the recordings ---------------------------------------------------------------
+    @property
+    def n_traces(self) -> int:
+        return self.recordings.n_traces
+
+    @property
+    def n_steps(self) -> int:
+        return self.recordings.n_steps
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.recordings.output_names
+
+    @property
+    def output_dims(self) -> dict[str, Any]:
+        """Dimension of each output: the model variable's, or seconds for spikes."""
+        return self.recordings.output_dims(self.model)
+
+    @property
+    def duration(self) -> float:
+        """Length of the recordings, in seconds."""
+        return self.n_steps * float(self.dt)
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def fixed_parameters(self) -> list[str]:
+        """Declared parameters given a value in ``param_init``: not fitted."""
+        return [name for name in self.param_init if name in self.model.parameters]
+
+    def parameter_space(self, bounds: Mapping[str, Any]) -> ParameterSpace:
+        """The fitted parameters with their ``name=[lower, upper]`` bounds (validated)."""
+        return ParameterSpace.from_bounds(self.model.parameters, bounds,
+                                          fixed=self.fixed_parameters)
+
+    def free_parameters(self) -> ParameterSpace:
+        """Every parameter not fixed in ``param_init``, without bounds (for single runs
+        before any fit)."""
+        free = [n for n in self.model.parameters if n not in self.param_init]
+        return ParameterSpace(names=tuple(free),
+                              dims=tuple(self.model.parameters[n] for n in free),
+                              lower=np.zeros(len(free)), upper=np.zeros(len(free)))
+
+    # -- simulating ---------------------------------------------------------------------
+    def resolve_namespace(self, level: int = 0) -> dict[str, Any]:
+        """The external names the model uses: the caller's at creation, then the
+        caller's now (``level`` frames above it), then the explicit ``namespace``."""
+        combined = dict(self.caller_namespace)
+        combined.update(user_namespace(level))
+        combined.update(self.namespace)
+        names = set(self.model.equations.identifiers) | identifiers_in(
+            self.threshold, self.reset, self.refractory, self.param_init, self.penalty)
+        return select(combined, names)
+
+    def check_units(self, namespace: Mapping[str, Any]) -> None:
+        """Brian's unit check of the equations with the inputs, before anything compiles."""
+        check_units(self.model, self.recordings.inputs, self._targets(()), namespace)
+
+    def _targets(self, online: Mapping[str, float]) -> dict[str, Any]:
+        traces = self.recordings.traces
+        targets = {n: traces[n] for n in self.model.uses_targets if n in traces}
+        targets.update({n: traces[n] for n in online})
+        return targets
+
+    def simulation_spec(self, n_samples: int, parameter_names, namespace: Mapping[str, Any], *,
+                        name: str, record=(), record_spikes: bool = False, record_final=(),
+                        online_error: Mapping[str, float] | None = None,
+                        param_init: Mapping[str, Any] | None = None,
+                        model_text: str | None = None, reset: Any = None,
+                        extra_init: Mapping[str, Any] | None = None) -> SimulationSpec:
+        """What a backend prepares to simulate ``n_samples`` parameter sets on every trace.
+
+        ``param_init`` replaces the problem's initial values; ``model_text``,
+        ``reset`` and ``extra_init`` extend the model (``refine``'s sensitivities).
+        """
+        fitted = set(parameter_names)
+        initial, constants = initial_values(self.param_init if param_init is None
+                                            else param_init, self.model, fitted)
+        initial.update(extra_init or {})
+        online_error = dict(online_error or {})
+        record_final = tuple(record_final) + tuple(online_error_variable(n)
+                                                   for n in online_error)
+        return SimulationSpec(
+            model=self.model.text if model_text is None else model_text,
+            parameter_names=tuple(parameter_names), n_samples=n_samples,
+            n_traces=self.n_traces, n_steps=self.n_steps, dt=float(self.dt),
+            inputs=self.recordings.inputs, record=tuple(record), record_spikes=record_spikes,
+            method=self.method, threshold=self.threshold,
+            reset=self.reset if reset is None else reset, refractory=self.refractory,
+            param_init=initial, namespace=dict(namespace), constants=constants,
+            targets=self._targets(online_error), uses_iteration=self.model.uses_iteration,
+            record_final=record_final, name=name, online_error=online_error)
+
+    @property
+    def single_run_backend(self):
+        """The backend of single runs: the batch backend's choice
+        (:class:`~modelfit_core.contracts.protocols.SingleRunDelegation`), else itself."""
+        if isinstance(self.backend, SingleRunDelegation):
+            return self.backend.single_run_backend()
+        return self.backend
+
+    def prepared(self, key: Hashable, make_spec: Callable[[], SimulationSpec],
+                 backend=None):
+        """The simulation prepared for ``key``, built with ``make_spec()`` on ``backend``
+        (default: the batch backend) the first time and kept for later calls."""
+        simulation = self._prepared.get(key)
+        if simulation is None:
+            backend = self.backend if backend is None else backend
+            simulation = backend.prepare(make_spec())
+            self._prepared[key] = simulation
+        return simulation
+
+    def release(self, key: Hashable) -> None:
+        """Close and forget the simulation prepared for ``key`` (if any)."""
+        simulation = self._prepared.pop(key, None)
+        if simulation is not None:
+            simulation.close()
+
+    @property
+    def prepared_keys(self) -> list[Hashable]:
+        """Keys of the simulations prepared so far."""
+        return list(self._prepared)

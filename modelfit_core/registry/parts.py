@@ -1,0 +1,180 @@
+"""The parts of a fit (optimizer, metric, backend, feedback), chosen by name.
+
+:class:`Parts` turns plugin names and options into objects through its own
+:class:`~modelfit_core.registry.plugin_registry.Registry`, and supplies the
+defaults of the classic classes. ``Pipeline`` (in the fitting layer) adds
+the factories of fitters to it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import attrs
+
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.registry.plugin_registry import Registry
+
+DEFAULT_NAMES = {"optimizers": "nevergrad", "metrics": "mse", "feedback": "text"}
+"""The plugins used when nothing else is chosen. The default backend is the one
+named after Brian's active device (``'runtime'``, or ``'cpp_standalone'`` after
+``set_device('cpp_standalone')``): see :func:`active_device_name`."""
+
+
+class _Default:
+    """The value of ``callback=`` meaning "the pipeline's feedback"."""
+
+    def __repr__(self):
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
+def active_device_name() -> str:
+    """The name of Brian's active device (``'runtime'``, ``'cpp_standalone'``, ...).
+
+    Backends are registered under the name of the device they simulate on, so
+    the manual's ``set_device('cpp_standalone')`` selects the matching backend.
+    """
+    from brian2.devices.device import all_devices, get_device
+    device = get_device()
+    return next((name for name, candidate in all_devices.items() if candidate is device),
+                "runtime")
+
+
+def accepts_keyword(cls: Any, keyword: str) -> bool:
+    """Whether ``cls(keyword=...)`` is accepted (explicitly or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def construct(cls: type, options: dict[str, Any], kind: str, name: str):
+    """``cls(**options)``, with the accepted options named when it refuses them."""
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        try:
+            accepted = ", ".join(p for p in inspect.signature(cls).parameters if p != "self")
+        except (TypeError, ValueError):
+            accepted = "?"
+        raise ConfigurationError(f"Cannot create the {kind} {name!r} with options {options}: "
+                                 f"{exc}. It accepts: {accepted}.") from exc
+
+
+@attrs.define
+class Parts:
+    """Optimizer, metric, backend and feedback of a fit, from installed plugins.
+
+    Each instance has its own registry, so two differently configured sets
+    of parts can live side by side.
+    """
+
+    registry: Registry
+    optimizer: Any = None
+    metric: Any = None
+    backend: Any = None
+    feedback: Any = None
+    seed: int | None = None
+    storage: str | None = None
+    study: str | None = None
+    names: dict[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_names(cls, optimizer: str | Any = "nevergrad", metric: str | Any = "mse",
+                   backend: str | Any | None = None, feedback: str | Any = "text",
+                   optimizer_options: dict | None = None, metric_options: dict | None = None,
+                   backend_options: dict | None = None, feedback_options: dict | None = None,
+                   seed: int | None = None, registry: Registry | None = None,
+                   disable_plugins=(), plugins=(), storage: str | None = None,
+                   study: str | None = None):
+        """Assemble the parts from plugin names (or ready objects).
+
+        Parameters
+        ----------
+        optimizer, metric, backend, feedback : str or object
+            Registered names (see ``modelfit plugins``) or objects; ``feedback``
+            may also be None or a callable. ``backend`` defaults to the one of
+            Brian's active device (``'runtime'``).
+        *_options : dict
+            Keyword arguments for the corresponding plugin class.
+        seed : int, optional
+            Passed to the optimizer so that a whole fit repeats exactly.
+        registry : Registry, optional
+            Defaults to a new registry reading the ``modelfit`` entry points.
+        disable_plugins, plugins
+            Entry points to skip, and extra plugin objects to register.
+        storage, study : str, optional
+            Stream every evaluation of the fitters made from these parts to SQLite
+            (``"sqlite:///fit.db"``) under the study name; see ``fit(resume=True)``.
+        """
+        registry = registry or Registry(disable=disable_plugins, plugins=plugins)
+        parts = cls(registry=registry, seed=seed, storage=storage, study=study,
+                    names={"optimizer": optimizer, "metric": metric, "backend": backend,
+                           "feedback": feedback})
+        optimizer_options = dict(optimizer_options or {})
+        if seed is not None and isinstance(optimizer, str):
+            if not accepts_keyword(registry.lookup("optimizers", optimizer), "seed"):
+                raise ConfigurationError(f"The optimizer {optimizer!r} does not accept a seed.")
+            optimizer_options.setdefault("seed", seed)
+        parts.optimizer = parts.make("optimizers", optimizer, optimizer_options)
+        parts.metric = parts.make("metrics", metric, metric_options or {})
+        parts.backend = parts.resolve_backend(backend, backend_options or {})
+        parts.feedback = parts.make("feedback", feedback, feedback_options or {}) \
+            if isinstance(feedback, str) else feedback
+        return parts
+
+    @classmethod
+    def lazy_default(cls):
+        """The parts behind the classic classes: text feedback, and the default
+        optimizer, metric and backend made only when a fit needs them."""
+        return cls(registry=Registry(), feedback=DEFAULT_NAMES["feedback"])
+
+    def make(self, kind: str, spec: str | Any, options: dict[str, Any] | None = None):
+        """An object of ``kind`` from a registered name and options, or ``spec`` itself."""
+        options = dict(options or {})
+        if not isinstance(spec, str):
+            if options:
+                raise ConfigurationError(f"Options for {kind} were given with an object "
+                                         f"({spec!r}); configure the object instead.")
+            return spec
+        return construct(self.registry.lookup(kind, spec), options, kind_named(kind).singular,
+                         spec)
+
+    def default_optimizer(self):
+        """These parts' optimizer, or a new one of the default optimizer plugin."""
+        if self.optimizer is not None:
+            return self.optimizer
+        options = {"seed": self.seed} if self.seed is not None else {}
+        return self.make("optimizers", DEFAULT_NAMES["optimizers"], options)
+
+    def default_metric(self, **options):
+        """These parts' metric, or a new one of the default metric plugin with ``options``."""
+        if self.metric is not None and not options:
+            return self.metric
+        return self.make("metrics", DEFAULT_NAMES["metrics"], options)
+
+    def resolve_backend(self, backend=None, options: dict | None = None):
+        """A backend object from a name, an object, or None: these parts' backend,
+        else the one named after Brian's active device."""
+        if backend is None:
+            backend = self.backend if self.backend is not None else active_device_name()
+        return self.make("backends", backend, options)
+
+    def resolve_feedback(self, callback):
+        """Feedback object from a name, None, a callable, or :data:`DEFAULT` (these parts')."""
+        if callback is DEFAULT:
+            callback = self.feedback
+        if callback is None:
+            return None
+        if isinstance(callback, str):
+            return self.make("feedback", callback)
+        if not callable(callback):
+            raise ConfigurationError(f"callback must be 'text', 'progressbar', None or a "
+                                     f"callable; got {callback!r}.")
+        return callback
