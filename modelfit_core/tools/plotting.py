@@ -1,4 +1,15 @@
-"""Figures: fitted vs recorded traces and the error per round (matplotlib)."""
+"""Figures: fitted vs recorded traces and the error per round (matplotlib).
+
+The figures are built with :class:`matplotlib.figure.Figure` directly, not
+through :mod:`matplotlib.pyplot`: the functions never change the user's
+matplotlib backend and never leave a figure open in pyplot's figure manager
+(so repeated calls do not accumulate open figures). Each function returns the
+figure; in a Jupyter notebook it is shown as the cell's value (IPython's inline
+backend displays a returned ``Figure``); save it with ``fig.savefig(path)``
+(matplotlib attaches an Agg canvas when saving), or pass ``path=``.
+
+matplotlib is imported inside the functions, so importing this module is cheap.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +18,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    return plt
+def _figure(figsize):
+    """A Figure that is not registered with pyplot (backend left untouched)."""
+    from matplotlib.figure import Figure
+    return Figure(figsize=figsize)
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
 
 
 def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: float = 1e3,
@@ -20,16 +36,19 @@ def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: fl
     """One panel per trace: recorded (grey) and fitted (colour) against time in ms.
 
     ``recorded`` and ``fitted`` are (n_traces, n_steps) arrays in SI units;
-    ``scale`` converts them to ``unit_label`` (default V -> mV). Returns the
-    figure; saves it as PNG when ``path`` is given.
+    ``scale`` converts them to ``unit_label`` (default V -> mV).
+
+    Returns the :class:`matplotlib.figure.Figure`; in a notebook it is shown as
+    the cell's value; save it with ``fig.savefig``. When ``path`` is given the
+    figure is also saved there as PNG. pyplot is not used: the matplotlib
+    backend is unchanged and no figure is left open in pyplot.
     """
-    plt = _pyplot()
     recorded = np.atleast_2d(np.asarray(recorded, dtype=float))
     fitted = np.atleast_2d(np.asarray(fitted, dtype=float))
     n_traces = recorded.shape[0]
     time_ms = np.arange(recorded.shape[1]) * dt_s * 1e3
-    fig, axes = plt.subplots(1, n_traces, figsize=(3.2 * n_traces, 3.2), sharey=True,
-                             squeeze=False)
+    fig = _figure((3.2 * n_traces, 3.2))
+    axes = fig.subplots(1, n_traces, sharey=True, squeeze=False)
     for k, ax in enumerate(axes[0]):
         ax.plot(time_ms, recorded[k] * scale, color="0.6", lw=1.5, label="recorded")
         ax.plot(time_ms, fitted[k] * scale, color="C3", lw=1.0, label="fitted")
@@ -39,16 +58,22 @@ def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: fl
     axes[0][0].legend(loc="upper right", fontsize="small")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_error_per_round(history, path: str | Path | None = None):
-    """Best error so far and the spread of errors in each round (log scale)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    """Best error so far and the spread of errors in each round (log scale).
+
+    ``history`` is a :class:`~modelfit_core.results.history.History` (e.g.
+    ``fitter.history``); non-finite (diverged) errors are left out.
+
+    Returns the :class:`matplotlib.figure.Figure`; in a notebook it is shown as
+    the cell's value; save it with ``fig.savefig``. When ``path`` is given the
+    figure is also saved there as PNG. pyplot is not used: the matplotlib
+    backend is unchanged and no figure is left open in pyplot.
+    """
+    fig = _figure((5, 3.2))
+    ax = fig.subplots()
     best, rounds = np.inf, []
     for record in history.rounds:
         finite = record.errors[np.isfinite(record.errors)]
@@ -62,23 +87,32 @@ def plot_error_per_round(history, path: str | Path | None = None):
     ax.set_xlabel("round")
     ax.set_ylabel("error")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
+    return _finish(fig, path)
 
 
 def plot_parameters_explored(history, path: str | Path | None = None):
-    """Each parameter against the round, coloured by error (log), best marked."""
-    plt = _pyplot()
+    """Each parameter against the round, coloured by error (log), best marked.
+
+    ``history`` is a :class:`~modelfit_core.results.history.History`; diverged
+    parameter sets are drawn as red crosses, the best value as a line.
+
+    Returns the :class:`matplotlib.figure.Figure`; in a notebook it is shown as
+    the cell's value; save it with ``fig.savefig``. When ``path`` is given the
+    figure is also saved there as PNG. pyplot is not used: the matplotlib
+    backend is unchanged and no figure is left open in pyplot.
+    """
     parameters, errors, diverged, rounds = history.stacked()
     names = history.space.names
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
+    fig = _figure((3.2 * len(names), 3.0))
+    axes = fig.subplots(1, len(names), squeeze=False)
     finite = np.isfinite(errors) & ~diverged
     colour = np.log10(np.where(finite, errors, np.nan)) if finite.any() else None
     for k, (ax, name) in enumerate(zip(axes[0], names)):
-        ax.scatter(rounds[finite], parameters[finite, k], c=colour[finite] if colour is not None
-                   else None, s=6, cmap="viridis_r")
+        if colour is not None:
+            ax.scatter(rounds[finite], parameters[finite, k], c=colour[finite], s=6,
+                       cmap="viridis_r")
+        else:  # nothing finite to colour by (no cmap, so matplotlib does not warn)
+            ax.scatter(rounds[finite], parameters[finite, k], s=6)
         if (~finite).any():
             ax.scatter(rounds[~finite], parameters[~finite, k], marker="x", s=8, color="red",
                        label="diverged")
@@ -86,7 +120,4 @@ def plot_parameters_explored(history, path: str | Path | None = None):
             ax.axhline(history.best_vector[k], color="C3", lw=0.8)
         ax.set_xlabel("round")
         ax.set_title(f"{name} (SI)")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
+    return _finish(fig, path)
