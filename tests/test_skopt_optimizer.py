@@ -11,8 +11,8 @@ pytest.importorskip("skopt")
 from modelfit_core import MSEMetric, Optimizer, Pipeline, TraceFitter  # noqa: E402
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError  # noqa: E402
 from modelfit_plugins.optimizers.bounds import BoundsError, calc_bounds  # noqa: E402
-from modelfit_plugins.optimizers.skopt_optimizer import (  # noqa: E402
-    METHODS, SkoptOptimizer, _QuantileGBRT)
+from modelfit_plugins.optimizers.skopt_models import _QuantileGBRT  # noqa: E402
+from modelfit_plugins.optimizers.skopt_optimizer import METHODS, SkoptOptimizer  # noqa: E402
 
 from conftest import BOUNDS, DT, PASSIVE_MODEL, El  # noqa: E402,F401
 
@@ -193,11 +193,11 @@ def test_fast_batch_keeps_the_fitted_kernel_and_repeats():
 
 
 def test_fixed_kernel_copy_reproduces_the_fitted_model():
-    from modelfit_plugins.optimizers.skopt_optimizer import _fixed_kernel_copy
+    from modelfit_plugins.optimizers.skopt_models import fixed_kernel_copy
     optimizer = SkoptOptimizer("GP", seed=0, **FAST)
     rounds(optimizer, n_rounds=2, n_samples=3)
     model = optimizer.optim.models[-1]
-    copy = _fixed_kernel_copy(model).fit(np.asarray(optimizer.optim.space.transform(
+    copy = fixed_kernel_copy(model).fit(np.asarray(optimizer.optim.space.transform(
         optimizer.optim.Xi)), optimizer.optim.yi)
     X = np.random.RandomState(1).uniform(size=(5, 2))
     for a, b in zip(model.predict(X, return_std=True), copy.predict(X, return_std=True)):

@@ -27,7 +27,6 @@ from typing import Any, Mapping
 
 import attrs
 import numpy as np
-from scipy.optimize import OptimizeResult, least_squares
 
 from modelfit_core.contracts.errors import ConfigurationError, ParameterError, SimulationError
 from modelfit_core.contracts.protocols import LeastSquaresMetric
@@ -134,6 +133,8 @@ def _refined_space(problem: FittingProblem, fit_space: ParameterSpace | None,
 
 
 def _check_scipy_options(kwds: dict, calc_gradient: bool, space: ParameterSpace):
+    from scipy.optimize import least_squares  # imported when refining: it costs 0.25 s
+
     accepted = set(inspect.signature(least_squares).parameters) - _RESERVED_SCIPY
     unknown = sorted(set(kwds) - accepted)
     if unknown:
@@ -255,6 +256,8 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
                use_units: bool = True, **kwds):
     """:meth:`TraceFitter.refine` (see there) of ``problem``, starting from the best
     parameters ``best_vector`` (SI) of a fit over ``fit_space``, or from ``params``."""
+    from scipy.optimize import OptimizeResult, least_squares
+
     kwds = dict(kwds)
     space = _refined_space(problem, fit_space, kwds)
     _check_scipy_options(kwds, calc_gradient, space)

@@ -20,7 +20,6 @@ from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 from brian2.core import network as brian_network_module
 from brian2.devices.device import runtime_device
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
@@ -177,21 +176,23 @@ class Brian2RuntimeBackend:
     name = "runtime"
 
     def __init__(self, codegen_target: str | None = None):
-        if codegen_target is None:
-            codegen_target = "cython" if CythonCodeObject.is_available() else "numpy"
-        if codegen_target not in _CODE_TARGETS:
+        if codegen_target is not None and codegen_target not in _CODE_TARGETS:
             raise ConfigurationError(
                 f"Unknown codegen_target {codegen_target!r} for the runtime backend; "
                 f"use one of {sorted(_CODE_TARGETS)}.")
-        self.codegen_target = codegen_target
+        self._chosen_target = codegen_target
+
+    @property
+    def codegen_target(self) -> str:
+        """The code generation target; by default found out when first needed (Brian
+        compiles test programs to see whether Cython works: 0.2 s)."""
+        if self._chosen_target is None:
+            self._chosen_target = "cython" if CythonCodeObject.is_available() else "numpy"
+        return self._chosen_target
 
     def prepare(self, spec: SimulationSpec) -> RuntimeSimulation:
         return RuntimeSimulation(spec, _CODE_TARGETS[self.codegen_target])
 
     def __repr__(self):
-        return f"Brian2RuntimeBackend(codegen_target={self.codegen_target!r})"
-
-
-@hookimpl
-def modelfit_register_backends():
-    return {"runtime": Brian2RuntimeBackend}
+        target = self._chosen_target or "cython if available, else numpy"
+        return f"Brian2RuntimeBackend(codegen_target={target!r})"

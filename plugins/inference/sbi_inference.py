@@ -13,19 +13,18 @@ the sbi objects it returns (prior, inference, posterior) live in the rescaled
 space.
 
 torch and sbi are imported when first needed, so loading the plugin (which
-every :class:`~modelfit_core.registry.plugin_registry.Registry` does) stays cheap.
+every :class:`~modelfit_core.registry.plugin_registry.Registry` does) stays cheap;
+whether they are installed (the ``sbi`` extra) is the registry's to report.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 from typing import Mapping
 
 import numpy as np
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
                                             ParameterError)
 from modelfit_core.fitting import generation
@@ -36,13 +35,6 @@ from modelfit_core.registry.parts import Parts
 from . import sbi_features, sbi_methods
 from .sbi_features import SPIKES
 from .sbi_posterior import PosteriorMethods, as_numpy, torch_module
-
-for _package in ("torch", "sbi"):  # missing extra: reported by the registry, not at use
-    if importlib.util.find_spec(_package) is None:
-        # no name= on purpose: the registry then shows this message, whose hint is the
-        # extra (a bare 'pip install torch' would pull a multi-GB CUDA build)
-        raise ModuleNotFoundError(f"No module named {_package!r}; install the sbi extra: "
-                                  f"pip install 'modelfit[sbi]' (with a CPU build of torch)")
 
 
 def _power_of_ten(values: np.ndarray) -> float:
@@ -462,7 +454,3 @@ class Inferencer(PosteriorMethods):
                                         train_kwargs, posterior_kwargs)
             proposal = posterior
         return posterior
-
-@hookimpl
-def modelfit_register_inference():
-    return {"sbi": Inferencer}

@@ -4,6 +4,10 @@ The machinery behind :class:`~modelfit_plugins.metrics.efel_features.FeatureMetr
 eFEL's trace dicts, its process-global settings, and :class:`EfelExtractor`,
 which decides how many processes a batch is worth, keeps the pool between
 rounds, and isolates the traces and features that make eFEL raise.
+
+eFEL itself is imported by the functions that call it, so that loading the
+metric plugin (which every :class:`~modelfit_core.registry.plugin_registry.Registry`
+does) stays cheap.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Callable, Mapping, Sequence
 
-import efel
 import numpy as np
 
 MIN_PARALLEL_TRACES = 64
@@ -41,6 +44,7 @@ class EfelFailure:
 def _get_feature_values(traces, features, parallel_map=None):
     """``efel.get_feature_values`` without eFEL's per-trace deprecation warnings
     (FeatureMetric warns once, when it is created)."""
+    import efel
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return efel.get_feature_values(traces, features, parallel_map=parallel_map,
@@ -48,16 +52,19 @@ def _get_feature_values(traces, features, parallel_map=None):
 
 
 def efel_setting_names() -> tuple[str, ...]:
+    import efel
     return tuple(f.name for f in dataclasses.fields(efel.get_settings()))
 
 
 def current_efel_settings() -> dict[str, Any]:
+    import efel
     return dataclasses.asdict(efel.get_settings())
 
 
 @contextmanager
 def _efel_settings_applied(settings: Mapping[str, Any]):
     """Temporarily set eFEL's (process-global) settings."""
+    import efel
     if not settings:
         yield
         return
@@ -73,6 +80,7 @@ def _efel_settings_applied(settings: Mapping[str, Any]):
 
 def _init_worker(settings: dict[str, Any]) -> None:
     """Worker initializer: the parent's eFEL settings plus the metric's."""
+    import efel
     warnings.simplefilter("ignore", DeprecationWarning)  # warned once, in the parent
     for name, value in settings.items():
         efel.set_setting(name, value)

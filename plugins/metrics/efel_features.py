@@ -15,12 +15,10 @@ import hashlib
 import warnings
 from typing import Any, Mapping, Sequence
 
-import efel
 import numpy as np
 from brian2 import Quantity, get_dimensions, second, volt
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError
 from modelfit_core.contracts.metric_bases import TraceMetric
 from modelfit_core.contracts.units import seconds
@@ -40,6 +38,7 @@ def absolute_difference(model_value: float, data_value: float) -> float:
 
 def _efel_feature_names() -> tuple[str, ...]:
     # not cached: efel.register_feature() can add features at any time (~10 ms a call)
+    import efel
     return tuple(efel.get_feature_names())
 
 
@@ -268,6 +267,7 @@ class FeatureMetric(TraceMetric):
         if not names:
             raise ConfigurationError("FeatureMetric: feat_list is empty; give eFEL feature "
                                      "names such as ['voltage_base', 'Spikecount'].")
+        import efel
         known = _efel_feature_names()
         known_set = set(known)
         problems = []
@@ -567,8 +567,3 @@ class FeatureMetric(TraceMetric):
         if self.scale != 1.0:
             options.append(f"normalization={self.normalization!r}")
         return f"FeatureMetric({', '.join(options)})"
-
-
-@hookimpl
-def modelfit_register_metrics():
-    return {"efel": FeatureMetric}

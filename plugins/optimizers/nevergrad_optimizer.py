@@ -1,4 +1,11 @@
-"""Gradient-free optimization with nevergrad (differential evolution by default)."""
+"""Gradient-free optimization with nevergrad (differential evolution by default).
+
+nevergrad (with pandas and scikit-learn behind it) costs 1.5 s to import. It is
+imported when a fit starts (``initialize``), or when an optimizer is created
+with another method than the default or with options, which are checked
+against nevergrad's registry at once. So ``from modelfit_core import *`` and a
+default ``Pipeline`` stay cheap.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,6 @@ from typing import Sequence
 
 import numpy as np
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_plugins.optimizers.bounds import calc_bounds
 
@@ -34,9 +40,13 @@ def _import_nevergrad():
     return nevergrad
 
 
-ng = _import_nevergrad()
-from nevergrad.optimization.base import ConfiguredOptimizer  # noqa: E402
-from nevergrad.optimization.recaster import RecastOptimizer  # noqa: E402
+def __getattr__(name):
+    # ``ng`` was a module global while nevergrad was imported with this module;
+    # code that still reads it gets the module, imported (seeded) on first access
+    if name == "ng":
+        return _import_nevergrad()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _BOUNDINGS = ("arctan", "tanh", "bouncing", "clipping")
 _CALL_OPTIONS = ("num_workers",)
@@ -60,6 +70,8 @@ def _is_sequential(factory) -> bool:
     """True for methods that propose one point at a time (asking for more can hang)."""
     if getattr(factory, "no_parallelization", False) or getattr(factory, "recast", False):
         return True
+    _import_nevergrad()  # seeded, before a submodule import would import it unseeded
+    from nevergrad.optimization.recaster import RecastOptimizer
     return inspect.isclass(factory) and issubclass(factory, RecastOptimizer)
 
 
@@ -71,6 +83,8 @@ def _configure(method, options: dict):
     popsize=..., elitist=...)``, ...), checked here so that a misspelled option
     fails when the optimizer is created.
     """
+    ng = _import_nevergrad()
+    from nevergrad.optimization.base import ConfiguredOptimizer
     factory = ng.optimizers.registry[method] if isinstance(method, str) else method
     if not options:
         return factory
@@ -139,15 +153,10 @@ class NevergradOptimizer:
 
     calc_bounds = staticmethod(calc_bounds)
 
-    def __init__(self, method="DE", use_nevergrad_recommendation=False, seed=None,
+    DEFAULT_METHOD = "DE"
+
+    def __init__(self, method=DEFAULT_METHOD, use_nevergrad_recommendation=False, seed=None,
                  budget=None, bounding="arctan", **options):
-        if isinstance(method, str) and method not in ng.optimizers.registry:
-            names = {name.lower(): name for name in ng.optimizers.registry}
-            close = [names[n] for n in difflib.get_close_matches(method.lower(), list(names), n=3)]
-            raise ConfigurationError(
-                f"Unknown nevergrad method {method!r}." +
-                (f" Did you mean {', '.join(map(repr, close))}?" if close else "") +
-                " See nevergrad.optimizers.registry for all names.")
         if bounding not in _BOUNDINGS:
             raise ConfigurationError(f"Unknown bounding {bounding!r}; use one of "
                                      f"{', '.join(_BOUNDINGS)}.")
@@ -161,7 +170,11 @@ class NevergradOptimizer:
         self.budget = budget
         self.options = dict(options)
         self._call_options = {k: options.pop(k) for k in _CALL_OPTIONS if k in options}
-        self._factory = _configure(method, options)
+        self._family_options = options
+        # a chosen method or options are checked now; the default needs no check,
+        # and nevergrad is then imported when the fit starts
+        self._factory = None if (method == self.DEFAULT_METHOD and not options) \
+            else self._nevergrad_factory()
         self._optimizer = None
         self._global_state = None
         self._sequential = False
@@ -170,6 +183,19 @@ class NevergradOptimizer:
         self._asked: list = []
         self._best_vector = None
         self._best_error = np.inf
+
+    def _nevergrad_factory(self):
+        """The method's nevergrad factory, configured (imports nevergrad)."""
+        ng = _import_nevergrad()
+        method = self.method
+        if isinstance(method, str) and method not in ng.optimizers.registry:
+            names = {name.lower(): name for name in ng.optimizers.registry}
+            close = [names[n] for n in difflib.get_close_matches(method.lower(), list(names), n=3)]
+            raise ConfigurationError(
+                f"Unknown nevergrad method {method!r}." +
+                (f" Did you mean {', '.join(map(repr, close))}?" if close else "") +
+                " See nevergrad.optimizers.registry for all names.")
+        return _configure(method, self._family_options)
 
     # -- randomness -------------------------------------------------------------
     @contextlib.contextmanager
@@ -224,6 +250,8 @@ class NevergradOptimizer:
         pairs = np.array(calc_bounds(self.parameter_names, **bounds), dtype=float)
         self._lower, self._upper = pairs[:, 0], pairs[:, 1]
         num_workers = int(self._call_options.get("num_workers", popsize))
+        if self._factory is None:
+            self._factory = self._nevergrad_factory()
         if _is_sequential(self._factory) and max(popsize, num_workers) > 1:
             raise ConfigurationError(
                 f"nevergrad's {_method_name(self.method)!r} is sequential: it proposes one "
@@ -234,6 +262,7 @@ class NevergradOptimizer:
                               if self.seed is not None else None)
         self._sequential = _is_sequential(self._factory)
         n_parameters = len(self.parameter_names)
+        ng = _import_nevergrad()
         with self._random():
             if self.bounding == "bouncing":  # nevergrad's own default for bounded arrays
                 parametrization = ng.p.Array(shape=(n_parameters,), lower=0.0, upper=1.0)
@@ -326,8 +355,3 @@ class NevergradOptimizer:
 
     def __repr__(self):
         return f"NevergradOptimizer(method={self.method!r}, seed={self.seed!r})"
-
-
-@hookimpl
-def modelfit_register_optimizers():
-    return {"nevergrad": NevergradOptimizer}

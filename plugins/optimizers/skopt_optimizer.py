@@ -1,20 +1,19 @@
-"""Sequential model-based (Bayesian) optimization with scikit-optimize (skopt)."""
+"""Sequential model-based (Bayesian) optimization with scikit-optimize (skopt).
+
+skopt and scikit-learn are imported when an optimizer is first created (the
+surrogate models, which subclass them, live in
+:mod:`~modelfit_plugins.optimizers.skopt_models`), so loading the plugin (which
+every :class:`~modelfit_core.registry.plugin_registry.Registry` does) stays cheap.
+"""
 
 from __future__ import annotations
 
 import inspect
-import sys
 import warnings
 from typing import Sequence
 
 import numpy as np
-from sklearn.base import RegressorMixin, clone, is_regressor
-from skopt import Optimizer as _SkoptOptimizer
-from skopt.learning import GradientBoostingQuantileRegressor
-from skopt.space import Real
-from skopt.utils import cook_estimator
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_plugins.optimizers.bounds import calc_bounds
 
@@ -25,74 +24,6 @@ gradient-boosted trees. (skopt's "DUMMY" random search fails with scikit-learn
 
 _OWN = {"base_estimator", "dimensions", "random_state", "n_initial_points", "acq_func",
         "acq_optimizer"}
-
-
-class _QuantileGBRT(GradientBoostingQuantileRegressor):
-    """skopt's GBRT surrogate, made usable with current scikit-learn and numpy.
-
-    skopt 0.10 lists ``BaseEstimator`` before ``RegressorMixin``, so with
-    scikit-learn >= 1.6 (estimator tags) ``is_regressor`` is False and skopt
-    rejects its own estimator; its ``predict(return_std=True)`` calls
-    ``np.in1d``, deprecated in numpy 2.0 and removed since.
-    """
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.estimator_type = "regressor"
-        try:
-            from sklearn.utils import RegressorTags
-            tags.regressor_tags = RegressorTags()
-        except ImportError:  # pragma: no cover - older scikit-learn
-            pass
-        return tags
-
-    def predict(self, X, return_std=False, return_quantiles=False):
-        if return_std and not return_quantiles:
-            missing = [q for q in (0.16, 0.5, 0.84) if q not in self.quantiles]
-            if missing:
-                raise ValueError("return_std works only if the quantiles during "
-                                 "instantiation include 0.16, 0.5 and 0.84")
-            low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X)
-                               for q in (0.16, 0.5, 0.84))
-            return mean, (high - low) / 2.0
-        return super().predict(X, return_std=return_std, return_quantiles=return_quantiles)
-
-
-def _fixed_kernel_copy(model):
-    """An unfitted copy of a fitted GP that refits with its kernel as fitted (no search)."""
-    from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
-    from skopt.learning.gaussian_process.kernels import WhiteKernel
-
-    if not hasattr(model, "kernel_") or "optimizer" not in model.get_params():
-        return None
-    kernel = model.kernel_.clone_with_theta(model.kernel_.theta)
-    noise = getattr(model, "noise_", None)
-    if noise is not None:  # skopt zeroes the fitted noise for predictions: put it back
-        present, name = _param_for_white_kernel_in_Sum(kernel)
-        if present:
-            kernel.set_params(**{name: WhiteKernel(noise_level=noise,
-                                                   noise_level_bounds="fixed")})
-    return clone(model).set_params(kernel=kernel, optimizer=None)
-
-
-def _needs_gbrt_shim() -> bool:
-    return not is_regressor(GradientBoostingQuantileRegressor())
-
-
-def _surrogate(method, dimensions, rng, n_jobs):
-    """The surrogate model for ``method``, cooked as skopt would (same random draws)."""
-    if isinstance(method, str) and method.upper() == "GBRT" and (
-            _needs_gbrt_shim() or not hasattr(np, "in1d")):
-        from sklearn.ensemble import GradientBoostingRegressor
-        random_state = rng.randint(0, np.iinfo(np.int32).max)
-        return _QuantileGBRT(base_estimator=GradientBoostingRegressor(n_estimators=30,
-                                                                      loss="quantile"),
-                             random_state=random_state, n_jobs=n_jobs)
-    if isinstance(method, str):
-        return cook_estimator(method.upper(), space=dimensions,
-                              random_state=rng.randint(0, np.iinfo(np.int32).max),
-                              n_jobs=n_jobs)
-    return method
 
 
 class SkoptOptimizer:
@@ -136,6 +67,9 @@ class SkoptOptimizer:
     def __init__(self, method="GP", n_initial_points=10, acq_func="gp_hedge",
                  acq_optimizer="auto", random_state=None, seed=None, ask_strategy="cl_min",
                  fast_batch=False, **options):
+        from sklearn.base import RegressorMixin
+        from skopt import Optimizer as _SkoptOptimizer
+
         if isinstance(method, str):
             if method.upper() not in METHODS:
                 raise ConfigurationError(f"Unknown skopt method {method!r}; use one of "
@@ -179,6 +113,11 @@ class SkoptOptimizer:
     def initialize(self, parameter_names: Sequence[str], popsize: int, rounds: int,
                    **bounds) -> int:
         """Set up the search over ``bounds`` (name -> [lower, upper], SI floats)."""
+        from skopt import Optimizer as _SkoptOptimizer
+        from skopt.space import Real
+
+        from modelfit_plugins.optimizers import skopt_models
+
         self.parameter_names = list(parameter_names)
         pairs = calc_bounds(self.parameter_names, **bounds)
         self._lower = np.array([p[0] for p in pairs])
@@ -186,7 +125,8 @@ class SkoptOptimizer:
         dimensions = [Real(low, high, transform="normalize", name=name)
                       for name, (low, high) in zip(self.parameter_names, pairs)]
         rng = np.random.RandomState(self.random_state)
-        estimator = _surrogate(self.method, dimensions, rng, self.options.get("n_jobs", 1))
+        estimator = skopt_models.surrogate(self.method, dimensions, rng,
+                                           self.options.get("n_jobs", 1))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -220,9 +160,11 @@ class SkoptOptimizer:
 
     def _ask_batch(self, n_samples):
         """skopt's constant-liar batch (``Optimizer.ask(n_points)``), with the GP kernel fixed."""
+        from modelfit_plugins.optimizers import skopt_models
+
         optim = self.optim
         lie = {"cl_min": np.min, "cl_mean": np.mean, "cl_max": np.max}[self.ask_strategy]
-        fixed = _fixed_kernel_copy(optim.models[-1]) if optim.models else None
+        fixed = skopt_models.fixed_kernel_copy(optim.models[-1]) if optim.models else None
         original = optim.base_estimator_
         if fixed is not None:  # the copy refits on the real points with the fixed kernel
             optim.base_estimator_ = fixed
@@ -259,14 +201,3 @@ class SkoptOptimizer:
     def __repr__(self):
         method = self.method if isinstance(self.method, str) else type(self.method).__name__
         return f"SkoptOptimizer(method={method!r}, random_state={self.random_state!r})"
-
-
-@hookimpl
-def modelfit_register_optimizers():
-    return {"skopt": SkoptOptimizer}
-
-
-plugin = sys.modules[__name__]
-"""This module, named by the entry point ``skopt_optimizer:plugin [skopt]``
-(setuptools accepts an extra only after an attribute; the extra lets
-``modelfit plugins`` say ``pip install 'modelfit[skopt]'`` when skopt is missing)."""
