@@ -3,18 +3,20 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
 .PHONY: venv demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	# torch first, pinned to the CPU build (sbi would otherwise pull a CUDA build)
-	$(PIP) install "torch==2.13.0"
-	$(PIP) install -e ".[test,all]"
+	# the distribution was called "modelfit" before 0.2 (a name taken on the package index)
+	$(PIP) uninstall -y modelfit 2>/dev/null || true
+	# torch first, the CPU build pinned in constraints.txt (sbi would otherwise pull a CUDA build)
+	$(PIP) install -c constraints.txt torch
+	$(PIP) install -c constraints.txt -e ".[test,all]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

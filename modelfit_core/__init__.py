@@ -7,16 +7,22 @@ Two ways in:
   ``MSEMetric``, ... so ``from modelfit_core import *`` runs the manual's scripts.
 
 Core names and plugin classes are resolved lazily (PEP 562 ``__getattr__``):
-importing this package loads neither Brian 2 nor any plugin.
+importing this package loads neither Brian 2 nor any plugin. ``__all__`` and
+``dir()`` list the plugins' class names from the installed metadata; a
+plugin's module (and its library) is imported when its name is first used.
+
+The layers of the core, each a sub-package importing only those below it:
+``contracts`` -> ``model`` -> ``registry`` | ``results`` -> ``fitting`` ->
+``tools`` (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import importlib
 
-from modelfit_core.contracts.hookspecs import hookimpl, hookspec
+from modelfit_core.contracts.hookspecs import hookimpl, hookspec  # noqa: F401 (public names)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _CORE_NAMES = {
     "TraceFitter": "modelfit_core.fitting.trace_fitter",
@@ -73,10 +79,14 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     if name == "__all__":
-        return sorted(set(_CORE_NAMES) | set(_plugin_registry().class_names())
-                      | {"hookimpl", "hookspec"})
+        registry = _plugin_registry()
+        return sorted(set(_CORE_NAMES) | set(registry.class_names())
+                      | set(registry.export_names()) | {"hookimpl", "hookspec", "__version__"})
     if not name.startswith("_"):
-        found = _plugin_registry().find_class(name)
+        registry = _plugin_registry()
+        found = registry.find_class(name)
+        if found is None:
+            found = registry.find_export(name)
         if found is not None:
             globals()[name] = found
             return found

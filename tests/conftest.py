@@ -7,11 +7,14 @@ parameters ``TRUE_PARAMS``.
 """
 
 import gc
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 from brian2 import amp, mV, ms, nS, pF
 
+from modelfit_core.registry.entry_points import DISTRIBUTION
 from modelfit_core.registry.plugin_registry import Registry
 
 PASSIVE_MODEL = """
@@ -39,7 +42,36 @@ def step_currents():
 @pytest.fixture
 def registry():
     """Only the plugins shipped with modelfit, whatever else is installed."""
-    return Registry(distributions=["modelfit"])
+    return Registry(distributions=[DISTRIBUTION])
+
+
+@pytest.fixture
+def fake_distribution(tmp_path, monkeypatch):
+    """``fake_distribution(name, entry_points, modules={}, requires=(), extras=())`` writes
+    a real distribution (a ``*.dist-info`` folder with METADATA and entry_points.txt,
+    plus module files) to a folder on ``sys.path``, which ``importlib.metadata`` reads
+    exactly as an installed package. ``entry_points`` maps groups to {name: value}."""
+    written = []
+
+    def install(name, entry_points, modules=None, requires=(), extras=()):
+        info = tmp_path / f"{name.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        metadata = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0"]
+        metadata += [f"Provides-Extra: {extra}" for extra in extras]
+        metadata += [f"Requires-Dist: {requirement}" for requirement in requires]
+        (info / "METADATA").write_text("\n".join(metadata) + "\n")
+        (info / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) + "\n"
+            for group, entries in entry_points.items()))
+        for module, source in (modules or {}).items():
+            (tmp_path / f"{module}.py").write_text(textwrap.dedent(source))
+            written.append(module)
+        return name
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield install
+    for module in written:
+        sys.modules.pop(module, None)
 
 
 @pytest.fixture(scope="session")

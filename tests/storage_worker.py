@@ -40,7 +40,7 @@ def main():
     args = parser.parse_args()
     currents, v = recordings()
     pipe = Pipeline.from_names(seed=11, feedback=None, storage=f"sqlite:///{args.db}",
-                               study=args.study, registry=Registry(distributions=["modelfit"]))
+                               study=args.study, registry=Registry(distributions=["modelfit-brian2"]))
     fitter = pipe.trace_fitter(model=MODEL, input={"I": currents}, output={"v": v},
                                dt=0.1 * ms, n_samples=8, param_init={"v": -70 * mV},
                                namespace={"El": -70 * mV})

@@ -250,7 +250,7 @@ def fitted(data):
     """A fitter that has run one real round; then its spy backend is armed."""
     from modelfit_core.registry.plugin_registry import Registry
 
-    spy = SpyBackend(delegate=Registry(distributions=["modelfit"])
+    spy = SpyBackend(delegate=Registry(distributions=["modelfit-brian2"])
                      .lookup("backends", "runtime")())
     fitter = fitter_with(spy, data)
     optimizer, metric = NevergradOptimizer(seed=1), MSEMetric()

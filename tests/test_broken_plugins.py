@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from modelfit_core.contracts.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.registry.entry_points import DISTRIBUTION
 from modelfit_core.registry.plugin_registry import PluginContractError, Registry
 
 
@@ -134,13 +135,13 @@ def broken_plugins(tmp_path, monkeypatch):
 
 
 def test_broken_plugins_are_reported_and_the_others_still_load(broken_plugins):
-    registry = Registry(distributions=["modelfit", *broken_plugins])
+    registry = Registry(distributions=[DISTRIBUTION, *broken_plugins])
     statuses = registry.statuses
     # the built-ins are all there and usable
     for kind, name in (("optimizers", "nevergrad"), ("backends", "runtime"),
                        ("feedback", "text"), ("metrics", "gamma_factor")):
         registry.lookup(kind, name)
-    assert statuses["nevergrad"].loaded and statuses["nevergrad"].distribution == "modelfit"
+    assert statuses["nevergrad"].loaded and statuses["nevergrad"].distribution == DISTRIBUTION
 
     # import errors: the missing package, or the exception, with the distribution
     assert statuses["needs_lib"].distribution == "modelfit-needs-lib"
@@ -168,16 +169,16 @@ def test_broken_plugins_are_reported_and_the_others_still_load(broken_plugins):
     with pytest.raises(DuplicatePluginError) as info:
         registry.lookup("metrics", "mse")
     message = str(info.value)
-    assert "'mse' (distribution 'modelfit')" in message
+    assert f"'mse' (distribution '{DISTRIBUTION}')" in message
     assert "'shadow' (distribution 'modelfit-duplicate')" in message
     assert "MODELFIT_DISABLE_PLUGINS=shadow" in message
     assert not statuses["shadow"].loaded and not statuses["mse"].loaded
-    assert Registry(distributions=["modelfit", *broken_plugins], disable=["shadow"]
+    assert Registry(distributions=[DISTRIBUTION, *broken_plugins], disable=["shadow"]
                     ).lookup("metrics", "mse").__name__ == "MSEMetric"
 
     # an entry-point name that another distribution uses too: both load, the
     # built-in keeps the plain name, the other is 'distribution:name'
-    assert statuses["nevergrad"].distribution == "modelfit"
+    assert statuses["nevergrad"].distribution == DISTRIBUTION
     assert statuses["modelfit-name-clash:nevergrad"].loaded
     assert registry.provider("feedback", "quiet") == "modelfit-name-clash:nevergrad"
 

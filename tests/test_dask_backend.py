@@ -33,7 +33,7 @@ def recordings(n_steps):
 
 @pytest.fixture(scope="module")
 def dask_backend():
-    backend = Registry(distributions=["modelfit"]).lookup("backends", "dask")(n_workers=2)
+    backend = Registry(distributions=["modelfit-brian2"]).lookup("backends", "dask")(n_workers=2)
     yield backend
     backend.shutdown()
 
@@ -41,7 +41,7 @@ def dask_backend():
 def fit(backend, n_steps=300, n_rounds=3, callback=None, n_samples=10):
     currents, v = recordings(n_steps)
     pipe = Pipeline.from_names(seed=5, feedback=callback, backend=backend,
-                               registry=Registry(distributions=["modelfit"]))
+                               registry=Registry(distributions=["modelfit-brian2"]))
     fitter = pipe.trace_fitter(model=MODEL, input={"I": currents}, output={"v": v},
                                dt=0.1 * ms, n_samples=n_samples, param_init={"v": -70 * mV},
                                namespace={"El": -70 * mV})

@@ -415,7 +415,7 @@ def test_pipeline_inferencer_uses_the_pipeline_backend():
 
     from modelfit_core import Pipeline
     from modelfit_core.registry.plugin_registry import Registry
-    pipe = Pipeline.from_names(feedback=None, registry=Registry(distributions=["modelfit"]))
+    pipe = Pipeline.from_names(feedback=None, registry=Registry(distributions=["modelfit-brian2"]))
     currents = np.zeros((1, 50)) * amp
     inferencer = pipe.inferencer(model="dv/dt = (El - v + R*I)/tau : volt\nR : ohm\n"
                                        "tau : second", input={"I": currents},
@@ -430,7 +430,7 @@ def test_training_data_simulated_on_dask_equals_runtime():
     """The same parameter sets give the same summary statistics on 2 dask workers."""
     pytest.importorskip("distributed")
     from modelfit_core.registry.plugin_registry import Registry
-    dask = Registry(distributions=["modelfit"]).lookup("backends", "dask")(n_workers=2)
+    dask = Registry(distributions=["modelfit-brian2"]).lookup("backends", "dask")(n_workers=2)
     try:
         statistics = []
         theta = None

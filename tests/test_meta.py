@@ -7,6 +7,7 @@ saying so in the docs, or without a test that uses it.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import tomllib
@@ -25,7 +26,10 @@ USER_DOCS = {path.relative_to(ROOT).as_posix(): path.read_text()
 TESTS = {path.name: path.read_text() for path in sorted((ROOT / "tests").glob("*.py"))
          if path.name not in ("test_meta.py", "conftest.py")}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-ENTRY_POINTS = PYPROJECT["project"]["entry-points"]["modelfit"]
+ENTRY_POINTS = {name: reference for group, entries in PYPROJECT["project"]["entry-points"].items()
+                if group.startswith("modelfit.") and group != "modelfit.exports"
+                for name, reference in entries.items()}
+"""The built-in plugin classes, by entry-point name (all kinds)."""
 EXAMPLE = ROOT / "examples" / "plugins" / "modelfit-example"
 HOOKS = sorted(name for name in vars(hookspecs)
                if hasattr(getattr(hookspecs, name), f"{PROJECT}_spec"))
@@ -102,27 +106,28 @@ def test_every_entry_point_is_used_by_a_test(name):
 
 
 @pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
-def test_every_entry_point_names_an_existing_module(name):
+def test_every_entry_point_names_an_existing_class(name):
     module = _module_of(ENTRY_POINTS[name])
     assert importlib.util.find_spec(module) is not None, (
         f"the entry point {name!r} names {module}, which does not exist")
+    attribute = ENTRY_POINTS[name].split("[")[0].strip().partition(":")[2]
+    assert attribute and isinstance(getattr(importlib.import_module(module), attribute), type)
 
 
-def test_every_built_in_plugin_module_has_an_entry_point():
-    """Modules under plugins/ that register something are reachable by an entry point."""
-    registered = {_module_of(ref) for ref in ENTRY_POINTS.values()}
+def test_built_in_plugins_are_declared_only_by_entry_points():
+    """No built-in plugin module registers through a hook: the entry points are the one
+    declaration (a registration hook there would never be called)."""
     for path in sorted((ROOT / "plugins").rglob("*.py")):
-        if "def modelfit_register_" not in path.read_text():
-            continue
-        module = "modelfit_plugins." + ".".join(path.relative_to(ROOT / "plugins")
-                                                .with_suffix("").parts)
-        assert module in registered, f"{module} registers plugins but no entry point names it"
+        assert "def modelfit_register_" not in path.read_text(), path
 
 
 def test_the_example_distribution_is_documented():
     example = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
     readme = (EXAMPLE / "README.md").read_text()
-    for name, reference in example["project"]["entry-points"]["modelfit"].items():
+    entries = {name: reference for group, entries in example["project"]["entry-points"].items()
+               if group.startswith("modelfit") for name, reference in entries.items()}
+    assert entries
+    for name, reference in entries.items():
         assert f"`{name}`" in readme and f"`{name}`" in USER_DOCS["docs/plugins.md"], name
         assert (EXAMPLE / "src" / (_module_of(reference).replace(".", "/") + ".py")).exists()
     assert "examples/plugins/modelfit-example" in CONTRIBUTING

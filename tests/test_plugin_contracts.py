@@ -13,7 +13,7 @@ from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.testing import (check_feedback, check_optimizer, check_registered,
                                    check_spike_metric, check_trace_metric)
 
-BUILT_IN = Registry(distributions=["modelfit"])
+BUILT_IN = Registry(distributions=["modelfit-brian2"])
 
 OPTIMIZER_CASES = {
     "nevergrad": [({"method": method}, {}) for method in
@@ -84,7 +84,7 @@ def test_built_in_feedback_keeps_the_feedback_contract(name, capsys):
 @pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback"])
 def test_every_built_in_name_is_registered_through_modelfit(kind):
     for name in BUILT_IN.names(kind):
-        check_registered(kind, name, distribution="modelfit", registry=BUILT_IN)
+        check_registered(kind, name, distribution="modelfit-brian2", registry=BUILT_IN)
 
 
 # -- the checks catch broken plugins ---------------------------------------------------------

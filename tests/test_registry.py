@@ -1,8 +1,10 @@
 """Plugin discovery: entry points, lookup by name, errors, lazy imports, the CLI."""
 
 import importlib.metadata
+import json
 import subprocess
 import sys
+import textwrap
 import types
 
 import pytest
@@ -10,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelfit_core import hookimpl
-from modelfit_core.contracts.errors import DuplicatePluginError, UnknownPluginError
+from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,
+                                            PluginLoadError, UnknownPluginError)
+from modelfit_core.contracts.kinds import KINDS
+from modelfit_core.registry.entry_points import DISTRIBUTION
 from modelfit_core.registry.plugin_registry import Registry
 
 BUILT_IN = {
@@ -134,7 +139,7 @@ def test_duplicate_name_raises_naming_both_plugins(registry):
 
 def test_disable_plugins_environment_variable_hides_a_plugin(monkeypatch):
     monkeypatch.setenv("MODELFIT_DISABLE_PLUGINS", "mse")
-    registry = Registry(distributions=["modelfit"])
+    registry = Registry(distributions=["modelfit-brian2"])
     assert "mse" not in registry.names("metrics")
     assert "mse" not in registry.statuses
     assert "nevergrad" in registry.names("optimizers")
@@ -143,7 +148,7 @@ def test_disable_plugins_environment_variable_hides_a_plugin(monkeypatch):
 
 
 def test_disable_argument_hides_a_plugin_and_allows_a_replacement():
-    registry = Registry(distributions=["modelfit"], disable=["mse"],
+    registry = Registry(distributions=["modelfit-brian2"], disable=["mse"],
                         plugins=[metric_plugin("replacement", ["mse"])])
     assert registry.lookup("metrics", "mse") is _DummyMetric
 
@@ -154,22 +159,20 @@ def test_distribution_filter_excludes_other_distributions():
     assert registry.names("metrics") == []
 
 
-def test_broken_entry_point_does_not_break_the_others(monkeypatch, capsys):
-    """A plugin whose import fails is reported (with a pip hint), the rest still load."""
-    real = importlib.metadata.entry_points
-
-    def with_broken(group=None, **kwargs):
-        eps = list(real(group=group, **kwargs))
-        broken = importlib.metadata.EntryPoint(
-            name="broken", value="modelfit_no_such_package.plugin", group=group)
-        return eps + [broken]
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", with_broken)
+def test_broken_entry_point_does_not_break_the_others(fake_distribution, capsys):
+    """A class whose module is missing is reported (with a pip hint) when it is looked
+    up, the rest still load; a hook plugin whose import fails is reported at once."""
+    fake_distribution("modelfit-broken", {
+        "modelfit.optimizers": {"broken": "modelfit_no_such_package.plugin:Optimizer"},
+        "modelfit": {"broken_hooks": "modelfit_no_such_package.hooks"}})
     registry = Registry()
+    assert "broken" in registry.names("optimizers")  # known from the metadata alone
+    with pytest.raises(PluginLoadError, match="missing package 'modelfit_no_such_package'"):
+        registry.lookup("optimizers", "broken")
     status = registry.statuses["broken"]
-    assert not status.loaded
-    assert status.missing_package == "modelfit_no_such_package"
+    assert not status.loaded and status.missing_package == "modelfit_no_such_package"
     assert "pip install modelfit_no_such_package" in status.describe()
+    assert not registry.statuses["broken_hooks"].loaded
     assert "nevergrad" in registry.names("optimizers")
     with pytest.raises(UnknownPluginError, match="failed to load: broken"):
         registry.lookup("optimizers", "nevergard")
@@ -179,6 +182,101 @@ def test_broken_entry_point_does_not_break_the_others(monkeypatch, capsys):
     assert cli.main(["plugins", "--strict"]) == 1
     out = capsys.readouterr().out
     assert "broken" in out and "FAILED" in out
+
+
+def test_a_missing_extra_is_named_before_anything_is_imported(fake_distribution):
+    """The registry reads which extra a class needs from the distribution's metadata:
+    listing says so, and lookup names the extra without importing the module."""
+    fake_distribution(
+        "modelfit-needs-extra", {"modelfit.metrics": {"fancy": "mf_fancy:FancyMetric [fancy]"}},
+        modules={"mf_fancy": "raise AssertionError('imported although a package is missing')"},
+        requires=['modelfit-no-such-library>=1; extra == "fancy"'], extras=["fancy"])
+    registry = Registry()
+    status = registry.statuses["fancy"]
+    assert not status.loaded and status.missing_package == "modelfit-no-such-library"
+    assert "pip install 'modelfit-needs-extra[fancy]'" in status.describe()
+    with pytest.raises(PluginLoadError, match=r"modelfit-needs-extra\[fancy\]"):
+        registry.lookup("metrics", "fancy")
+    assert "mf_fancy" not in sys.modules
+    import modelfit_core
+    modelfit_core._registry = None  # the module's registry is rebuilt with this distribution
+    try:
+        assert "FancyMetric" not in modelfit_core.__all__  # star imports stay possible
+    finally:
+        modelfit_core._registry = None
+
+
+def test_class_entries_are_checked_when_first_used(fake_distribution):
+    fake_distribution("modelfit-lazy", {
+        "modelfit.metrics": {"half": "mf_lazy:NoCalc", "lazy_metric": "mf_lazy:LazyMetric"},
+        "modelfit.optimizers": {"nevergrad": "mf_lazy:LazyMetric"}}, modules={"mf_lazy": """
+        class NoCalc:
+            pass
+
+        class LazyMetric:
+            def calc(self, model, data, dt): ...
+        """})
+    registry = Registry()
+    assert {"half", "lazy_metric"} <= set(registry.names("metrics"))
+    assert "mf_lazy" not in sys.modules
+    assert registry.lookup("metrics", "lazy_metric").__name__ == "LazyMetric"
+    assert registry.statuses["lazy_metric"].imported
+    with pytest.raises(PluginContractError, match=r"no calc\(\)"):
+        registry.lookup("metrics", "half")
+    assert not registry.statuses["half"].loaded
+    # a name another distribution registers too: unusable, both named, without importing
+    with pytest.raises(DuplicatePluginError) as info:
+        registry.lookup("optimizers", "nevergrad")
+    assert f"'nevergrad' (distribution '{DISTRIBUTION}')" in str(info.value)
+    assert "'modelfit-lazy:nevergrad' (distribution 'modelfit-lazy')" in str(info.value)
+
+
+def test_discovery_imports_no_plugin():
+    """Listing plugins, dir(), __all__ and a default Pipeline import no plugin library,
+    and only the chosen plugins' modules; modelfit plugins imports none."""
+    code = textwrap.dedent("""
+        import sys, json
+        import modelfit_core
+        from modelfit_core.registry.plugin_registry import Registry
+        registry = Registry()
+        names = {kind.name: registry.names(kind.name) for kind in KINDS}
+        listed = dir(modelfit_core) + list(modelfit_core.__all__)
+        statuses = registry.statuses
+        before = sorted(m for m in sys.modules if m.startswith("modelfit_plugins."))
+        from modelfit_core import Pipeline
+        Pipeline.from_names()
+        after = sorted(m for m in sys.modules if m.startswith("modelfit_plugins."))
+        heavy = sorted({m.split(".")[0] for m in sys.modules} & {
+            "nevergrad", "skopt", "sklearn", "efel", "sbi", "torch", "dask", "distributed",
+            "cma", "pandas"})
+        print(json.dumps({"before": before, "after": after, "heavy": heavy,
+                          "listed": "NevergradOptimizer" in listed}))
+    """).replace("KINDS", "modelfit_core.contracts.kinds.KINDS")
+    completed = subprocess.run([sys.executable, "-c", "import modelfit_core.contracts.kinds\n"
+                                + code], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    found = json.loads(completed.stdout.splitlines()[-1])
+    assert found["listed"]
+    assert found["before"] == []
+    assert set(found["after"]) <= {"modelfit_plugins", "modelfit_plugins.optimizers",
+                                   "modelfit_plugins.optimizers.nevergrad_optimizer",
+                                   "modelfit_plugins.optimizers.bounds",
+                                   "modelfit_plugins.metrics", "modelfit_plugins.metrics.mse",
+                                   "modelfit_plugins.backends",
+                                   "modelfit_plugins.backends.brian2_runtime",
+                                   "modelfit_plugins.backends.brian2_model",
+                                   "modelfit_plugins.feedback",
+                                   "modelfit_plugins.feedback.text"}, found["after"]
+    assert found["heavy"] == []
+
+
+def test_exports_are_found_by_name():
+    import modelfit_core
+    from modelfit_core import calc_bounds, firing_rate, get_gamma_factor
+
+    assert {"calc_bounds", "firing_rate", "get_gamma_factor"} <= set(modelfit_core.__all__)
+    assert firing_rate.__module__ == "modelfit_plugins.metrics.gamma_factor"
+    assert callable(calc_bounds) and callable(get_gamma_factor)
 
 
 _identifiers = st.from_regex(r"[^\W\d]\w{0,20}", fullmatch=True).filter(str.isidentifier)
@@ -235,7 +333,8 @@ def test_cli_plugins_lists_every_entry_point(capsys):
     assert cli.main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["entry", "point"]
-    entry_points = {ep.name for ep in importlib.metadata.entry_points(group="modelfit")}
+    entry_points = {ep.name for kind in KINDS
+                    for ep in importlib.metadata.entry_points(group=kind.entry_point_group)}
     assert set(CORE_ENTRY_POINTS) <= entry_points
 
     def row_of(name):
@@ -247,7 +346,7 @@ def test_cli_plugins_lists_every_entry_point(capsys):
     for name in CORE_ENTRY_POINTS:
         row, state = row_of(name)
         assert state == "ok", row
-        assert row.rstrip().endswith("modelfit")
+        assert row.rstrip().endswith(DISTRIBUTION)
     # optional plugins are ok, or FAILED with an install hint on the next line
     for name in entry_points - set(CORE_ENTRY_POINTS):
         row, state = row_of(name)
@@ -258,17 +357,11 @@ def test_cli_plugins_lists_every_entry_point(capsys):
     assert "backend 'runtime'" in row_of("runtime")[0]
 
 
-def test_cli_plugins_keeps_long_names_apart(monkeypatch, capsys):
+def test_cli_plugins_keeps_long_names_apart(fake_distribution, capsys):
     from modelfit_core.tools import cli
 
-    real = importlib.metadata.entry_points
-
-    def with_long_name(group=None, **kwargs):
-        long_name = importlib.metadata.EntryPoint(
-            name="plugin_with_a_long_name", value="modelfit_core.contracts.errors", group=group)
-        return list(real(group=group, **kwargs)) + [long_name]
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", with_long_name)
+    fake_distribution("modelfit-long", {"modelfit.metrics": {
+        "plugin_with_a_long_name": "modelfit_core.contracts.metric_bases:TraceMetric"}})
     assert cli.main(["plugins"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines()
             if line.startswith("plugin_with_a_long_name")]

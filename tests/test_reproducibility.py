@@ -269,7 +269,7 @@ def test_a_user_optimizer_registered_as_a_plugin(passive_data):
         def modelfit_register_optimizers():
             return {"my-random": RandomSearch}
 
-    registry = Registry(distributions=["modelfit"], plugins=[MyPlugin])
+    registry = Registry(distributions=["modelfit-brian2"], plugins=[MyPlugin])
     pipe = Pipeline.from_names(optimizer="my-random", feedback=None, seed=4,
                                registry=registry)
     assert isinstance(pipe.optimizer, RandomSearch) and pipe.optimizer.seed == 4

@@ -13,6 +13,7 @@ from brian2 import (Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray
 
 from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
 
+from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
 from modelfit_plugins.backends import brian2_runtime
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend, RuntimeSimulation
@@ -195,7 +196,7 @@ def test_fitter_uses_the_runtime_backend_by_default(make_fitter):
     fitter = make_fitter()
     assert isinstance(fitter.backend, Brian2RuntimeBackend)
     assert fitter.backend.name == "runtime"
-    assert brian2_runtime.modelfit_register_backends() == {"runtime": Brian2RuntimeBackend}
+    assert Registry(distributions=["modelfit-brian2"]).lookup("backends", "runtime") is Brian2RuntimeBackend
 
 
 def test_generated_traces_match_brian(make_fitter):

@@ -31,7 +31,7 @@ def step_inputs():
 
 
 def make_pipeline(seed=1, metric="gamma_factor", **metric_options):
-    registry = Registry(distributions=["modelfit"])
+    registry = Registry(distributions=["modelfit-brian2"])
     if metric == "gamma_factor":
         metric_options = {"delta": 1 * ms, "time": N_STEPS * DT, **metric_options}
     return Pipeline.from_names(metric=metric, metric_options=metric_options, feedback=None,
@@ -184,7 +184,7 @@ tauw : second (constant)
 
 def two_variable_recordings():
     from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
-    registry = Registry(distributions=["modelfit"])
+    registry = Registry(distributions=["modelfit-brian2"])
     currents = np.zeros((2, 400))
     currents[0, 50:] = 0.2e-9
     currents[1, 50:] = 0.4e-9

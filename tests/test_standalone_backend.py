@@ -144,7 +144,7 @@ def test_closing_removes_the_project(builds):
 def test_selected_by_name_with_options(tmp_path):
     pipe = Pipeline.from_names(backend="cpp_standalone", feedback=None,
                                backend_options={"threads": 3, "directory": str(tmp_path)},
-                               registry=Registry(distributions=["modelfit"]))
+                               registry=Registry(distributions=["modelfit-brian2"]))
     assert isinstance(pipe.backend, Brian2StandaloneBackend)
     assert pipe.backend.threads == 3 and pipe.backend.keep
     with pytest.raises(ConfigurationError, match="threads"):

@@ -2,24 +2,19 @@
 
 ``examples/plugins/modelfit-example`` is a separate pip-installable distribution
 (``modelfit-example``) providing the optimizer ``cmaes`` (pycma's CMA-ES) and the
-metric ``mae``. The module fixture installs it into this interpreter's
-environment the way a user would (``pip install -e``; ``--no-deps
---no-build-isolation`` so that it needs no network: pycma and setuptools come
-with ``modelfit[test]``), unless that checkout is installed already. Nothing in
+metric ``mae``. The module fixture builds and installs it the way a user would
+(``pip install``; ``--no-deps --no-build-isolation`` so that it needs no network:
+pycma and setuptools come with ``modelfit-brian2[test]``), but into a throwaway
+folder put on ``sys.path`` for the tests (and on ``PYTHONPATH`` for their
+subprocesses): the test environment is left as it was found. Nothing in
 modelfit names it: it is found through its entry points only.
 
-Broken plugins are tested in ``test_broken_plugins.py``.
+Broken plugins are tested in ``test_broken_plugins.py`` and ``test_registry.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import importlib.metadata
-import importlib.util
-import json
 import os
-import site
 import subprocess
 import sys
 import textwrap
@@ -33,6 +28,7 @@ from brian2 import mV, volt
 from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import UnknownPluginError
 from modelfit_core.fitting.pipeline import Pipeline
+from modelfit_core.registry.entry_points import DISTRIBUTION as BUILT_IN
 from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.testing import check_optimizer, check_registered, check_trace_metric
 
@@ -44,35 +40,9 @@ DISTRIBUTION = "modelfit-example"
 
 
 # -- installing the example distribution ------------------------------------------------
-def _installed_from_this_checkout() -> bool:
-    try:
-        dist = importlib.metadata.distribution(DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
-    return (direct_url.get("url") == EXAMPLE.as_uri()
-            and direct_url.get("dir_info", {}).get("editable", False))
-
-
-@contextlib.contextmanager
-def _install_lock():
-    """Two test runs sharing the virtual environment do not install at once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(Path(sys.prefix) / ".modelfit-example-install.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _pip_install_example() -> None:
+def _pip_install_example(target: Path) -> None:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-deps", "--no-build-isolation", "--editable", str(EXAMPLE)]
+               "--no-deps", "--no-build-isolation", "--target", str(target), str(EXAMPLE)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if completed.returncode != 0:
         # e.g. a setuptools too old to build without the `wheel` package: let pip
@@ -83,41 +53,39 @@ def _pip_install_example() -> None:
         f"could not install {EXAMPLE}:\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
 
 
-def _make_importable_here() -> None:
-    """An editable install takes effect through a .pth file, which Python reads at
-    start-up; process the new one so that this interpreter sees the package too."""
-    importlib.invalidate_caches()
-    if importlib.util.find_spec("modelfit_example") is not None:
-        return
-    dist = importlib.metadata.distribution(DISTRIBUTION)
-    for file in dist.files or []:
-        if file.name.endswith(".pth"):
-            path = Path(dist.locate_file(file))
-            site.addpackage(str(path.parent), path.name, None)
-    importlib.invalidate_caches()
-    assert importlib.util.find_spec("modelfit_example") is not None
-
-
 @pytest.fixture(scope="module")
-def example_installed():
-    """``modelfit-example`` installed (editable) from this checkout; the lazy registry
-    behind ``from modelfit_core import ...`` is re-read if it was installed just now."""
-    with _install_lock():
-        fresh = not _installed_from_this_checkout()
-        if fresh:
-            _pip_install_example()
-    _make_importable_here()
-    if fresh:
-        import modelfit_core
-        modelfit_core._registry = None  # built before the install, without the example
-    return EXAMPLE
+def example_installed(tmp_path_factory):
+    """``modelfit-example`` built from this checkout and installed into a throwaway
+    folder on ``sys.path``; the registry behind ``from modelfit_core import ...`` is
+    re-read with it, and again without it afterwards."""
+    import modelfit_core
+
+    target = tmp_path_factory.mktemp("site")
+    _pip_install_example(target)
+    sys.path.insert(0, str(target))
+    modelfit_core._registry = None
+    yield target
+    sys.path.remove(str(target))
+    for module in [m for m in sys.modules if m.split(".")[0] == "modelfit_example"]:
+        del sys.modules[module]
+    modelfit_core._registry = None
 
 
-def run_python(code: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (which reads the entry points anew)."""
+def run_python(code: str, *args: str, site: Path, timeout: int = 120):
+    """Run ``code`` in a fresh interpreter (which reads the entry points anew) that
+    sees the example installed in ``site``."""
     env = {k: v for k, v in os.environ.items() if k != "MODELFIT_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_the_test_environment_is_left_as_found(example_installed):
+    """The example is only visible through the throwaway folder, not installed."""
+    completed = subprocess.run([sys.executable, "-c", "import importlib.metadata as m; "
+                                "print([d.name for d in m.distributions()])"],
+                               capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert DISTRIBUTION not in completed.stdout
 
 
 # -- the example distribution ------------------------------------------------------------
@@ -130,7 +98,7 @@ def test_example_is_found_through_its_entry_points_only(example_installed):
     assert metric.__module__ == "modelfit_example.mae_metric"
     assert registry.statuses["cmaes"].module == "modelfit_example.cma_optimizer"
     # the core never names it: isolating the built-ins, or disabling it, hides it
-    assert "cmaes" not in Registry(distributions=["modelfit"]).names("optimizers")
+    assert "cmaes" not in Registry(distributions=[BUILT_IN]).names("optimizers")
     hidden = Registry(disable=[DISTRIBUTION])
     assert "mae" not in hidden.names("metrics") and "mse" in hidden.names("metrics")
     with pytest.raises(UnknownPluginError, match="Installed optimizers"):
@@ -174,7 +142,7 @@ def test_example_through_the_classic_interface(example_installed, make_fitter):
 def test_a_fresh_process_sees_the_example_and_the_cli_lists_it(example_installed):
     """A new interpreter (one process, to stay fast) finds the example through the
     classic names and ``Pipeline.from_names``, and ``modelfit plugins`` lists it."""
-    completed = run_python("""
+    completed = run_python(site=example_installed, code="""
         import sys
         import modelfit_core
         from modelfit_core import CMAESOptimizer, MAEMetric, Pipeline

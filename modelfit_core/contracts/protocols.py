@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import attrs
-import numpy as np
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 

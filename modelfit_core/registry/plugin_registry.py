@@ -1,113 +1,39 @@
-"""Discovery and lookup of plugins through the ``modelfit`` entry-point group.
+"""The registry: named plugin classes of every kind, found through entry points.
 
-A :class:`Registry` wraps one :class:`pluggy.PluginManager`. Each Pipeline
-owns one, so two differently configured pipelines can live side by side.
-Built-in plugins are found through the same entry points as third-party
-ones: this module never imports a plugin by name.
+Class entries (``modelfit.<kind>`` groups, see :mod:`.entry_points`) are
+listed and looked up from the metadata alone; a class's module is imported
+the first time :meth:`Registry.lookup` returns it, and checked against its
+kind's Protocol then. Hook plugins (the ``modelfit`` group, or objects
+registered in code) are registered with one :class:`pluggy.PluginManager`
+per registry; their registration hooks may add classes, and they receive the
+lifecycle hooks. Built-in plugins are declared exactly as third-party ones:
+this module never names one.
 
-A broken plugin never stops the others: an import that fails, a registered
-class lacking the methods of its Protocol (:data:`PROTOCOL_METHODS`), a name
-registered by two plugins, a misspelt hook or a registration hook that raises
-is recorded in :attr:`Registry.statuses` (``modelfit plugins`` prints it) with
-the plugin and its distribution, and looking up the affected name raises.
+A broken plugin never stops the others: an import that fails, a class lacking
+the methods of its Protocol, a name registered twice, a misspelt hook or a
+registration hook that raises is recorded in :attr:`Registry.statuses`
+(``modelfit plugins`` prints it) with the plugin and its distribution, and
+looking up the affected name raises a clear error.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import os
 from typing import Any, Iterable
 
-import attrs
-import pluggy
+from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,
+                                            PluginLoadError, UnknownPluginError)
+from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, Kind, kind_named
+from modelfit_core.registry.entry_points import (EXPORTS_GROUP, HOOK_GROUP, PluginEntry,
+                                                 extra_for_missing, missing_requirement,
+                                                 read_entries)
+from modelfit_core.registry.hook_plugins import HookPlugins, Tables
+from modelfit_core.registry.plugin_status import PluginStatus
 
-from modelfit_core.contracts import hookspecs
-from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, PROJECT, kind_named
-from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,  # noqa: F401
-                                  PluginLoadError, UnknownPluginError)
-
-
-ENTRY_POINT_GROUP = PROJECT
 DISABLE_ENV_VAR = "MODELFIT_DISABLE_PLUGINS"
 """Comma-separated entry-point or distribution names that are never loaded."""
-
-
-@attrs.define
-class PluginStatus:
-    """What happened when one entry point was loaded."""
-
-    name: str
-    module: str
-    distribution: str
-    loaded: bool
-    error: str | None = None
-    missing_package: str | None = None
-    extra: str | None = None
-    problems: list[str] = attrs.field(factory=list)
-    """What is wrong with what the plugin registers (a class lacking its Protocol's
-    methods, a name another plugin registers too, a misspelt hook); a plugin with
-    problems is not ``loaded``, though its other names stay usable."""
-
-    def describe(self) -> str:
-        if self.loaded:
-            return "ok"
-        if self.missing_package:
-            hint = f"pip install 'modelfit[{self.extra}]'" if self.extra else \
-                f"pip install {self.missing_package}"
-            return f"not loaded: missing package {self.missing_package!r} ({hint})"
-        if self.error is None and self.problems:
-            return "; ".join(self.problems)
-        return f"not loaded: {self.error}"
-
-    @property
-    def label(self) -> str:
-        """``'name' (distribution 'dist')``, for messages."""
-        if self.distribution == "(registered in code)":
-            return f"{self.name!r} (registered in code)"
-        return f"{self.name!r} (distribution {self.distribution!r})"
-
-
-SINGULAR = {kind.name: kind.singular for kind in KINDS}
-
-
-def protocol_problem(kind: str, obj: Any) -> str | None:
-    """Why ``obj`` cannot be registered for ``kind``, or None (see :meth:`Kind.problem_with`)."""
-    return kind_named(kind).problem_with(obj)
-
-
-def _extra_for(ep, missing: str | None) -> str | None:
-    """The distribution's extra that brings what ``ep`` misses.
-
-    Entry-point references cannot name extras in pyproject.toml, so the extra is
-    found in the distribution's metadata: one named like the entry point, or
-    one whose requirements name the missing package.
-    """
-    if ep.dist is None:
-        return None
-    extras = ep.dist.metadata.get_all("Provides-Extra") or []
-    if ep.name in extras:
-        return ep.name
-    if missing:
-        wanted = missing.lower().replace("_", "-")
-        for requirement in ep.dist.requires or []:
-            name, _, marker = requirement.partition(";")
-            base = name.split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()
-            if base.lower().replace("_", "-") == wanted and "extra ==" in marker:
-                return marker.split("extra ==")[1].strip().strip("'\"")
-    return None
-
-
-BUILT_IN_DISTRIBUTION = "modelfit"
-
-
-def _dist_name(ep) -> str:
-    return ep.dist.name if ep.dist is not None else "?"
-
-
-def _a(word: str) -> str:
-    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def _disabled_from_env() -> set[str]:
@@ -121,184 +47,163 @@ class Registry:
     Parameters
     ----------
     load_entrypoints : bool
-        Read the ``modelfit`` entry-point group (default). With False only
+        Read the ``modelfit`` entry-point groups (default). With False only
         plugins passed in ``plugins`` or registered later are known.
     disable : iterable of str
         Entry-point or distribution names to skip, in addition to those in
         the ``MODELFIT_DISABLE_PLUGINS`` environment variable.
     distributions : iterable of str, optional
-        Load only entry points provided by these distributions (e.g.
-        ``["modelfit"]`` to isolate tests from other installed plugins).
+        Read only entry points of these distributions (e.g. modelfit's own,
+        to isolate tests from other installed plugins).
     plugins : iterable of modules or objects
-        Extra plugin objects (with ``@hookimpl`` functions) to register.
+        Hook plugins (with ``@hookimpl`` functions) to register.
     """
 
     def __init__(self, load_entrypoints: bool = True, disable: Iterable[str] = (),
-                 distributions: Iterable[str] | None = None,
-                 plugins: Iterable[Any] = ()):
-        self._pm = pluggy.PluginManager(PROJECT)
-        self._pm.add_hookspecs(hookspecs)
+                 distributions: Iterable[str] | None = None, plugins: Iterable[Any] = ()):
+        if isinstance(disable, str):
+            disable = [disable]
+        self._hooks = HookPlugins()
         self._statuses: dict[str, PluginStatus] = {}
-        self._load_problems: dict[str, list[str]] = {}
-        self._tables: dict[str, dict[str, tuple[type, str]]] | None = None
+        self._entries: dict[str, PluginEntry] = {}
+        self._catalog: dict[str, dict[str, list[str]]] = {kind: {} for kind in KIND_NAMES}
+        self._exports: dict[str, PluginEntry] = {}
+        self._objects: dict[str, Any] = {}
+        self._tables: Tables | None = None
         self._rejected: dict[str, dict[str, tuple[type, str]]] = {}
-        disabled = set(disable) | _disabled_from_env()
+        self._requirements_checked = False
         if load_entrypoints:
-            wanted = set(distributions) if distributions is not None else None
-            self._load_entrypoints(disabled, wanted)
+            self._read(set(disable) | _disabled_from_env(), distributions)
         for plugin in plugins:
             self.register(plugin)
 
-    # -- loading -------------------------------------------------------------
-    def _load_entrypoints(self, disabled: set[str], wanted: set[str] | None) -> None:
-        entry_points = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
-                              key=lambda ep: _dist_name(ep) != BUILT_IN_DISTRIBUTION)
-        for ep in entry_points:  # the built-ins first: they keep their plain names
-            dist = _dist_name(ep)
-            if ep.name in disabled or dist in disabled:
+    # -- reading the entry points ------------------------------------------------------
+    def _read(self, disabled: set[str], distributions) -> None:
+        seen = set()
+        for entry in read_entries(disabled, distributions):
+            identity = (entry.distribution, entry.group, entry.name)
+            if identity in seen:
+                continue  # the same distribution seen twice on sys.path
+            seen.add(identity)
+            if entry.group == EXPORTS_GROUP:
+                self._exports.setdefault(entry.name, entry)
                 continue
-            if wanted is not None and dist not in wanted:
-                continue
-            key = ep.name
-            if key in self._statuses:
-                if self._statuses[key].distribution == dist:
-                    continue  # the same distribution seen twice on sys.path
-                # another distribution's plugin of the same name: loaded under
-                # 'distribution:name'; what it registers is checked like any other
-                key = f"{dist}:{ep.name}"
-                if key in self._statuses:
-                    continue
-            status = PluginStatus(name=key, module=ep.value, distribution=dist,
-                                  loaded=False)
-            try:
-                plugin = ep.load()
-                self._pm.register(plugin, name=key)
-            except ModuleNotFoundError as exc:
-                status.error = str(exc)
-                status.missing_package = (exc.name or "").split(".")[0] or None
-                status.extra = _extra_for(ep, status.missing_package)
-            except Exception as exc:  # a broken plugin must not break the others
-                # (ImportError of a name inside an installed package lands here too,
-                # and pluggy's PluginValidationError for a hook with wrong arguments)
-                status.error = f"{type(exc).__name__}: {exc}"
-            else:
-                status.loaded = True
-                self._check_hook_names(plugin, key)
+            key = self._free_key(entry)
+            status = PluginStatus(name=key, module=entry.module,
+                                  distribution=entry.distribution, loaded=True,
+                                  kind=entry.kind.name if entry.kind else None)
             self._statuses[key] = status
-        self._tables = None
+            if entry.group == HOOK_GROUP:
+                self._hooks.load(entry, status)
+                self._tables = None
+            else:
+                self._entries[key] = entry
+                self._catalog[entry.kind.name].setdefault(entry.name, []).append(key)
 
-    def _check_hook_names(self, plugin: Any, name: str) -> None:
-        """Record ``@hookimpl`` functions that match no modelfit hook (a typo such as
-        ``modelfit_register_optimizer``): pluggy would silently never call them."""
-        specs = [n for n in dir(hookspecs) if n.startswith("modelfit_")]
-        for caller in self._pm.get_hookcallers(plugin) or []:
-            if caller.has_spec():
-                continue
-            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
-            if impls and all(i.optionalhook for i in impls):
-                continue
-            close = difflib.get_close_matches(caller.name, specs, n=1)
-            self._load_problems.setdefault(name, []).append(
-                f"@hookimpl {caller.name}() matches no modelfit hook and would never be "
-                f"called" + (f"; did you mean {close[0]}()?" if close else
-                             f" (hooks: {', '.join(specs)})"))
+    def _free_key(self, entry: PluginEntry) -> str:
+        """The entry's name, or ``dist:name`` when another entry has that name."""
+        for key in (entry.name, f"{entry.distribution}:{entry.name}",
+                    f"{entry.distribution}:{entry.group}:{entry.name}"):
+            if key not in self._statuses:
+                return key
+        raise AssertionError(f"entry point {entry} seen twice")  # excluded by _read
 
     def register(self, plugin: Any, name: str | None = None) -> None:
-        """Register a plugin object (a module or any object with hook functions)."""
-        self._pm.register(plugin, name=name)
-        label = name or self._pm.get_name(plugin)
-        self._statuses[label] = PluginStatus(
-            name=label, module=getattr(plugin, "__name__", repr(plugin)),
-            distribution="(registered in code)", loaded=True)
-        self._check_hook_names(plugin, label)
+        """Register a hook plugin (a module or any object with ``@hookimpl`` functions)."""
+        status = self._hooks.register(plugin, name)
+        self._statuses[status.name] = status
         self._tables = None
+
+    @property
+    def hook(self):
+        """The pluggy hook relay, for calling lifecycle hooks."""
+        return self._hooks.hook
+
+    @property
+    def tables(self) -> Tables:
+        """kind -> name -> (class, plugin) of what hook plugins register."""
+        if self._tables is None:
+            self._tables, self._rejected, problems = self._hooks.tables(self._label)
+            for name, status in self._statuses.items():
+                if status.kind is None and status.imported:
+                    status.problems = problems.get(name, [])
+                    status.loaded = not status.problems
+            self._mark_duplicates()
+        return self._tables
+
+    # -- providers and duplicates -------------------------------------------------------
+    def _providers(self, kind: str, name: str) -> list[str]:
+        """Status keys of every plugin providing ``name`` for ``kind``."""
+        keys = list(self._catalog[kind].get(name, []))
+        claimed = self.tables[kind].get(name)
+        if claimed is not None:
+            keys += claimed[1].split("\n")
+        return keys
+
+    def _duplicate_message(self, kind: Kind, name: str, keys: list[str]) -> str:
+        return (f"Two plugins register the {kind.singular} name {name!r}: "
+                f"{' and '.join(self._label(k) for k in keys)}. Disable one with "
+                f"{DISABLE_ENV_VAR}={keys[-1]} or Registry(disable=[...]), or rename it.")
+
+    def _mark_duplicates(self) -> None:
+        for kind in KINDS:
+            names = set(self._catalog[kind.name]) | set(self.tables[kind.name])
+            for name in names:
+                keys = self._providers(kind.name, name)
+                if len(keys) < 2:
+                    continue
+                message = self._duplicate_message(kind, name, keys)
+                self._rejected[kind.name][name] = (DuplicatePluginError, message)
+                for key in keys:
+                    status = self._statuses[key]
+                    if message not in status.problems:
+                        status.problems.append(message)
+                    status.loaded = False
+
+    def _label(self, key: str) -> str:
+        status = self._statuses.get(key)
+        return status.label if status is not None else repr(key)
 
     @property
     def statuses(self) -> dict[str, PluginStatus]:
         """Entry-point (or code-registered) plugin name -> :class:`PluginStatus`.
 
-        Up to date with what the plugins register: classes lacking their
-        Protocol's methods and names registered twice are listed in the
-        statuses' ``problems``.
+        Read from the metadata and what the hook plugins register: a class entry
+        whose extra's packages are not installed, classes lacking their
+        Protocol's methods and names registered twice are not ``loaded``.
+        Nothing is imported to find out.
         """
         self.tables  # noqa: B018 - registering is what finds the problems
+        if not self._requirements_checked:
+            self._requirements_checked = True
+            installed: dict[str, bool] = {}
+            for key, entry in self._entries.items():
+                missing = missing_requirement(entry, installed)
+                if missing is not None and not self._statuses[key].imported:
+                    status = self._statuses[key]
+                    status.loaded = False
+                    status.missing_package, status.extra = missing
         return self._statuses
 
-    @property
-    def hook(self):
-        """The pluggy hook relay, for calling lifecycle hooks."""
-        return self._pm.hook
-
-    # -- lookup --------------------------------------------------------------
-    def _build_tables(self) -> dict[str, dict[str, tuple[type, str]]]:
-        """Ask every plugin what it registers. A class lacking its Protocol's methods,
-        a name registered by two plugins, or a registration hook that raises is
-        recorded (in ``statuses`` and for :meth:`lookup`), never fatal to the others."""
-        problems: dict[str, list[str]] = {n: list(p) for n, p in self._load_problems.items()}
-        self._rejected = {kind: {} for kind in KIND_NAMES}
-        tables: dict[str, dict[str, tuple[type, str]]] = {}
-        for kind in KIND_NAMES:
-            claims: dict[str, list[tuple[Any, str]]] = {}
-            caller = getattr(self._pm.hook, f"modelfit_register_{kind}")
-            for impl in caller.get_hookimpls():
-                plugin = impl.plugin_name
-                try:
-                    provided = dict(impl.function() or {})
-                except Exception as exc:
-                    problems.setdefault(plugin, []).append(
-                        f"modelfit_register_{kind}() failed: {type(exc).__name__}: {exc} "
-                        f"(it must return a dict {{name: class}})")
-                    continue
-                for key, cls in provided.items():
-                    problem = protocol_problem(kind, cls)
-                    if problem is None and not isinstance(key, str):
-                        problem = f"the name {key!r} is not a string"
-                    if problem is not None:
-                        message = (f"The {SINGULAR[kind]} {key!r} registered by plugin "
-                                   f"{self._label(plugin)} is unusable: {problem}.")
-                        problems.setdefault(plugin, []).append(message)
-                        self._rejected[kind][key] = (PluginContractError, message)
-                        continue
-                    providers = claims.setdefault(key, [])
-                    if not any(cls is c for c, _ in providers):
-                        providers.append((cls, plugin))
-            table: dict[str, tuple[type, str]] = {}
-            for key, providers in claims.items():
-                if len(providers) == 1:
-                    table[key] = providers[0]
-                    self._rejected[kind].pop(key, None)
-                    continue
-                plugins = [plugin for _, plugin in providers]
-                message = (f"Two plugins register the {SINGULAR[kind]} name {key!r}: "
-                           f"{' and '.join(self._label(p) for p in plugins)}. Disable one "
-                           f"with {DISABLE_ENV_VAR}={plugins[-1]} or Registry(disable=[...]), "
-                           f"or rename it.")
-                self._rejected[kind][key] = (DuplicatePluginError, message)
-                for plugin in plugins:
-                    problems.setdefault(plugin, []).append(message)
-            tables[kind] = table
-        for name, status in self._statuses.items():
-            if status.problems or name in problems:  # imported, so loaded unless problems
-                status.problems = problems.get(name, [])
-                status.loaded = not status.problems
-        return tables
-
-    def _label(self, plugin: str) -> str:
-        status = self._statuses.get(plugin)
-        return status.label if status is not None else repr(plugin)
-
-    @property
-    def tables(self) -> dict[str, dict[str, tuple[type, str]]]:
-        if self._tables is None:
-            self._tables = self._build_tables()
-        return self._tables
+    # -- lookup -------------------------------------------------------------------------
+    def _kind(self, kind: str) -> Kind:
+        found = kind_named(kind)
+        if found is None:
+            raise UnknownPluginError(f"Unknown plugin kind {kind!r}; kinds are "
+                                     f"{', '.join(KIND_NAMES)}.")
+        return found
 
     def names(self, kind: str) -> list[str]:
-        """Sorted names registered for ``kind`` (one of ``KIND_NAMES``)."""
-        return sorted(self.tables[kind])
+        """Sorted names registered for ``kind`` (one of ``optimizers``, ``metrics``,
+        ``backends``, ``feedback``, ``inference``); no plugin is imported."""
+        self._kind(kind)
+        names = set(self._catalog[kind]) | {n for n, (cls, _) in self.tables[kind].items()
+                                            if cls is not None}
+        return sorted(n for n in names if n not in self._rejected.get(kind, {}))
 
-    def lookup(self, kind: str, name: str) -> type:
-        """Return the class registered as ``name`` for ``kind``.
+    def lookup(self, kind: str, name: str) -> Any:
+        """Return the class registered as ``name`` for ``kind``, importing its module
+        the first time.
 
         Raises
         ------
@@ -307,57 +212,139 @@ class Registry:
             kind that failed to load.
         DuplicatePluginError
             Two plugins register ``name``; both are named, with their distributions.
+        PluginLoadError
+            The plugin's module cannot be imported (a missing extra is named).
         PluginContractError
             The class registered as ``name`` lacks methods of its Protocol.
         """
-        if kind not in KIND_NAMES:
-            raise UnknownPluginError(f"Unknown plugin kind {kind!r}; kinds are "
-                                     f"{', '.join(KIND_NAMES)}.")
-        table = self.tables[kind]
-        if name in table:
-            return table[name][0]
+        found = self._kind(kind)
+        keys = self._providers(kind, name)
         if name in self._rejected.get(kind, {}):
             error, message = self._rejected[kind][name]
             raise error(message)
-        raise UnknownPluginError(self._unknown_message(kind, name, table))
+        if not keys:
+            raise UnknownPluginError(self._unknown_message(found, name))
+        key = keys[0]
+        if key in self._entries:
+            return self._load(found, name, key)
+        return self.tables[kind][name][0]
+
+    def _load(self, kind: Kind, name: str, key: str) -> Any:
+        if key in self._objects:
+            return self._objects[key]
+        entry, status = self._entries[key], self._statuses[key]
+        what = f"The {kind.singular} {name!r} of plugin {status.label}"
+        missing = missing_requirement(entry)
+        if missing is not None:
+            status.loaded, (status.missing_package, status.extra) = False, missing
+            raise PluginLoadError(f"{what} is installed but {status.describe()}.")
+        try:
+            cls = entry.load()
+        except ModuleNotFoundError as exc:
+            status.loaded, status.error = False, str(exc)
+            status.missing_package = (exc.name or "").split(".")[0] or None
+            status.extra = extra_for_missing(entry, status.missing_package)
+            raise PluginLoadError(f"{what} is installed but {status.describe()}.") from exc
+        except Exception as exc:
+            status.loaded, status.error = False, f"{type(exc).__name__}: {exc}"
+            raise PluginLoadError(f"{what} cannot be imported: {status.error}") from exc
+        problem = kind.problem_with(cls)
+        if problem is not None:
+            message = f"The {kind.singular} {name!r} registered by plugin {status.label} " \
+                      f"is unusable: {problem}."
+            status.loaded = False
+            status.problems.append(message)
+            self._rejected[kind.name][name] = (PluginContractError, message)
+            raise PluginContractError(message)
+        status.imported = True
+        self._objects[key] = cls
+        return cls
+
+    def provided_by(self) -> dict[str, list[tuple[Kind, str]]]:
+        """Plugin (status key) -> the (kind, name) pairs it provides, from the metadata and
+        what hook plugins register; nothing is imported."""
+        provided: dict[str, list[tuple[Kind, str]]] = {}
+        for kind in KINDS:
+            for name, keys in self._catalog[kind.name].items():
+                for key in keys:
+                    provided.setdefault(key, []).append((kind, name))
+            for name, (_cls, plugins) in self.tables[kind.name].items():
+                for key in plugins.split("\n"):
+                    provided.setdefault(key, []).append((kind, name))
+        return provided
+
+    def check_all(self) -> None:
+        """Import every class entry and check it against its Protocol (``modelfit plugins
+        --check``); what fails is recorded in :attr:`statuses`, never raised."""
+        for kind in KINDS:
+            for name, keys in self._catalog[kind.name].items():
+                if len(keys) == 1:
+                    try:
+                        self.lookup(kind.name, name)
+                    except (PluginLoadError, DuplicatePluginError):
+                        pass
 
     def provider(self, kind: str, name: str) -> str:
-        """The plugin (entry-point) name that registered ``name``."""
+        """The plugin (entry-point or code-registered name) that registers ``name``."""
         self.lookup(kind, name)
-        return self.tables[kind][name][1]
+        return self._providers(kind, name)[0]
 
-    def _unknown_message(self, kind: str, name: str, table: dict) -> str:
-        installed = sorted(table)
+    def _unknown_message(self, kind: Kind, name: str) -> str:
+        installed = self.names(kind.name)
         lowered = {n.lower(): n for n in installed}
         close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.5)
-        message = f"No {SINGULAR[kind]} plugin named {name!r}."
+        message = f"No {kind.singular} plugin named {name!r}."
         if close:
             message += f" Did you mean {lowered[close[0]]!r}?"
-        message += f" Installed {kind}: {', '.join(installed) or '(none)'}."
-        failed = [s for s in self._statuses.values() if not s.loaded]
+        message += f" Installed {kind.name}: {', '.join(installed) or '(none)'}."
+        failed = [s for s in self.statuses.values() if not s.loaded]
         if failed:
             message += " Plugins that failed to load: " + "; ".join(
                 f"{s.name} ({s.describe()})" for s in failed) + "."
         return message
 
-    def find_class(self, class_name: str) -> type | None:
-        """Find a registered class by its Python name (``'NevergradOptimizer'``)."""
-        for table in self.tables.values():
-            for cls, _provider in table.values():
+    # -- Python names -------------------------------------------------------------------
+    def class_names(self) -> list[str]:
+        """Python names of the usable registered classes (from the metadata, for class
+        entries), for ``from modelfit_core import *``."""
+        statuses = self.statuses
+        names = set()
+        for kind in KIND_NAMES:
+            for name, keys in self._catalog[kind].items():
+                if len(keys) == 1 and statuses[keys[0]].loaded \
+                        and self._entries[keys[0]].attribute:
+                    names.add(self._entries[keys[0]].attribute.split(".")[-1])
+            names |= {cls.__name__ for cls, _ in self.tables[kind].values()
+                      if cls is not None and hasattr(cls, "__name__")}
+        return sorted(names)
+
+    def find_class(self, class_name: str) -> Any | None:
+        """The registered class whose Python name is ``class_name`` (``'NevergradOptimizer'``),
+        imported now; None if no plugin registers one."""
+        for kind in KIND_NAMES:
+            for name, keys in self._catalog[kind].items():
+                attribute = self._entries[keys[0]].attribute or ""
+                if attribute.split(".")[-1] == class_name:
+                    return self.lookup(kind, name)
+            for cls, _ in self.tables[kind].values():
                 if getattr(cls, "__name__", None) == class_name:
                     return cls
         return None
 
-    def class_names(self) -> list[str]:
-        """Python names of every registered class, for ``from modelfit_core import *``."""
-        return sorted({cls.__name__ for table in self.tables.values()
-                       for cls, _ in table.values() if hasattr(cls, "__name__")})
+    def export_names(self) -> list[str]:
+        """Further names plugins offer to ``from modelfit_core import *`` (``modelfit.exports``)."""
+        return sorted(self._exports)
 
-    def require_loaded(self, name: str) -> None:
-        """Raise :class:`PluginLoadError` if the entry point ``name`` failed to load."""
-        status = self.statuses.get(name)
-        if status is not None and not status.loaded:
-            raise PluginLoadError(f"Plugin {name!r} is installed but {status.describe()}.")
+    def find_export(self, name: str) -> Any | None:
+        """The object exported as ``name``, imported now; None if there is none."""
+        entry = self._exports.get(name)
+        if entry is None:
+            return None
+        try:
+            return entry.load()
+        except ImportError as exc:
+            raise PluginLoadError(f"{name!r} (from distribution {entry.distribution!r}) "
+                                  f"cannot be imported: {exc}") from exc
 
 
 def import_object(path: str) -> Any:

@@ -20,7 +20,7 @@ test::
 ``factory`` is anything that makes a new, ready-to-use plugin object when
 called: the class itself, a ``functools.partial`` with options, or a lambda.
 
-This module needs ``hypothesis`` (``pip install 'modelfit[test]'``); importing
+This module needs ``hypothesis`` (``pip install 'modelfit-brian2[test]'``); importing
 ``modelfit_core`` does not import it.
 """
 

@@ -31,7 +31,6 @@ from brian2 import Network, Quantity, prefs, second
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import get_device
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
@@ -223,8 +222,3 @@ class Brian2StandaloneBackend:
     def __repr__(self):
         where = f", directory={self.directory!r}" if self.directory else ""
         return f"Brian2StandaloneBackend(threads={self.threads}{where})"
-
-
-@hookimpl
-def modelfit_register_backends():
-    return {"cpp_standalone": Brian2StandaloneBackend}

@@ -22,7 +22,6 @@ from concurrent.futures import CancelledError
 import attrs
 import numpy as np
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
@@ -233,8 +232,3 @@ class DaskBackend:
     def __repr__(self):
         where = self.address or f"LocalCluster({self.n_workers} workers)"
         return f"DaskBackend({where}, inner={self.inner!r})"
-
-
-@hookimpl
-def modelfit_register_backends():
-    return {"dask": DaskBackend}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from modelfit_core import hookimpl
 
 
 class ProgressBarFeedback:
@@ -28,8 +27,3 @@ class ProgressBarFeedback:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-@hookimpl
-def modelfit_register_feedback():
-    return {"progressbar": ProgressBarFeedback}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from modelfit_core import hookimpl
 
 
 class TextFeedback:
@@ -20,8 +19,3 @@ class TextFeedback:
             described = ", ".join(f"{k}={v}" for k, v in best_params.items())
         print(f"Round {index}: best {described} with error: {best_error}", file=stream)
         return False
-
-
-@hookimpl
-def modelfit_register_feedback():
-    return {"text": TextFeedback}

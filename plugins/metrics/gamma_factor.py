@@ -6,7 +6,6 @@ import numpy as np
 from brian2 import get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
 from modelfit_core.contracts.metric_bases import SpikeMetric
 
@@ -145,8 +144,3 @@ class GammaFactor(SpikeMetric):
     def __repr__(self):
         return (f"GammaFactor(delta={self.delta!r}, time={self.time!r}, "
                 f"rate_correction={self.rate_correction})")
-
-
-@hookimpl
-def modelfit_register_metrics():
-    return {"gamma_factor": GammaFactor}

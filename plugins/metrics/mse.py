@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from brian2 import get_dimensions
 
-from modelfit_core import hookimpl
 from modelfit_core.contracts.metric_bases import TraceMetric
 from modelfit_core.contracts.protocols import ResidualForm
 from modelfit_core.contracts.units import seconds
@@ -57,8 +56,3 @@ class MSEMetric(TraceMetric):
         if self.scale != 1.0:
             options.append(f"normalization={self.normalization!r}")
         return f"MSEMetric({', '.join(options)})"
-
-
-@hookimpl
-def modelfit_register_metrics():
-    return {"mse": MSEMetric}

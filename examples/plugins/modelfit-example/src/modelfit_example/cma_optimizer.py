@@ -1,31 +1,25 @@
 """CMA-ES (pycma) as a modelfit optimizer, through pycma's ask/tell interface.
 
 The plugin satisfies modelfit's ``Optimizer`` Protocol (``initialize``, ``ask``,
-``tell``, ``recommend``) without any base class, and registers itself under the
-name ``"cmaes"``::
+``tell``, ``recommend``) without any base class; the entry point in
+``pyproject.toml`` registers it under the name ``"cmaes"``::
 
     Pipeline.from_names(optimizer="cmaes", optimizer_options={"sigma0": 0.2}, seed=1)
     from modelfit_core import CMAESOptimizer      # the classic interface
 
-pycma is imported when a fit starts, not when modelfit reads the entry points:
-every ``Registry()`` imports every plugin module, so plugin modules stay light.
-A missing pycma is still reported by ``modelfit plugins``, because the module
-checks that it is installed.
+pycma is imported when a fit starts: importing this module stays cheap, so that
+``from modelfit_core import *`` does not pay for it. A missing pycma is reported
+by ``modelfit plugins`` from this distribution's metadata (it requires ``cma``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Sequence
 
 import numpy as np
 
-from modelfit_core import hookimpl
-from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-
-if importlib.util.find_spec("cma") is None:  # reported by `modelfit plugins`
-    raise ModuleNotFoundError("the 'cmaes' optimizer needs pycma: pip install cma", name="cma")
+from modelfit_core import ConfigurationError, FitStateError
 
 MIN_POPULATION = 4
 """Smallest CMA-ES generation; rounds of fewer samples are pooled into generations."""
@@ -173,8 +167,3 @@ def _rankable(values: list[float]) -> list[float]:
     finite = np.isfinite(array)
     worst = array[finite].max() if finite.any() else 0.0
     return np.where(finite, array, worst + abs(worst) + 1.0).tolist()
-
-
-@hookimpl
-def modelfit_register_optimizers():
-    return {"cmaes": CMAESOptimizer}

@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 from brian2 import get_dimensions
 
-from modelfit_core import hookimpl
-from modelfit_core.contracts.metric_bases import TraceMetric
+from modelfit_core import TraceMetric
 
 
 class MAEMetric(TraceMetric):
@@ -55,8 +54,3 @@ class MAEMetric(TraceMetric):
     def __repr__(self):
         return "MAEMetric()" if self.scale == 1.0 else \
             f"MAEMetric(normalization={self.normalization!r})"
-
-
-@hookimpl
-def modelfit_register_metrics():
-    return {"mae": MAEMetric}
