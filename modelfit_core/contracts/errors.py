@@ -56,3 +56,8 @@ class FitStateError(ModelfitError, RuntimeError):
 
 class SimulationError(ModelfitError, RuntimeError):
     """The simulation backend failed for a reason other than divergence."""
+
+
+class StorageError(ModelfitError, OSError):
+    """A fit database cannot be used: missing, corrupted, read-only, of another
+    schema, another fit's study, or owned by another running fit."""
