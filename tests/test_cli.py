@@ -1,6 +1,12 @@
-"""The command line: modelfit fit CONFIG.toml, modelfit results, config errors (issue 7)."""
+"""The command line: modelfit fit CONFIG.toml, modelfit results, config errors (issue 7),
+Ctrl-C during a fit."""
 
 import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -97,3 +103,59 @@ def test_bad_config_from_the_command_line(project, capsys):
     (project / "fit.toml").write_text(CONFIG.replace("n_samples = 8", "n_sample = 8"))
     assert main(["fit", str(project / "fit.toml")]) == 2
     assert "n_sample" in capsys.readouterr().err
+
+
+def stored_rounds(database) -> int:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            return connection.execute("SELECT COUNT(*) FROM rounds").fetchone()[0]
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+def test_ctrl_c_reports_stored_rounds_and_how_to_resume(project):
+    config = project / "fit.toml"
+    config.write_text(CONFIG.replace("n_rounds = 3", "n_rounds = 100000"))
+    with open(project / "stdout.txt", "w") as stdout:
+        process = subprocess.Popen([sys.executable, "-m", "modelfit_core", "fit", str(config)],
+                                   cwd=project, stdout=stdout, stderr=subprocess.PIPE,
+                                   text=True)
+        try:
+            deadline = time.monotonic() + 240
+            while stored_rounds(project / "fit.db") < 1:
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "no round stored in 240 s"
+                time.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    stored = stored_rounds(project / "fit.db")
+    assert f"{stored} round(s) completed and stored" in err
+    assert f"modelfit fit {config} --resume" in err
+    # the hint works: the stored study continues to one more round than was kept
+    config.write_text(CONFIG.replace("n_rounds = 3", f"n_rounds = {stored + 1}"))
+    assert main(["fit", str(config), "--resume"]) == 0
+    assert stored_rounds(project / "fit.db") == stored + 1
+
+
+def test_ctrl_c_without_storage_says_nothing_was_kept(project, monkeypatch, capsys):
+    from modelfit_core.fitting.fitter import Fitter
+    original = Fitter.fit
+
+    def fit_then_ctrl_c(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "n_rounds": 1})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Fitter, "fit", fit_then_ctrl_c)
+    config = project / "fit.toml"
+    config.write_text(CONFIG.replace('storage = "sqlite:///fit.db"\n', ""))
+    assert main(["fit", str(config)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 1 completed round(s)" in err
+    assert "nothing was kept on disk" in err and 'storage = "sqlite:///fit.db"' in err
+    assert not (project / "fit.db").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -66,17 +67,21 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from modelfit_core.tools.config import build_fitter, load_config
+    from modelfit_core.tools.config import build_fitter, load_config, output_directory
     from modelfit_core.tools.plotting import plot_traces
     config = load_config(args.config)
+    if args.resume and not config.get("fit", "storage"):
+        raise config.error("fit", None, "--resume continues a fit stored in a database, and "
+                           "this configuration has none; add storage = \"sqlite:///fit.db\" "
+                           "to [fit] (a fit without storage keeps nothing to resume).")
     fitter, bounds = build_fitter(config)
-    n_rounds = int(config.get("fit", "n_rounds"))
-    output = Path(args.output or config.get("fit", "output_dir", "results"))
-    if not output.is_absolute() and args.output is None:
-        output = config.path.parent / output
-    fitter.fit(n_rounds=n_rounds, resume=args.resume, **bounds)
+    output = output_directory(config, args.output)
+    try:
+        fitter.fit(n_rounds=config.get("fit", "n_rounds"), resume=args.resume, **bounds)
+    except KeyboardInterrupt:
+        print(interruption_report(args, config, fitter), file=sys.stderr)
+        return INTERRUPTED
     history = fitter.history
-    output.mkdir(parents=True, exist_ok=True)
     fitter.results(format="dataframe").to_csv(output / "results.csv", index=False)
     best = {name: float(v) for name, v in zip(history.space.names, history.best_vector)} \
         if history.best_vector is not None else None
@@ -95,6 +100,35 @@ def _cmd_fit(args) -> int:
     print("wrote " + ", ".join(str(p) for p in [output / "results.csv", output / "best.json",
                                                  *paths]))
     return 0
+
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report a process ended by SIGINT (128 + 2)."""
+
+
+def interruption_report(args, config, fitter) -> str:
+    """What ``modelfit fit`` says after Ctrl-C: rounds kept, and how to resume."""
+    from modelfit_core.results.storage import database_path
+    command = f"modelfit fit {shlex.quote(str(args.config))}"
+    if args.output is not None:
+        command += f" --output {shlex.quote(str(args.output))}"
+    done = len(fitter.history.rounds) if fitter.history is not None else 0
+    if fitter.store is None:
+        return (f"modelfit fit: interrupted after {done} completed round(s). Without a "
+                f"storage nothing was kept on disk. To make a fit resumable, add\n"
+                f"    storage = \"sqlite:///fit.db\"\n"
+                f"to the [fit] section of {config.path}; after an interruption, continue "
+                f"with: {command} --resume")
+    try:
+        stored = fitter.store.n_rounds()
+    except Exception:  # the database is only read for the report; the history knows too
+        stored = done
+    where = f"{database_path(fitter.store.url)} (study {fitter.store.study!r})"
+    if stored == 0:
+        return (f"modelfit fit: interrupted before the first round was completed; nothing "
+                f"was stored in {where}. Start again with: {command}")
+    return (f"modelfit fit: interrupted; {stored} round(s) completed and stored in {where}. "
+            f"Resume with:\n    {command} --resume")
 
 
 def _cmd_results(args) -> int:
@@ -133,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
     fit = commands.add_parser("fit", help="run the fit described in a TOML file")
-    fit.add_argument("config", help="CONFIG.toml (see docs/cli.md)")
+    fit.add_argument("config", help="CONFIG.toml (see docs/distributed_and_storage.md)")
     fit.add_argument("--output", default=None, help="folder for results and plots")
     fit.add_argument("--resume", action="store_true",
                      help="continue the stored study after an interruption")
@@ -160,6 +194,9 @@ def main(argv=None) -> int:
     except ModelfitError as exc:  # user errors: the message, not a traceback
         print(f"modelfit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a fit's rounds: nothing to report but that
+        print(f"modelfit {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

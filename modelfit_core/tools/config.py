@@ -1,6 +1,6 @@
 """``modelfit fit CONFIG.toml``: a whole fit described in a TOML file.
 
-Example (all sections; see docs/cli.md)::
+Example (all sections; see docs/distributed_and_storage.md, "Command line")::
 
     [model]
     equations = '''
@@ -37,19 +37,38 @@ Example (all sections; see docs/cli.md)::
     C = ["50*pF", "500*pF"]
 
 Every problem is reported with the key and its line before anything runs.
+
+Values are read as data, never executed:
+
+* Quantities (``dt``, ``input_unit``, ``output_unit``, ``[bounds]``,
+  ``constants``) are TOML numbers or strings of numbers, Brian unit names
+  (``mV``, ``nS``, ``msiemens``, ``ms``, ``second``, ``um``...), ``*``, ``/``,
+  ``**`` with a number as exponent (``mV**-1``), parentheses and signs:
+  ``"0.1*ms"``, ``"-70*mV"``, ``"2.5e-3*siemens/cm**2"`` (grammar in
+  :mod:`modelfit_core.tools.quantities`). Anything else is an error.
+* ``param_init`` values and ``refractory`` may also be expressions that Brian
+  reads itself (``"v_rest + 2*mV"``, ``"rand()*mV"``, ``"v > -40*mV"``):
+  names, numbers, arithmetic, comparisons, ``and``/``or``/``not`` and Brian's
+  functions; no attributes, subscripts, strings, lambdas or keyword arguments.
+* String values of ``metric_options`` (also inside lists and tables) are plain
+  names (``"mean"``, ``"AP_amplitude"``), kept as text, or quantities.
+* ``n_samples`` and ``n_rounds`` are integers >= 1, ``seed`` an integer >= 0,
+  ``*_options`` tables; ``feedback`` a name or ``false``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
 
 SECTIONS = {
     "model": {"equations", "file", "method", "threshold", "reset", "refractory",
@@ -63,14 +82,52 @@ SECTIONS = {
 }
 REQUIRED = {"data": ("input", "output", "dt", "input_variable", "output_variable"),
             "fit": ("n_rounds",)}
+QUANTITY_HELP = ("write a number times Brian units, e.g. \"0.1*ms\", \"-70*mV\" or "
+                 "\"2e-3*siemens/cm**2\" (numbers, unit names, * / ** and parentheses only)")
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ -]*", re.ASCII)
 
 
 class ConfigError(ConfigurationError):
     """A problem in a configuration file, with the key and line it concerns."""
 
 
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_TABLE = (lambda v: isinstance(v, dict), "a table, e.g. { method = \"DE\" }")
+_QUANTITY = (lambda v: isinstance(v, str) or _number(v), f"a quantity; {QUANTITY_HELP}")
+TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "model": {"equations": _TEXT, "file": _TEXT, "method": _TEXT, "threshold": _TEXT,
+              "reset": _TEXT, "param_init": _TABLE, "constants": _TABLE,
+              "refractory": (lambda v: isinstance(v, str) or v is False,
+                             "a time such as \"2*ms\", a condition such as "
+                             "\"v > -40*mV\", or false")},
+    "data": {"input": _TEXT, "output": _TEXT, "input_variable": _TEXT,
+             "output_variable": _TEXT, "input_unit": _QUANTITY, "output_unit": _QUANTITY,
+             "dt": _QUANTITY},
+    "fit": {"n_samples": (lambda v: _integer(v) and v >= 1,
+                          "an integer >= 1 (parameter sets simulated per round)"),
+            "n_rounds": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+            "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+            "kind": (lambda v: v in ("trace", "spike"), "\"trace\" or \"spike\""),
+            "feedback": (lambda v: isinstance(v, str) or v is False,
+                         "a feedback name (\"text\", \"progressbar\") or false"),
+            "optimizer_options": _TABLE, "metric_options": _TABLE, "backend_options": _TABLE,
+            "optimizer": _TEXT, "metric": _TEXT, "backend": _TEXT, "storage": _TEXT,
+            "study": _TEXT, "output_dir": _TEXT},
+}
+
+
 @attrs.define
 class FitConfig:
+    """A parsed configuration file: its path, text (for line numbers) and data."""
+
     path: Path
     text: str
     data: dict
@@ -90,22 +147,36 @@ class FitConfig:
                 return number
         return None
 
-    def error(self, section: str, key: str | None, message: str) -> ConfigError:
-        line = self.line_of(section, key)
-        where = f"[{section}]" + (f" {key}" if key else "")
+    def error(self, section: str, key: str | None, message: str,
+              item: str | None = None) -> ConfigError:
+        """A ConfigError naming the file, ``[section] key`` (``key.item`` inside a
+        table) and its line."""
+        line = None
+        if key is not None and item is not None:  # [model.param_init] v = or param_init.v =
+            line = self.line_of(f"{section}.{key}", item) or \
+                self.line_of(section, f"{key}.{item}")
+        line = line or self.line_of(section, key)
+        where = f"[{section}]" + (f" {key}" if key else "") + (f".{item}" if item else "")
         at = f" (line {line})" if line else ""
         return ConfigError(f"{self.path}: {where}{at}: {message}")
 
     def get(self, section: str, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in ``[section]``, or ``default``."""
         return self.data.get(section, {}).get(key, default)
 
 
 def load_config(path: str | Path) -> FitConfig:
-    """Read and check a config file: known sections and keys, required keys present."""
+    """Read and check a config file: known sections and keys, their types, required keys.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and its line, for the first problem found.
+    """
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
     try:
         data = tomllib.loads(text)
@@ -116,6 +187,9 @@ def load_config(path: str | Path) -> FitConfig:
         if section not in SECTIONS:
             raise config.error(section, None, f"unknown section; use "
                                f"{', '.join(f'[{s}]' for s in SECTIONS)}.")
+        if not isinstance(content, dict):
+            raise config.error(section, None, f"{section} must be a section [{section}], "
+                               f"not a value.")
         allowed = SECTIONS[section]
         if allowed is not None:
             for key in content:
@@ -126,25 +200,142 @@ def load_config(path: str | Path) -> FitConfig:
         for key in keys:
             if config.get(section, key) is None:
                 raise config.error(section, None, f"missing required key {key!r}.")
+    for section, types in TYPES.items():
+        for key, (accepts, expected) in types.items():
+            value = config.get(section, key)
+            if value is not None and not accepts(value):
+                raise config.error(section, key, f"must be {expected}; got {value!r} "
+                                   f"({_toml_type(value)}).")
     if not config.get("model", "equations") and not config.get("model", "file"):
-        raise config.error("model", None, "give the model as equations = '''...''' or "
+        raise config.error("model", None, "give the model as equations = \'\'\'...\'\'\' or "
                            "file = 'model.txt'.")
     if not data.get("bounds"):
         raise config.error("bounds", None, "no [bounds]: give name = [lower, upper] for each "
                            "fitted parameter.")
+    for name, pair in data["bounds"].items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise config.error("bounds", name, "give [lower, upper], e.g. [\"1*nS\", \"50*nS\"].")
     return config
 
 
-def quantity(config: FitConfig, section: str, key: str, text: Any):
-    """Evaluate ``"0.1*ms"`` with Brian's units (and nothing else) in scope."""
-    if isinstance(text, (int, float)):
+def _toml_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return next((text for kind, text in names.items() if isinstance(value, kind)),
+                type(value).__name__)
+
+
+def quantity(config: FitConfig, section: str, key: str, text: Any, item: str | None = None):
+    """Read ``"0.1*ms"`` (or a TOML number) as a quantity, without evaluating any code.
+
+    Raises
+    ------
+    ConfigError
+        If ``text`` is not a number times Brian units; names the key and line.
+    """
+    if _number(text):
+        if not np.isfinite(text):
+            raise config.error(section, key, f"{text!r} is not a finite number.", item)
         return text
-    from brian2.core.namespace import DEFAULT_UNITS
+    if not isinstance(text, str):
+        raise config.error(section, key, f"expected a quantity, got {text!r} "
+                           f"({_toml_type(text)}); {QUANTITY_HELP}.", item)
     try:
-        return eval(str(text), {"__builtins__": {}}, dict(DEFAULT_UNITS))
-    except Exception as exc:
-        raise config.error(section, key, f"cannot read {text!r} as a quantity ({exc}); "
-                           f"write e.g. \"0.1*ms\".") from exc
+        return parse_quantity(text)
+    except QuantityError as exc:
+        raise config.error(section, key, f"cannot read {_shown(text)} as a quantity: {exc}; "
+                           f"{QUANTITY_HELP}.", item) from None
+
+
+def brian_value(config: FitConfig, section: str, key: str, value: Any,
+                item: str | None = None):
+    """A quantity, or a string Brian will read as an expression (``"v_rest + 2*mV"``).
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is neither; names the key and line.
+    """
+    if not isinstance(value, str):
+        return quantity(config, section, key, value, item)
+    try:
+        return parse_quantity(value)
+    except QuantityError as not_quantity:
+        try:
+            return check_brian_expression(value)
+        except QuantityError as not_expression:
+            raise config.error(
+                section, key, f"cannot read {_shown(value)}: it is not a quantity "
+                f"({not_quantity}) nor an expression for Brian ({not_expression}). Use a "
+                f"quantity such as \"-70*mV\" or an expression of names, numbers, "
+                f"operators and Brian's functions such as \"v_rest + 2*mV*rand()\".",
+                item) from None
+
+
+def option_value(config: FitConfig, key: str, value: Any, item: str):
+    """A ``[fit] metric_options`` value: plain names stay text, other strings are
+    quantities; lists and tables are read element by element."""
+    if isinstance(value, list):
+        return [option_value(config, key, v, f"{item}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: option_value(config, key, v, f"{item}.{k}") for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    if _PLAIN_NAME.fullmatch(value) and "__" not in value:
+        return value
+    try:
+        return parse_quantity(value)
+    except QuantityError as exc:
+        raise config.error("fit", key, f"cannot read {_shown(value)}: option strings are "
+                           f"plain names (letters, digits, _ and -) or quantities, and as a "
+                           f"quantity: {exc}; {QUANTITY_HELP}.", item) from None
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+
+
+def output_directory(config: FitConfig, override: str | Path | None = None) -> Path:
+    """The folder ``modelfit fit`` writes to, created now so a fit never runs in vain.
+
+    ``override`` (``--output``) is relative to the working directory, ``[fit]
+    output_dir`` to the configuration file.
+
+    Raises
+    ------
+    ConfigError or ConfigurationError
+        If the folder is a file, lies under a file, or cannot be created or written.
+    """
+    if override is not None:
+        path = Path(override)
+    else:
+        path = Path(config.get("fit", "output_dir", "results"))
+        if not path.is_absolute():
+            path = config.path.parent / path
+    problem = _unusable_folder(path)
+    if problem is None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot be created ({exc.strerror or exc})"
+    if problem is None:
+        return path
+    if override is not None:
+        raise ConfigurationError(f"--output {path}: {problem}; choose another folder.")
+    raise config.error("fit", "output_dir", f"{path} {problem}; choose another folder "
+                       f"(or pass --output).")
+
+
+def _unusable_folder(path: Path) -> str | None:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                return "exists and is a file" if folder == path else \
+                    f"cannot be created: {folder} is a file"
+            if not os.access(folder, os.W_OK | os.X_OK):
+                return f"cannot be written: no write permission on {folder}"
+            return None
+    return None
 
 
 def read_array(config: FitConfig, key: str) -> np.ndarray:
@@ -163,55 +354,54 @@ def read_array(config: FitConfig, key: str) -> np.ndarray:
 
 
 def build_fitter(config: FitConfig):
-    """The fitter (via a Pipeline) and the bounds described by ``config``."""
+    """The fitter (via a Pipeline) and the bounds described by ``config``.
+
+    Every value is checked here, before anything is compiled or simulated.
+    """
     from modelfit_core.fitting.pipeline import Pipeline
     model = config.get("model", "equations")
     if model is None:
         model = (config.path.parent / config.get("model", "file")).read_text()
     units = {key: quantity(config, "data", key, config.get("data", key, "1"))
              for key in ("input_unit", "output_unit")}
+    dt = quantity(config, "data", "dt", config.get("data", "dt"))
+    namespace = {k: quantity(config, "model", "constants", v, k)
+                 for k, v in (config.get("model", "constants") or {}).items()}
+    param_init = {k: brian_value(config, "model", "param_init", v, k)
+                  for k, v in (config.get("model", "param_init") or {}).items()}
+    bounds = {name: [quantity(config, "bounds", name, v) for v in pair]
+              for name, pair in config.data["bounds"].items()}
+    refractory = config.get("model", "refractory", False)
+    if isinstance(refractory, str):
+        refractory = brian_value(config, "model", "refractory", refractory)
+    fit = dict(config.data.get("fit", {}))
+    metric_options = {k: option_value(config, "metric_options", v, k)
+                      for k, v in (fit.get("metric_options") or {}).items()}
     inputs = read_array(config, "input") * units["input_unit"]
     outputs = read_array(config, "output") * units["output_unit"]
-    dt = quantity(config, "data", "dt", config.get("data", "dt"))
-    namespace = {k: quantity(config, "model", "constants", v)
-                 for k, v in (config.get("model", "constants") or {}).items()}
-    param_init = {k: quantity(config, "model", "param_init", v)
-                  for k, v in (config.get("model", "param_init") or {}).items()}
-    bounds = {}
-    for name, pair in config.data["bounds"].items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise config.error("bounds", name, "give [lower, upper], e.g. [\"1*nS\", \"50*nS\"].")
-        bounds[name] = [quantity(config, "bounds", name, v) for v in pair]
-    refractory = config.get("model", "refractory", False)
-    if isinstance(refractory, str) and re.fullmatch(r"[-+0-9.eE]+\s*\*\s*\w+", refractory):
-        refractory = quantity(config, "model", "refractory", refractory)
-    fit = dict(config.data.get("fit", {}))
     if fit.get("storage"):  # relative database paths are relative to the config file
         from modelfit_core.results.storage import database_path
         location = database_path(fit["storage"])
         if not location.is_absolute():
             fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
+    feedback = fit.get("feedback", "progressbar")
     try:
         pipe = Pipeline.from_names(
             optimizer=fit.get("optimizer", "nevergrad"), metric=fit.get("metric", "mse"),
-            backend=fit.get("backend", "runtime"), feedback=fit.get("feedback", "progressbar"),
-            optimizer_options=fit.get("optimizer_options"),
-            metric_options={k: quantity(config, "fit", "metric_options", v)
-                            if isinstance(v, str) and "*" in v else v
-                            for k, v in (fit.get("metric_options") or {}).items()},
+            backend=fit.get("backend", "runtime"),
+            feedback=None if feedback is False else feedback,
+            optimizer_options=fit.get("optimizer_options"), metric_options=metric_options,
             backend_options=fit.get("backend_options"), seed=fit.get("seed"),
             storage=fit.get("storage"), study=fit.get("study"))
     except ConfigurationError as exc:
         raise config.error("fit", None, str(exc)) from exc
     kind = fit.get("kind", "trace")
-    if kind not in ("trace", "spike"):
-        raise config.error("fit", "kind", "use \"trace\" or \"spike\".")
     make = pipe.trace_fitter if kind == "trace" else pipe.spike_fitter
     output_variable = config.get("data", "output_variable")
     output = {output_variable: outputs} if kind == "trace" else \
         [np.asarray(row)[np.isfinite(row)] * units["output_unit"] for row in outputs]
     fitter = make(model=model, input={config.get("data", "input_variable"): inputs},
-                  output=output, dt=dt, n_samples=int(fit.get("n_samples", 30)),
+                  output=output, dt=dt, n_samples=fit.get("n_samples", 30),
                   method=config.get("model", "method"),
                   threshold=config.get("model", "threshold"),
                   reset=config.get("model", "reset"), refractory=refractory,
