@@ -13,7 +13,9 @@ plugin's module (and its library) is imported when its name is first used.
 
 The layers of the core, each a sub-package importing only those below it:
 ``contracts`` -> ``model`` -> ``registry`` | ``results`` -> ``fitting`` ->
-``tools`` (see docs/architecture.md).
+``tools`` (see docs/architecture.md); ``compat`` mirrors brian2modelfitting's
+submodules above them (``modelfit_core.compat.utils`` for
+``brian2modelfitting.utils``, ...).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ _CORE_NAMES = {
     "ModelfitError": "modelfit_core.contracts.errors",
     "ConfigurationError": "modelfit_core.contracts.errors",
     "ParameterError": "modelfit_core.contracts.errors",
-    "UnitMismatchError": "modelfit_core.contracts.errors",
+    "UnitMismatchError": "modelfit_core.contracts.units",
+    "ArgumentTypeError": "modelfit_core.contracts.errors",
     "DataError": "modelfit_core.contracts.errors",
     "ModelDefinitionError": "modelfit_core.contracts.errors",
     "UnknownPluginError": "modelfit_core.contracts.errors",
@@ -63,6 +66,27 @@ _CORE_NAMES = {
     "get_sensitivity_init": "modelfit_core.model.sensitivity",
     "load_hh_dataset": "modelfit_core.tools.datasets",
     "HH_MODEL": "modelfit_core.tools.datasets",
+    # the rest of brian2modelfitting's API reference (docs/compatibility.md); the
+    # helpers that live in plugins come from the modelfit.exports entry points
+    "Simulator": "modelfit_core.compat.simulator",
+    "RuntimeSimulator": "modelfit_core.compat.simulator",
+    "CPPStandaloneSimulator": "modelfit_core.compat.simulator",
+    "initialize_neurons": "modelfit_core.compat.simulator",
+    "initialize_parameter": "modelfit_core.compat.simulator",
+    "set_parameter_value": "modelfit_core.compat.simulator",
+    "set_states": "modelfit_core.compat.simulator",
+    "run_again": "modelfit_core.compat.simulator",
+    "get_param_dic": "modelfit_core.compat.fitter",
+    "get_full_namespace": "modelfit_core.compat.fitter",
+    "setup_fit": "modelfit_core.compat.fitter",
+    "get_param_dict": "modelfit_core.compat.inferencer",
+    "configure_simulator": "modelfit_core.compat.inferencer",
+    "normalize_weights": "modelfit_core.compat.metric",
+    "make_dic": "modelfit_core.compat.utils",
+    "callback_text": "modelfit_core.compat.utils",
+    "callback_none": "modelfit_core.compat.utils",
+    "callback_setup": "modelfit_core.compat.utils",
+    "ProgressBar": "modelfit_core.compat.utils",
 }
 
 _registry = None

@@ -1,0 +1,78 @@
+"""brian2modelfitting.inferencer: simulation-based inference and its helpers.
+
+The ``Inferencer`` (an inference plugin) and ``calc_prior`` (defined next to
+it) are found through the registry when first used, so torch and sbi are
+imported only when a prior is made. ``configure_simulator``,
+``get_full_namespace`` and ``get_param_dict`` are brian2modelfitting's helpers
+for scripts that drive a Brian network themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from modelfit_core.compat.fitter import get_full_namespace  # noqa: F401 (a name of this module)
+from modelfit_core.compat.plugin_names import module_getattr, plugin_names
+from modelfit_core.compat.simulator import Simulator, simulator_for_device
+from modelfit_core.contracts.errors import DataError
+
+_KIND = "inference"
+_OWN = ["configure_simulator", "get_full_namespace", "get_param_dict"]
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return sorted(set(_OWN) | set(plugin_names(_KIND)))
+    value = module_getattr(__name__, _KIND, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__getattr__("__all__")))
+
+
+def configure_simulator() -> Simulator:
+    """The simulator for Brian's active device: a ``RuntimeSimulator``, or a
+    ``CPPStandaloneSimulator`` for ``cpp_standalone`` (reset if it has already run).
+
+    Returns
+    -------
+    Simulator
+    """
+    return simulator_for_device()
+
+
+def get_param_dict(param_values, param_names: Sequence[str], n_values: int
+                   ) -> dict[str, np.ndarray]:
+    """Columns of a parameter array as a dictionary.
+
+    Parameters
+    ----------
+    param_values : 2-D array
+        One row per sample, one column per parameter (ordered as ``param_names``).
+    param_names : list of str
+        The parameters.
+    n_values : int
+        Values per parameter in the result: the number of rows, or any number
+        if there is a single row (which is then repeated).
+
+    Returns
+    -------
+    dict
+        Name -> array of ``n_values`` floats.
+    """
+    names = list(param_names)
+    values = np.asarray(param_values, dtype=float)
+    if values.ndim == 1:
+        values = values.reshape(1, -1) if values.size == len(names) else values.reshape(-1, 1)
+    if values.ndim != 2 or values.shape[1] != len(names):
+        raise DataError(f"param_values must have one column per parameter "
+                        f"({', '.join(names)}); got shape {np.shape(param_values)}.")
+    if values.shape[0] not in (1, n_values):
+        raise DataError(f"{values.shape[0]} rows of values cannot give {n_values} values "
+                        f"per parameter.")
+    return {name: np.broadcast_to(values[:, k], (n_values,)).copy()
+            for k, name in enumerate(names)}

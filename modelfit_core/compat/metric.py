@@ -1,0 +1,66 @@
+"""brian2modelfitting.metric: the metric classes and helpers.
+
+``Metric``, ``TraceMetric`` and ``SpikeMetric`` are the core's base classes;
+the metric plugins (``MSEMetric``, ``GammaFactor``, ``FeatureMetric``, ...)
+and the helpers defined next to them (``firing_rate``, ``get_gamma_factor``,
+``calc_eFEL``) are found through the registry when first used, so eFEL is
+imported only when a feature is computed.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from modelfit_core.compat.plugin_names import module_getattr, plugin_names
+from modelfit_core.contracts.errors import ConfigurationError
+
+_KIND = "metrics"
+_CORE = {name: "modelfit_core.contracts.metric_bases"
+         for name in ("Metric", "TraceMetric", "SpikeMetric")}
+_OWN = ["normalize_weights"]
+
+
+def __getattr__(name: str):
+    if name == "__all__":
+        return sorted(set(_CORE) | set(_OWN) | set(plugin_names(_KIND)))
+    if name in _CORE:
+        value = getattr(importlib.import_module(_CORE[name]), name)
+    else:
+        value = module_getattr(__name__, _KIND, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__getattr__("__all__")))
+
+
+def normalize_weights(t_weights) -> np.ndarray:
+    """Time weights divided by their mean (so that they average 1).
+
+    Parameters
+    ----------
+    t_weights : array
+        One non-negative weight per time step, not all zero.
+
+    Returns
+    -------
+    ndarray
+        ``t_weights / mean(t_weights)``.
+
+    Raises
+    ------
+    ConfigurationError
+        A weight is negative or not finite, or all are zero (also a ValueError).
+    """
+    weights = np.asarray(t_weights, dtype=float)
+    if not np.isfinite(weights).all():
+        raise ConfigurationError("Weights in 't_weights' have to be finite numbers.")
+    if (weights < 0).any():
+        raise ConfigurationError("Weights in 't_weights' have to be positive.")
+    mean_weight = weights.mean() if weights.size else 0.0
+    if mean_weight == 0:
+        raise ConfigurationError("Weights in 't_weights' cannot be all zero.")
+    return weights / mean_weight
