@@ -12,8 +12,9 @@ from brian2 import amp, mV, ms, nS
 
 from modelfit_core import MSEMetric, NevergradOptimizer, SpikeMetric, TraceFitter
 from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
-                                  ModelDefinitionError, ModelfitError, ParameterError,
-                                  UnitMismatchError)
+                                            ModelDefinitionError, ModelfitError,
+                                            ParameterError)
+from modelfit_core.contracts.units import UnitMismatchError
 
 from conftest import BOUNDS, DT, N_STEPS, N_TRACES, PASSIVE_MODEL, El
 
@@ -155,9 +156,16 @@ def test_bad_n_samples(spy, data, n_samples):
         fitter_with(spy, data, n_samples=n_samples)
 
 
-@pytest.mark.parametrize("dt", [0.1, 1e-4, 0.1 * mV, -0.1 * ms, 0 * ms])
-def test_dt_must_be_a_positive_time(spy, data, dt):
+@pytest.mark.parametrize("dt", [0.1, 1e-4, 0.1 * mV])
+def test_dt_must_be_a_time(spy, data, dt):
     with pytest.raises(UnitMismatchError, match="dt must be a positive time with units"):
+        fitter_with(spy, data, dt=dt)
+
+
+@pytest.mark.parametrize("dt", [-0.1 * ms, 0 * ms, np.inf * ms, np.nan * ms,
+                                np.array([0.1, 0.2]) * ms])
+def test_dt_must_be_one_positive_finite_time(spy, data, dt):
+    with pytest.raises(ConfigurationError, match="dt must be a (positive, finite|single) time"):
         fitter_with(spy, data, dt=dt)
 
 

@@ -148,3 +148,41 @@ def test_lost_scattered_data_is_sent_again(dask_backend):
     after = simulation.run(parameters).errors["v"]
     assert simulation._spec_future is not lost
     np.testing.assert_array_equal(before, after)
+
+
+UNGUARDED_SCRIPT = """
+import numpy as np
+from brian2 import *
+from modelfit_core import *
+
+El = -70*mV
+model = '''
+dv/dt = (gl*(El - v) + I)/C : volt
+gl : siemens (constant)
+C : farad (constant)
+'''
+inputs = np.zeros((2, 100))*amp
+inputs[:, 20:] = 0.2*nA
+fitter = TraceFitter(model=model, input={'I': inputs}, output={'v': np.zeros((2, 100))*mV + El},
+                     dt=0.1*ms, n_samples=4, param_init={'v': El},
+                     backend=DaskBackend(n_workers=2))
+best, error = fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
+                         callback=None, gl=[1*nS, 10*nS], C=[10*pF, 100*pF])
+print("FITTED", sorted(best), __file__.endswith("script.py"))
+"""
+
+
+@pytest.mark.slow
+def test_a_script_without_main_guard_fits_on_dask(tmp_path):
+    """Every script of the manual runs at module level, without
+    ``if __name__ == "__main__":``; the workers must not run it again."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    completed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                               timeout=300, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "FITTED ['C', 'gl'] True" in completed.stdout
+    assert "Nanny failed" not in completed.stderr and "ERROR" not in completed.stderr

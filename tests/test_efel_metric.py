@@ -10,7 +10,8 @@ from brian2 import mV, ms, msiemens, nA, nsiemens, psiemens, second, usiemens
 
 efel = pytest.importorskip("efel")
 
-from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError  # noqa: E402
+from modelfit_core.contracts.errors import ConfigurationError, DataError  # noqa: E402
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_plugins.metrics.efel_features import FeatureMetric  # noqa: E402
 
 DT = 0.01 * ms

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from modelfit_core import MSEMetric, NevergradOptimizer, TraceMetric
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.units import UnitMismatchError
 
 from conftest import BOUNDS
 

@@ -7,7 +7,8 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelfit_core.contracts.errors import ParameterError, UnitMismatchError
+from modelfit_core.contracts.errors import ParameterError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.model.parameters import ParameterSpace
 
 DECLARED = {"gl": get_dimensions(siemens), "C": get_dimensions(farad)}

@@ -266,7 +266,9 @@ def test_callback_arguments(make_fitter):
         assert set(call["best_params"]) == {"gl", "C"}
         assert call["best_error"].dim is V2
         assert float(call["best_error"]) <= np.min(record.errors)
-        assert set(call["info"]) >= {"best_params_text", "diverged", "objective_errors"}
+        assert set(call["info"]) >= {"best_params_text", "diverged", "objective_errors",
+                                     "objective_errors_normalized", "output_var"}
+        assert isinstance(call["errors"], list)
         assert call["info"]["best_params_text"].startswith("gl=")
         assert not call["info"]["diverged"].any()
     assert recorder.calls[-1]["best_params"] == fitter.best_params

@@ -19,10 +19,6 @@ class ParameterError(ConfigurationError):
     """A fitted parameter is missing, unknown, or has bad bounds."""
 
 
-class UnitMismatchError(ConfigurationError):
-    """A quantity has physical dimensions other than the ones required."""
-
-
 class DataError(ConfigurationError):
     """Input or output data have the wrong shape, contain NaN, or do not match."""
 
@@ -36,6 +32,12 @@ class UnknownPluginError(ModelfitError, KeyError):
 
     def __str__(self):  # KeyError would otherwise repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class ArgumentTypeError(ConfigurationError, TypeError):
+    """A required argument is missing, or an argument is of the wrong type (also a
+    ``TypeError``, as Python raises for such calls), e.g. an optimizer without
+    ``ask``/``tell`` or ``GammaFactor()`` without ``delta``."""
 
 
 class PluginLoadError(ModelfitError, ImportError):

@@ -70,6 +70,13 @@ class Kind:
         return text + (f"; {self.hint}" if self.hint else "") + ")"
 
 
+    def missing_methods(self, obj: Any) -> list[str]:
+        """The Protocol's methods that the object (or class) ``obj`` lacks."""
+        cls = obj if isinstance(obj, type) else type(obj)
+        return [m for m in self.required if not _defines(cls, m)
+                and not callable(getattr(obj, m, None))]
+
+
 def _defines(cls: type, method: str) -> bool:
     # looked up in the class dictionaries: every class has a ``__call__`` (type's)
     for klass in cls.__mro__:

@@ -46,15 +46,20 @@ class Metric:
             raise ConfigurationError(f"{type(self).__name__} got unknown option(s) "
                                      f"{', '.join(sorted(kwds))}.")
         self.t_start = 0 * second if t_start is None else t_start
-        seconds(self.t_start, "t_start")
+        start = seconds(self.t_start, "t_start")
+        if np.ndim(start) != 0 or not np.isfinite(start) or start < 0:
+            raise ConfigurationError(f"t_start must be one time >= 0 (the part of the traces "
+                                     f"that counts starts there); got {self.t_start!r}.")
         if t_weights is not None:
             if float(self.t_start) != 0:
                 raise ConfigurationError("t_weights cannot be combined with t_start; set "
                                          "the weights of the first steps to 0 instead.")
             t_weights = np.asarray(t_weights, dtype=float)
-            if t_weights.ndim != 1 or (t_weights < 0).any() or t_weights.sum() <= 0:
-                raise ConfigurationError("t_weights must be a 1-D array of non-negative "
-                                         "weights, one per time step, not all zero.")
+            if t_weights.ndim != 1 or not np.isfinite(t_weights).all() \
+                    or (t_weights < 0).any() or t_weights.sum() <= 0:
+                raise ConfigurationError("t_weights must be a 1-D array of finite, "
+                                         "non-negative weights, one per time step, not all "
+                                         "zero (NaN and inf are not weights).")
         self.t_weights = t_weights
         if np.any(np.asarray(normalization) == 0):
             raise ConfigurationError("normalization must not be zero.")

@@ -127,6 +127,10 @@ class PreparedSimulation(Protocol):
 class RemoteScoring(Protocol):
     """Capability of a :class:`PreparedSimulation` that runs in other processes.
 
+    Its backend says so with the class attribute ``scores_remotely = True``, so
+    that the fitter does not check the memory of recordings that are never
+    gathered in this process.
+
     At the start of each fit the fitter passes a picklable
     ``errors_here(result, n_samples) -> SimulationResult`` (or None) that
     scores a batch where it was simulated, so that errors travel back instead

@@ -9,9 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from brian2 import Quantity, get_dimensions, second
-from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
+from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError, get_unit
 
-from modelfit_core.contracts.errors import UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError
+
+class UnitMismatchError(ConfigurationError, DimensionMismatchError):
+    """A quantity has physical dimensions other than the ones required.
+
+    Also Brian's ``DimensionMismatchError`` (and a ``ValueError``), so that code
+    written for brian2modelfitting catches it as before.
+    """
+
+    def __init__(self, message: str, *dims):
+        DimensionMismatchError.__init__(self, message, *dims)
+
+    def __str__(self) -> str:
+        return DimensionMismatchError.__str__(self) if self.dims else str(self.desc)
+
 
 _SI_BASE_NAMES = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candle")
 _SI_BASE_SYMBOLS = ("m", "kg", "s", "A", "K", "mol", "cd")

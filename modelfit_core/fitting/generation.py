@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-from brian2 import Quantity, second
+from brian2 import Quantity
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core.contracts.errors import ConfigurationError
@@ -55,7 +55,9 @@ def recorded_names(problem: FittingProblem, output_var) -> list[str]:
 def generate_outputs(problem: FittingProblem, space: ParameterSpace, vector: np.ndarray, *,
                      output_var=None, param_init: Mapping[str, Any] | None = None,
                      iteration: float, level: int = 0, use_units: bool = True):
-    """What ``Fitter.generate`` returns (see there) for the SI parameter ``vector``."""
+    """What ``Fitter.generate`` returns (see there) for the SI parameter ``vector``:
+    traces as Quantities (plain arrays with ``use_units=False``), spike times as
+    plain arrays in seconds (as brian2modelfitting returns them)."""
     if output_var is None:
         output_var = problem.output_names if len(problem.output_names) > 1 else \
             problem.output_names[0]
@@ -73,8 +75,8 @@ def generate_outputs(problem: FittingProblem, space: ParameterSpace, vector: np.
                             iteration=iteration)
     out = {}
     for name in names:
-        if name == SPIKES:
-            out[name] = [np.asarray(s) * (second if use_units else 1) for s in result.spikes[0]]
+        if name == SPIKES:  # plain arrays of seconds, as brian2modelfitting returns them
+            out[name] = [np.asarray(s, dtype=float) for s in result.spikes[0]]
         else:
             values = result.traces[name][0]
             dim = problem.model.dimension_of(name)

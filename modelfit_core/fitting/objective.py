@@ -15,7 +15,8 @@ import attrs
 import numpy as np
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES, compares_spikes
 from modelfit_core.contracts.protocols import MetricWithUnits, ResidualForm
 from modelfit_core.contracts.simulation import SimulationResult
@@ -49,8 +50,8 @@ def metrics_per_output(metric, output_names: list[str]) -> dict[str, Any]:
         metrics = {name: metric for name in output_names}
     for name, m in metrics.items():
         if not callable(getattr(m, "calc", None)):
-            raise ConfigurationError(f"The metric for {name!r} ({m!r}) has no calc() "
-                                     f"method; pass a Metric such as MSEMetric().")
+            raise ArgumentTypeError(f"The metric for {name!r} ({m!r}) has no calc() "
+                                    f"method; pass a Metric such as MSEMetric().")
     return metrics
 
 
@@ -224,7 +225,9 @@ class Objective:
         for values in per_output.values():
             total = total + np.asarray(values, dtype=float)
         if self.penalty:
-            penalty = np.asarray(result.final[self.penalty], dtype=float).reshape(
+            # a constant subexpression comes back as one value for the whole group
+            penalty = np.broadcast_to(np.asarray(result.final[self.penalty], dtype=float),
+                                      (n_samples * self.recordings.n_traces,)).reshape(
                 n_samples, self.recordings.n_traces).mean(axis=1)
             total = total + penalty
         diverged = result.diverged(n_samples) | ~np.isfinite(total)

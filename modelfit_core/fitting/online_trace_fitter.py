@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from brian2 import second
 
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import LeastSquaresMetric
 from modelfit_core.fitting.trace_fitter import TraceFitter

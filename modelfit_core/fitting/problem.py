@@ -10,13 +10,15 @@ one prepared simulation per configuration, so each is compiled once.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Hashable, Mapping
 
 import attrs
 import numpy as np
 from brian2 import Quantity, second
 
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import SingleRunDelegation
 from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
@@ -32,10 +34,36 @@ coupling to the target that fades with the rounds is switched off."""
 
 
 def check_time_step(dt) -> None:
-    """``dt`` must be a positive time with units."""
-    if not isinstance(dt, Quantity) or dt.dim is not second.dim or float(dt) <= 0:
+    """``dt`` must be one positive, finite time with units."""
+    if not isinstance(dt, Quantity) or dt.dim is not second.dim:
         raise UnitMismatchError(f"dt must be a positive time with units, e.g. "
                                 f"dt=0.01*ms; got {dt!r}.")
+    if np.ndim(dt) != 0:
+        raise ConfigurationError(f"dt must be a single time step, e.g. dt=0.01*ms; got an "
+                                 f"array of shape {np.shape(dt)}.")
+    if not np.isfinite(float(dt)) or float(dt) <= 0:
+        raise ConfigurationError(f"dt must be a positive, finite time, e.g. dt=0.01*ms; "
+                                 f"got {dt!r}.")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+RECORDING_COPIES = 3
+"""A recorded trace is held about three times while a round is scored: Brian's
+monitor, the (n_samples, n_traces, n_steps) copy, and the metric's difference."""
 
 
 @attrs.define(eq=False)
@@ -78,7 +106,7 @@ class FittingProblem:
         class in messages.
         """
         check_time_step(dt)
-        recordings = Recordings.from_user(input, output, input_var=input_var)
+        recordings = Recordings.from_user(input, output, input_var=input_var, dt_s=float(dt))
         description = describe_model(model, recordings.inputs, recordings.output_names,
                                      extra_code=(threshold, reset, refractory, param_init,
                                                  penalty))
@@ -145,8 +173,11 @@ class FittingProblem:
         return select(combined, names)
 
     def check_units(self, namespace: Mapping[str, Any]) -> None:
-        """Brian's unit check of the equations with the inputs, before anything compiles."""
-        check_units(self.model, self.recordings.inputs, self._targets(()), namespace)
+        """Brian's unit check of the equations with the inputs, and of the threshold,
+        reset, refractoriness and method, before anything compiles."""
+        check_units(self.model, self.recordings.inputs, self._targets(()), namespace,
+                    threshold=self.threshold, reset=self.reset, refractory=self.refractory,
+                    method=self.method)
 
     def _targets(self, online: Mapping[str, float]) -> dict[str, Any]:
         traces = self.recordings.traces
@@ -182,6 +213,28 @@ class FittingProblem:
             param_init=initial, namespace=dict(namespace), constants=constants,
             targets=self._targets(online_error), uses_iteration=self.model.uses_iteration,
             record_final=record_final, name=name, online_error=online_error)
+
+    def check_memory(self, n_samples: int, record, *, remote: bool = False) -> None:
+        """Refuse, before anything is allocated, a round whose recorded traces do not fit
+        in the memory available (8 bytes per value, held ~3 times while scored).
+
+        ``remote``: the backend records and scores in other processes (dask), whose
+        memory is not known here; nothing is checked.
+        """
+        if remote or not record:
+            return
+        values = len(tuple(record)) * n_samples * self.n_traces * self.n_steps
+        needed = 8 * values * RECORDING_COPIES
+        available = available_memory()
+        if available is None or needed <= available:
+            return
+        raise ConfigurationError(
+            f"A round would record {len(tuple(record))} variable(s) x {n_samples} samples x "
+            f"{self.n_traces} traces x {self.n_steps} steps, about {needed / 2**30:.1f} GiB "
+            f"while it is scored, but only {available / 2**30:.1f} GiB of memory is "
+            f"available. Use fewer samples (n_samples), online_error=True (nothing is "
+            f"recorded, the error is accumulated while simulating), a machine with more "
+            f"memory, or backend='dask' to spread the samples over workers.")
 
     @property
     def single_run_backend(self):

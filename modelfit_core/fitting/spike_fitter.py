@@ -11,6 +11,11 @@ from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
 from modelfit_core.registry.parts import Parts
 
 
+DEFAULT_METHODS = ("exponential_euler", "exact", "euler", "heun")
+"""SpikeFitter's integration methods when none is given: brian2modelfitting's
+``exponential_euler``, or, for equations it cannot integrate, Brian's own choice."""
+
+
 def spike_outputs(output) -> dict[str, Any]:
     """SpikeFitter's outputs as ``{name: recordings}``: a bare list is the spike trains."""
     if isinstance(output, Mapping):
@@ -60,8 +65,8 @@ class SpikeFitter(Fitter):
         problem = FittingProblem.from_user(
             model, input, spike_outputs(output), dt, backend=pipeline.resolve_backend(backend),
             input_var=input_var, threshold=threshold, reset=reset, refractory=refractory,
-            method=method, param_init=param_init, penalty=penalty, namespace=namespace,
-            level=level, owner=self.fitter_name)
+            method=DEFAULT_METHODS if method is None else method, param_init=param_init,
+            penalty=penalty, namespace=namespace, level=level, owner=self.fitter_name)
         super().__init__(problem, n_samples, pipeline=pipeline, use_units=use_units,
                          storage=storage, study=study)
 
@@ -75,6 +80,7 @@ class SpikeFitter(Fitter):
 
     def generate_spikes(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):
-        """Spike times (one array per input trace) for the best (or given) parameters."""
+        """Spike times (one array of seconds per input trace, without units, as in
+        brian2modelfitting) for the best (or given) parameters."""
         return self.generate(output_var=SPIKES, params=params, param_init=param_init,
                              iteration=iteration, level=level)

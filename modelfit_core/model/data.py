@@ -13,7 +13,8 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import DataError, UnitMismatchError
+from modelfit_core.contracts.errors import DataError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.simulation import InputSignal
 from modelfit_core.contracts.units import unit_name
 
@@ -38,16 +39,44 @@ def as_named(data: Any, var: Any, role: str) -> dict[str, Any]:
     return {var: data}
 
 
+def raise_unless_numbers(values: Any, name: str, role: str, exc: Exception) -> None:
+    """Raise a DataError naming ``name`` when ``values`` is no rectangular array of numbers."""
+    raise DataError(f"The {role} {name!r} is not a rectangular array of numbers "
+                    f"(n_traces, n_steps): {exc}. Give every trace the same number of "
+                    f"steps, as numbers (with units).") from exc
+
+
 def trace_array(values: Any, name: str, role: str, expected_dim=None) -> InputSignal:
-    """Validate a 2-D trace array (n_traces, n_steps); returns SI values and dimension."""
-    dim = get_dimensions(values)
+    """Validate a 2-D trace array (n_traces, n_steps); returns SI values and dimension.
+
+    Raises
+    ------
+    DataError
+        Ragged, non-numeric or complex data, NaN/inf, or not 1-D/2-D.
+    UnitMismatchError
+        Units other than ``expected_dim`` (when given).
+    """
+    try:
+        dim = get_dimensions(values)
+    except (TypeError, ValueError) as exc:  # lists of lists: plain numbers, or ragged
+        raise_unless_numbers(values, name, role, exc)
+        dim = DIMENSIONLESS
     if expected_dim is not None and dim is not expected_dim:
         raise UnitMismatchError(
             f"The {role} {name!r} has units of {unit_name(dim)}, but the model declares "
             f"{name!r} with units of {unit_name(expected_dim)}. Multiply the array by the "
             f"right unit, e.g. traces*{unit_name(expected_dim)}.")
-    array = np.asarray(values.view(np.ndarray) if isinstance(values, Quantity) else values,
-                       dtype=float)
+    raw = values.view(np.ndarray) if isinstance(values, Quantity) else values
+    try:
+        array = np.asarray(raw)
+    except (TypeError, ValueError) as exc:
+        raise_unless_numbers(raw, name, role, exc)
+    if np.iscomplexobj(array):
+        raise DataError(f"The {role} {name!r} holds complex numbers; give real values.")
+    try:
+        array = array.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise_unless_numbers(raw, name, role, exc)
     if array.ndim == 1:
         array = array[np.newaxis, :]
     if array.ndim != 2:
@@ -77,19 +106,62 @@ def check_same_shape(inputs: Mapping[str, InputSignal],
     return next(iter(distinct))
 
 
-def spike_trains(values: Any, name: str = "spikes") -> list[np.ndarray]:
-    """Validate target spike trains: a list (one per trace) of spike times."""
-    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
-        values = [values]
+def _times(train: Any, k: int, name: str) -> np.ndarray:
+    """One spike train as seconds: a Quantity of time, or unitless numbers (seconds, as
+    Brian's ``spike_monitor.t_`` gives them)."""
+    try:
+        dim = get_dimensions(train)
+    except (TypeError, ValueError):  # e.g. a list of objects: judged by its values below
+        dim = None
+    # Brian's unitless views (VariableView of ``t_``) have no dimensions at all
+    if dim is not None and dim is not DIMENSIONLESS and dim is not get_dimensions(second):
+        raise UnitMismatchError(f"Spike train {k} of {name!r} has units of "
+                                f"{unit_name(dim)}; spike times must be in seconds.")
+    try:
+        values = np.asarray(train)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"Spike train {k} of {name!r} is not an array of numbers: "
+                        f"{exc}.") from exc
+    if np.iscomplexobj(values) or not (np.issubdtype(values.dtype, np.number)
+                                       or values.dtype == bool or values.size == 0):
+        raise DataError(f"Spike train {k} of {name!r} holds {values.dtype} values; give "
+                        f"spike times as real numbers (seconds) or a Quantity of time.")
+    return np.sort(values.astype(float).ravel())
+
+
+def spike_trains(values: Any, name: str = "spikes",
+                 duration: float | None = None) -> list[np.ndarray]:
+    """Validate target spike trains: one array of spike times per trace.
+
+    Each train is a Quantity of time, or unitless numbers taken as seconds
+    (e.g. ``spike_monitor.t_``); a single array is one train. With the
+    ``duration`` of the recordings (seconds), times must lie within it, and
+    times that look like milliseconds passed as seconds get a warning.
+
+    Raises
+    ------
+    UnitMismatchError
+        A train with units other than time.
+    DataError
+        NaN/inf, complex or non-numeric values, negative times, or times after
+        the end of the recordings.
+    """
+    if getattr(values, "ndim", None) == 1 and getattr(values, "dtype", None) != object:
+        values = [values]  # one train (an array, a Quantity or a Brian view)
     trains = []
     for k, train in enumerate(values):
-        dim = get_dimensions(train)
-        if dim is not DIMENSIONLESS and dim is not get_dimensions(second):
-            raise UnitMismatchError(f"Spike train {k} of {name!r} has units of "
-                                    f"{unit_name(dim)}; spike times must be in seconds.")
-        array = np.sort(np.asarray(train, dtype=float).ravel())
+        array = _times(train, k, name)
         if not np.isfinite(array).all():
             raise DataError(f"Spike train {k} of {name!r} contains NaN/inf.")
+        if array.size and array[0] < 0:
+            raise DataError(f"Spike train {k} of {name!r} has a negative spike time "
+                            f"({array[0]} s); spike times count from the start of the "
+                            f"recording.")
+        if duration is not None and array.size and array[-1] > duration:
+            hint = (" They look like milliseconds given as seconds: multiply by ms "
+                    "(e.g. times*ms) instead." if array[-1] <= 1000 * duration else "")
+            raise DataError(f"Spike train {k} of {name!r} has a spike at {array[-1]} s, "
+                            f"after the end of the recordings ({duration} s).{hint}")
         trains.append(array)
     return trains
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import attrs
+import numpy as np
 from brian2 import Equations, get_dimensions
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.equations.equations import (BOOLEAN, DIFFERENTIAL_EQUATION, INTEGER,
                                         SUBEXPRESSION)
 
-from modelfit_core.contracts.errors import ModelDefinitionError, UnitMismatchError
+from modelfit_core.contracts.errors import ModelDefinitionError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.units import unit_text
 from modelfit_core.model.namespace import identifiers_in
+from modelfit_core.model.spiking import (check_method, check_refractory, check_reset,
+                                         check_threshold)
 
 RESERVED = {"iteration"}
 
@@ -52,6 +56,20 @@ def equations_to_text(equations: Equations) -> str:
     return "\n".join(lines)
 
 
+_BRIAN_NAMES = ("t", "dt", "xi", "i", "N", "t_in_timesteps", "lastspike",
+                "not_refractory")
+
+
+def free_names(identifiers, equations: Equations) -> list[str]:
+    """Names the model uses without defining them (inputs and external constants), without
+    Brian's units, functions and built-in variables."""
+    from brian2.core.namespace import DEFAULT_CONSTANTS, DEFAULT_FUNCTIONS, DEFAULT_UNITS
+    known = set(DEFAULT_UNITS) | set(DEFAULT_FUNCTIONS) | set(DEFAULT_CONSTANTS)
+    return sorted(name for name in identifiers
+                  if name not in equations.names and name not in known
+                  and name not in _BRIAN_NAMES and not name.startswith("xi_")) or ["(none)"]
+
+
 def describe_model(model, input_names, output_names, extra_code=()) -> ModelDescription:
     """Parse ``model`` and check that inputs and outputs fit it.
 
@@ -71,12 +89,19 @@ def describe_model(model, input_names, output_names, extra_code=()) -> ModelDesc
                 f"The input variable {name!r} is defined in the model equations. Inputs are "
                 f"provided by the fitter: use {name!r} in the equations but remove its "
                 f"definition (e.g. the line '{name} : ...').")
+    identifiers = set(equations.identifiers) | identifiers_in(*extra_code)
+    for name in input_names:
+        if name not in identifiers:
+            raise ModelDefinitionError(
+                f"The input {name!r} is not used by the model equations, so it would have "
+                f"no effect. Inputs must be names the equations use without defining them; "
+                f"the model's free names are: {', '.join(free_names(identifiers, equations))}"
+                f". Rename the input or use it in the equations.")
     for name in output_names:
         if name != "spikes" and name not in equations.names:
             raise ModelDefinitionError(
                 f"The output variable {name!r} is not a variable of the model; the model "
                 f"defines {', '.join(sorted(equations.names))}.")
-    identifiers = set(equations.identifiers) | identifiers_in(*extra_code)
     for name in RESERVED:
         if name in equations.names:
             raise ModelDefinitionError(f"{name!r} is reserved by modelfit (it counts the "
@@ -114,13 +139,20 @@ def initial_values(param_init: Mapping[str, Any] | None, description: ModelDescr
             raise UnitMismatchError(
                 f"param_init[{name!r}] = {value!r} has the wrong units; {name!r} is declared "
                 f"with dimensions {expected if expected is not DIMENSIONLESS else '1'}.")
+        number = np.asarray(value, dtype=float)
+        if number.ndim != 0 or not np.isfinite(number):
+            raise ModelDefinitionError(
+                f"param_init[{name!r}] = {value!r} must be one finite value (or an "
+                f"expression as a string, e.g. '-70*mV + rand()*5*mV').")
         target = constants if name in description.parameters else initial
-        target[name] = float(value)
+        target[name] = float(number)
     return initial, constants
 
 
-def check_units(description: ModelDescription, inputs, targets, namespace) -> None:
-    """Check the equations' units with the inputs' units, before anything is compiled.
+def check_units(description: ModelDescription, inputs, targets, namespace,
+                threshold=None, reset=None, refractory=False, method=None) -> None:
+    """Check the equations' units with the inputs' units, and the spiking behaviour and
+    integration method (:mod:`.spiking`), before anything is compiled.
 
     The inputs (and ``<var>_target`` traces) are declared as parameters of a
     one-neuron group, and Brian's own unit check is run on the equations.
@@ -144,6 +176,12 @@ def check_units(description: ModelDescription, inputs, targets, namespace) -> No
                         name="modelfit_unitcheck*")
     try:
         group.equations.check_units(group, run_namespace={})
+        check_threshold(group, threshold)
+        check_reset(group, reset)
+        check_refractory(group, refractory)
+        check_method(group, method)
+    except UnitMismatchError:
+        raise
     except DimensionMismatchError as exc:
         given = ", ".join(f"{name} in {unit_text(signal.dim)}" for name, signal in inputs.items())
         raise UnitMismatchError(

@@ -10,7 +10,8 @@ from brian2 import get_dimensions
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.contracts.errors import ParameterError, UnitMismatchError
+from modelfit_core.contracts.errors import ParameterError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.units import format_quantity, with_unit
 
 
@@ -93,6 +94,14 @@ class ParameterSpace:
             upper.append(high)
         return cls(names=names, dims=tuple(declared[n] for n in names),
                    lower=np.array(lower), upper=np.array(upper))
+
+    def sorted_by_name(self) -> "ParameterSpace":
+        """The same space with the parameters in alphabetical order (the order of
+        brian2modelfitting's Inferencer samples and posteriors)."""
+        order = sorted(range(len(self.names)), key=lambda k: self.names[k])
+        return ParameterSpace(names=tuple(self.names[k] for k in order),
+                              dims=tuple(self.dims[k] for k in order),
+                              lower=self.lower[order], upper=self.upper[order])
 
     def bounds_dict(self) -> dict[str, list[float]]:
         """name -> [lower, upper] in SI, the form optimizers receive."""

@@ -13,7 +13,8 @@ import attrs
 import numpy as np
 from brian2 import second
 
-from modelfit_core.contracts.errors import DataError, UnitMismatchError
+from modelfit_core.contracts.errors import DataError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.simulation import InputSignal
 from modelfit_core.contracts.units import unit_name
@@ -32,7 +33,10 @@ class Recordings:
     n_steps: int
 
     @classmethod
-    def from_user(cls, input: Any, output: Mapping[str, Any], input_var=None) -> "Recordings":
+    def from_user(cls, input: Any, output: Mapping[str, Any], input_var=None,
+                  dt_s: float | None = None) -> "Recordings":
+        """Validate the user's data; ``dt_s`` (seconds) lets spike times be checked
+        against the length of the recordings."""
         inputs = {name: trace_array(values, name, "input")
                   for name, values in as_named(input, input_var, "input").items()}
         traces = {name: trace_array(values, name, "output")
@@ -40,7 +44,8 @@ class Recordings:
         n_traces, n_steps = check_same_shape(inputs, traces)
         spikes = None
         if SPIKES in output:
-            spikes = spike_trains(output[SPIKES], SPIKES)
+            spikes = spike_trains(output[SPIKES], SPIKES,
+                                  duration=None if dt_s is None else n_steps * dt_s)
             if len(spikes) != n_traces:
                 raise DataError(f"The output 'spikes' has {len(spikes)} spike trains but the "
                                 f"input has {n_traces} traces; give one train per input trace.")

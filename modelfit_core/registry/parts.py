@@ -9,11 +9,12 @@ the factories of fitters to it.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
+import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.kinds import kind_named
 from modelfit_core.registry.plugin_registry import Registry
 
@@ -113,6 +114,15 @@ class Parts:
             Stream every evaluation of the fitters made from these parts to SQLite
             (``"sqlite:///fit.db"``) under the study name; see ``fit(resume=True)``.
         """
+        if seed is not None and (isinstance(seed, bool)
+                                 or not isinstance(seed, (int, np.integer))):
+            raise ArgumentTypeError(f"seed must be an integer; got {seed!r}.")
+        for kind, options in (("optimizer", optimizer_options), ("metric", metric_options),
+                              ("backend", backend_options), ("feedback", feedback_options)):
+            if options is not None and not isinstance(options, Mapping):
+                raise ArgumentTypeError(
+                    f"{kind}_options must be a dict of keyword arguments, e.g. "
+                    f"optimizer_options={{'method': 'DE'}}; got {options!r}.")
         registry = registry or Registry(disable=disable_plugins, plugins=plugins)
         parts = cls(registry=registry, seed=seed, storage=storage, study=study,
                     names={"optimizer": optimizer, "metric": metric, "backend": backend,
@@ -137,14 +147,18 @@ class Parts:
 
     def make(self, kind: str, spec: str | Any, options: dict[str, Any] | None = None):
         """An object of ``kind`` from a registered name and options, or ``spec`` itself."""
+        singular = kind_named(kind).singular
+        if options is not None and not isinstance(options, Mapping):
+            raise ArgumentTypeError(
+                f"The {singular} options must be a dict of keyword arguments, e.g. "
+                f"{singular}_options={{'method': 'DE'}}; got {options!r}.")
         options = dict(options or {})
         if not isinstance(spec, str):
             if options:
                 raise ConfigurationError(f"Options for {kind} were given with an object "
                                          f"({spec!r}); configure the object instead.")
             return spec
-        return construct(self.registry.lookup(kind, spec), options, kind_named(kind).singular,
-                         spec)
+        return construct(self.registry.lookup(kind, spec), options, singular, spec)
 
     def default_optimizer(self):
         """These parts' optimizer, or a new one of the default optimizer plugin."""

@@ -13,10 +13,15 @@ workers, which prepare the model themselves, and the round completes.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
 import os
+import re
+import sys
 import uuid
 import warnings
+import weakref
 from concurrent.futures import CancelledError
 
 import attrs
@@ -24,6 +29,50 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
+
+_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]""")
+
+
+def _runs_unguarded(module) -> bool:
+    """Whether ``module`` is a script run as ``__main__`` without an
+    ``if __name__ == "__main__":`` guard (every script of the manual is)."""
+    path = getattr(module, "__file__", None)
+    if path is None or getattr(getattr(module, "__spec__", None), "name", None):
+        return False  # an interactive session, or ``python -m package``
+    try:
+        with open(path, encoding="utf-8", errors="replace") as source:
+            return _GUARD.search(source.read()) is None
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def unguarded_main_hidden():
+    """While the LocalCluster starts its worker processes, hide an unguarded script.
+
+    Worker processes are spawned, and a spawned process runs the parent's
+    ``__main__`` script again; without the guard, that would start the fit (and
+    a cluster) again in every worker ("Nanny failed to start"). Hidden, the
+    workers start without it. Objects defined in such a script (a custom
+    metric) then cannot be sent to the workers: add the guard for those.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or not _runs_unguarded(main):
+        yield
+        return
+    path = main.__file__
+    del main.__file__  # what multiprocessing reads to run the script in its children
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+def _shutdown_if_alive(backend_ref) -> None:
+    backend = backend_ref()
+    if backend is not None:
+        backend.shutdown()
+
 
 _WORKER_CACHE: dict[str, object] = {}
 """Prepared simulations held by this (worker) process, keyed by preparation token."""
@@ -172,6 +221,8 @@ class DaskBackend:
     """
 
     name = "dask"
+    scores_remotely = True
+    """Batches are recorded and scored on the workers (see ``compute_errors_with``)."""
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
                  chunks: int | None = None, inner: str = "runtime",
@@ -198,10 +249,14 @@ class DaskBackend:
             # keep the broadcast copies of the scattered specification on every
             # worker (the memory manager would drop all but one, and losing that
             # worker would then cost a re-send)
-            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}), \
+                    unguarded_main_hidden():
                 self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
                                             processes=True, dashboard_address=None)
             self.client = Client(self.cluster)
+            # at exit, let go of the scattered data before dask stops the workers (which
+            # would log "lose scattered data" errors): atexit runs this before dask's own
+            atexit.register(_shutdown_if_alive, weakref.ref(self))
         from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
         self.client.register_plugin(ImportBrianFirst())
         return self.client

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 class ProgressBarFeedback:
     """A tqdm bar over the rounds of a fit, showing the best error."""
 

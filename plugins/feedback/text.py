@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 
-
 class TextFeedback:
     """Print ``Round N: best <params> with error <error>`` after each round."""
 

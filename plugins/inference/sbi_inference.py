@@ -154,7 +154,10 @@ class Inferencer(PosteriorMethods):
 
     @property
     def param_names(self) -> list[str]:
-        return list(self.space.names) if self.space is not None else list(self.model.parameters)
+        """The inferred parameters, in alphabetical order (the columns of samples,
+        posteriors and training data, as in brian2modelfitting)."""
+        return list(self.space.names) if self.space is not None \
+            else sorted(n for n in self.model.parameters if n not in self.param_init)
 
     # -- prior and training data -------------------------------------------
     def init_prior(self, **params):
@@ -162,8 +165,8 @@ class Inferencer(PosteriorMethods):
 
         Starts a new inference problem (any previous posterior is forgotten).
         """
-        try:
-            space = self.problem.parameter_space(params)
+        try:  # alphabetical, as brian2modelfitting orders samples and posteriors
+            space = self.problem.parameter_space(params).sorted_by_name()
         except ParameterError as exc:
             raise type(exc)(str(exc).replace("to fit()", "to infer() or init_prior()")
                             .replace("No parameters to fit", "No parameters to infer")) from None
@@ -423,7 +426,7 @@ class Inferencer(PosteriorMethods):
         continuing = self.posterior is not None and not restart
         if continuing:
             if params:
-                space = self.problem.parameter_space(params)
+                space = self.problem.parameter_space(params).sorted_by_name()
                 if not space.same_as(self.space):
                     raise ConfigurationError("The bounds changed since the last infer() call; "
                                              "pass restart=True to start a new inference.")

@@ -176,6 +176,12 @@ class PosteriorMethods:
                                                   condition, display, limits=limits,
                                                   subset=subset, **kwargs)
 
+    def generate_spikes(self, n_samples=1, posterior=None, param_init=None, level=0):
+        """Spike times (one array of seconds per input trace) with parameters drawn from
+        the posterior (the mean of ``n_samples`` draws); see :meth:`generate_traces`."""
+        return self.generate_traces(n_samples=n_samples, posterior=posterior,
+                                    output_var=SPIKES, param_init=param_init, level=level)
+
     def generate_traces(self, n_samples=1, posterior=None, output_var=None, param_init=None,
                         level=0):
         """Simulate the inputs with parameters drawn from the posterior.

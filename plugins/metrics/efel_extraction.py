@@ -40,7 +40,6 @@ class EfelFailure:
     message: str
 
 
-
 def _get_feature_values(traces, features, parallel_map=None):
     """``efel.get_feature_values`` without eFEL's per-trace deprecation warnings
     (FeatureMetric warns once, when it is created)."""

@@ -19,7 +19,8 @@ import numpy as np
 from brian2 import Quantity, get_dimensions, second, volt
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError, DataError, UnitMismatchError
+from modelfit_core.contracts.errors import ConfigurationError, DataError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import TraceMetric
 from modelfit_core.contracts.units import seconds
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from brian2 import get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError, UnitMismatchError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
+from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SpikeMetric
 
 
@@ -107,17 +110,21 @@ class GammaFactor(SpikeMetric):
     def __init__(self, delta=None, time=None, rate_correction=True, **kwds):
         super().__init__(**kwds)
         for name, value in (("delta", delta), ("time", time)):
-            if value is None:
-                raise ConfigurationError(f"GammaFactor needs {name}= (a time, e.g. "
-                                         f"{name}={'2*ms' if name == 'delta' else '1*second'}).")
+            if value is None:  # a TypeError, as the reference's missing argument
+                raise ArgumentTypeError(
+                    f"GammaFactor needs {name}= (a time, e.g. "
+                    f"{name}={'2*ms' if name == 'delta' else '1*second'}).")
             if get_dimensions(value) is not second.dim:
                 raise UnitMismatchError(f"GammaFactor's {name} must be a time with units, "
                                         f"e.g. 2*ms; got {value!r}.")
             if float(value) <= 0:
                 raise ConfigurationError(f"GammaFactor's {name} must be positive; got {value!r}.")
         if float(delta) * 2 >= float(time):
-            raise ConfigurationError(f"GammaFactor's delta ({delta!r}) must be much shorter "
-                                     f"than the recording time ({time!r}).")
+            # brian2modelfitting accepts it: the coincidence window then spans the
+            # recording, and the gamma factor says little
+            warnings.warn(f"GammaFactor's delta ({delta!r}) is not much shorter than the "
+                          f"recording time ({time!r}); the gamma factor then hardly "
+                          f"tells spike trains apart.", UserWarning, stacklevel=2)
         self.delta, self.time, self.rate_correction = delta, time, bool(rate_correction)
 
     def validate_data(self, data_spikes, dt=None) -> None:

@@ -183,6 +183,16 @@ class NevergradOptimizer:
         self._asked: list = []
         self._best_vector = None
         self._best_error = np.inf
+        self.tested_parameters: list[np.ndarray] = []
+        """Every parameter vector told so far (SI), as brian2modelfitting's optimizers keep."""
+        self.errors: list[float] = []
+        """The error of each of :attr:`tested_parameters`."""
+
+    @property
+    def optim(self):
+        """The nevergrad optimizer itself (None before ``initialize``), as in
+        brian2modelfitting."""
+        return self._optimizer
 
     def _nevergrad_factory(self):
         """The method's nevergrad factory, configured (imports nevergrad)."""
@@ -285,6 +295,7 @@ class NevergradOptimizer:
         self._pending, self._asked = [], []
         self._best_vector, self._best_error = None, np.inf
         self._prefetched = None
+        self.tested_parameters, self.errors = [], []
         return popsize
 
     def _next_candidate(self):
@@ -335,6 +346,8 @@ class NevergradOptimizer:
                 if error < self._best_error:
                     self._best_error = float(error)
                     self._best_vector = np.asarray(vector, dtype=float).copy()
+                self.tested_parameters.append(np.asarray(vector, dtype=float).copy())
+                self.errors.append(float(error))
             if self._sequential and self.seed is not None:
                 # A sequential method computes its next point in a background thread
                 # (scipy, cma); fetch it now, while this optimizer's random stream is

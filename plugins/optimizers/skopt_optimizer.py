@@ -191,6 +191,16 @@ class SkoptOptimizer:
             warnings.simplefilter("ignore", UserWarning)
             self.optim.tell(points, errors)
 
+    @property
+    def tested_parameters(self) -> list:
+        """Every parameter vector told so far (SI), as brian2modelfitting's optimizers keep."""
+        return [] if self.optim is None else [np.asarray(x, dtype=float) for x in self.optim.Xi]
+
+    @property
+    def errors(self) -> list[float]:
+        """The error of each of :attr:`tested_parameters`."""
+        return [] if self.optim is None else [float(y) for y in self.optim.yi]
+
     def recommend(self) -> np.ndarray:
         """The best parameters told so far, in SI units."""
         self._check_initialized()
