@@ -2,37 +2,15 @@
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from modelfit_core import ConfigurationError
 from modelfit_core.results.storage import list_studies, read_history, read_results
 
-WORKER = Path(__file__).with_name("storage_worker.py")
-
-
-def run_worker(db, study, n_rounds, *extra):
-    completed = subprocess.run([sys.executable, str(WORKER), str(db), study, str(n_rounds),
-                                *extra], capture_output=True, text=True, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    line = [l for l in completed.stdout.splitlines() if l.startswith("BEST")][-1]
-    return tuple(float(x) for x in line.split()[1:])
-
-
-def stored_rounds(db, study):
-    if not Path(db).exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-            return connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
-                                      (study,)).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+from storage_helpers import WORKER, run_worker, stored_rounds, wait_for_rounds
 
 
 def test_every_round_is_stored_and_readable(tmp_path):
@@ -65,10 +43,7 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
     process = subprocess.Popen([sys.executable, str(WORKER), str(db), "s", str(n_rounds),
                                 "--sleep", "0.4"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while stored_rounds(db, "s") < 3 and time.time() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        time.sleep(0.05)
+    wait_for_rounds(process, db, "s", 3)
     # a concurrent reader sees the running fit
     assert len(read_results(db, "s", format="dataframe")) >= 3 * 8
     os.kill(process.pid, signal.SIGKILL)

@@ -22,6 +22,11 @@ class RoundRecord:
     diverged: np.ndarray
     objective_errors: dict[str, np.ndarray] = attrs.field(factory=dict)
     duration_s: float = 0.0
+    told_errors: np.ndarray | None = None
+    """The errors the optimizer was told (diverged sets replaced, see
+    ``errors_for_optimizer``): what replaying the round tells again."""
+    iteration: int = 0
+    """Value of the model's ``iteration`` variable in this round."""
 
 
 @attrs.define

@@ -1,22 +1,27 @@
 """SQLite storage of a fit: every evaluated parameter set, streamed as computed.
 
 ``storage="sqlite:///fit.db"`` (or a plain path) and ``study="name"`` on a
-fitter or a Pipeline. Each finished round is written in one transaction
-together with the pickled optimizer state, so a fit killed at any moment
-(SIGKILL included) loses at most the round in flight and resumes exactly with
+fitter or a Pipeline. Each finished round is written in one transaction before
+it joins the fit's history in memory, so a fit stopped at any moment (Ctrl-C,
+SIGKILL) loses at most the round in flight and resumes exactly with
 ``fit(..., resume=True)``. The database is in WAL mode: other processes can
 read a running fit (``read_results``, ``modelfit results``).
 
-The store listens to the lifecycle hooks (``modelfit_round_finished``); the
-fitting loop does not know it exists.
+Nothing in a database is unpickled unless asked for (``pickle_optimizer``): a
+resumed fit rebuilds its optimizer by replaying the stored rounds (see
+:mod:`modelfit_core.fitting.replay`). A study belongs to one running fit at a
+time (:mod:`~modelfit_core.results.study_lease`); the file's schema is checked
+when it is opened (:mod:`~modelfit_core.results.database`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import sqlite3
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,85 +29,30 @@ from typing import Any
 import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.contracts.hookspecs import hookimpl
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError, StorageError
 from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.results import study_lease
+from modelfit_core.results.database import (database_path, open_for_reading, open_for_writing,
+                                            storage_errors, table_columns, transaction)
 from modelfit_core.results.history import History, RoundRecord
+from modelfit_core.results.study_description import StudyDescription, dimension_from_json
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS studies (
-    name TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    parameter_names TEXT NOT NULL,
-    parameter_units TEXT NOT NULL,
-    lower TEXT NOT NULL,
-    upper TEXT NOT NULL,
-    n_samples INTEGER NOT NULL,
-    error_unit TEXT NOT NULL,
-    output_names TEXT NOT NULL,
-    optimizer TEXT NOT NULL,
-    metric TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    study TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    sample INTEGER NOT NULL,
-    parameters TEXT NOT NULL,
-    error REAL,
-    diverged INTEGER NOT NULL,
-    objective_errors TEXT NOT NULL,
-    PRIMARY KEY (study, round, sample)
-);
-CREATE TABLE IF NOT EXISTS rounds (
-    study TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    finished REAL NOT NULL,
-    duration_s REAL NOT NULL,
-    iteration INTEGER NOT NULL,
-    optimizer_state BLOB,
-    PRIMARY KEY (study, round)
-);
-"""
-
-
-def database_path(url: str | Path) -> Path:
-    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a plain path -> Path."""
-    text = str(url)
-    if text.startswith("sqlite:///"):
-        return Path(text[len("sqlite:///"):])
-    if "://" in text:
-        raise ConfigurationError(f"Unsupported storage URL {text!r}; use "
-                                 f"'sqlite:///path/to/fit.db' or a file path.")
-    return Path(text)
-
-
-def connect(url: str | Path, read_only: bool = False) -> sqlite3.Connection:
-    path = database_path(url)
-    if read_only:
-        if not path.exists():
-            raise FitStateError(f"No fit database at {path}.")
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.executescript(SCHEMA)
-    return connection
+__all__ = ["FitStore", "StoredStudy", "StudyDescription", "database_path", "list_studies",
+           "read_history", "read_results", "read_round_records"]
 
 
 @attrs.frozen
-class StudyDescription:
-    """What a study records about its fit when it starts."""
+class StoredStudy:
+    """What :meth:`FitStore.load_for_resume` finds: enough to continue the fit."""
 
-    space: ParameterSpace
-    n_samples: int
-    error_dim: Any
-    output_names: tuple[str, ...]
-    optimizer: str
-    """``repr()`` of the optimizer."""
-    metric: str
-    """``repr()`` of the metric."""
+    records: list
+    """The stored rounds (:class:`RoundRecord`), in order."""
+    next_iteration: int
+    """Value of the model's ``iteration`` variable in the next round."""
+    optimizer_rounds: int
+    """The ``rounds`` the optimizer was first initialized with."""
+    optimizer: Any = None
+    """The unpickled optimizer, only with ``pickle_optimizer=True`` (else None)."""
 
 
 def _finite_or_none(value: float):
@@ -118,132 +68,238 @@ class FitStore:
         ``sqlite:///fit.db`` or a path.
     study : str
         Name of the study (one fit); several studies can share a database.
+    pickle_optimizer : bool
+        Also store the pickled optimizer with every round, and resume from it
+        instead of replaying the rounds: for optimizers that cannot be replayed
+        (not deterministic). Only for databases you trust: unpickling runs code.
+        Off by default: then nothing pickled is written or ever loaded.
+    lease_timeout : float
+        Seconds without a written round after which a fit on another host is
+        considered gone and its study can be taken over (default 600).
     """
 
-    def __init__(self, url: str | Path, study: str = "default"):
+    def __init__(self, url: str | Path, study: str = "default", *,
+                 pickle_optimizer: bool = False,
+                 lease_timeout: float = study_lease.LEASE_TIMEOUT_S):
         self.url, self.study = str(url), str(study)
-        self.connection = connect(url)
-        self._fitter = None
-        self._registry = None
+        self.path = database_path(url)
+        self.pickle_optimizer = bool(pickle_optimizer)
+        self.lease_timeout = float(lease_timeout)
+        self.token = uuid.uuid4().hex
+        self.connection = open_for_writing(self.path)
+        self._new_study: tuple[StudyDescription, bool] | None = None
+        self._run_id: str | None = None
+        self._stored = 0
         self._warned_pickle = False
 
-    # -- lifecycle hooks -----------------------------------------------------------
-    def attach(self, fitter, registry) -> None:
-        """Listen to ``fitter``'s rounds through the hooks of ``registry``."""
-        self._fitter = fitter
-        self._registry = registry
-        registry.register(self, name=f"storage:{id(fitter)}")
+    @property
+    def location(self) -> str:
+        """``url#study``, as the ``modelfit_checkpoint_written`` hook reports it."""
+        return f"{self.url}#{self.study}"
 
-    @hookimpl
-    def modelfit_round_finished(self, fitter, round_record):
-        if fitter is not self._fitter:
-            return
-        self.write_round(round_record, fitter.optimizer, fitter.iteration)
-        self._registry.hook.modelfit_checkpoint_written(
-            fitter=fitter, location=f"{self.url}#{self.study}")
+    def _errors(self, action: str):
+        return storage_errors(self.path, f"{action} (study {self.study!r})")
 
-    # -- writing -------------------------------------------------------------------
     def n_rounds(self) -> int:
-        row = self.connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
-                                      (self.study,)).fetchone()
+        """Rounds stored in this study."""
+        with self._errors("counting rounds"):
+            row = self.connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
+                                          (self.study,)).fetchone()
         return int(row[0])
 
+    def _refuse_existing(self, existing: int) -> ConfigurationError:
+        return ConfigurationError(
+            f"Study {self.study!r} in {self.path} already holds {existing} rounds. Pass "
+            f"resume=True to continue it, restart=True to overwrite it, or another study= "
+            f"name.")
+
+    # -- before the rounds: checks only ---------------------------------------------------
     def start(self, description: StudyDescription, restart: bool) -> None:
-        """Record the study's description; a fresh fit must not reuse a stored study."""
+        """Plan a new study: checked now (a stored study needs ``restart``, a running fit
+        keeps its study), written when the rounds begin (:meth:`session`)."""
+        with self._errors("checking the study"):
+            study_lease.check_free(self.connection, self.study, self.token, self.path,
+                                   self.lease_timeout)
         existing = self.n_rounds()
         if existing and not restart:
-            raise ConfigurationError(
-                f"Study {self.study!r} in {self.url} already holds {existing} rounds. Pass "
-                f"resume=True to continue it, restart=True to overwrite it, or another "
-                f"study= name.")
-        space = description.space
-        with self.connection:
-            for table in ("evaluations", "rounds", "studies"):
-                key = "name" if table == "studies" else "study"
-                self.connection.execute(f"DELETE FROM {table} WHERE {key} = ?", (self.study,))
-            self.connection.execute(
-                "INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.study, time.time(), json.dumps(list(space.names)),
-                 json.dumps([_unit_text(d) for d in space.dims]),
-                 json.dumps(space.lower.tolist()), json.dumps(space.upper.tolist()),
-                 description.n_samples, _unit_text(description.error_dim),
-                 json.dumps(list(description.output_names)), description.optimizer,
-                 description.metric))
+            raise self._refuse_existing(existing)
+        self._new_study = (description, bool(restart))
 
-    def write_round(self, record: RoundRecord, optimizer, iteration: int) -> None:
-        """Store a finished round and the optimizer's state after it, in one transaction."""
-        state = None
+    def load_for_resume(self, description: StudyDescription) -> StoredStudy:
+        """The stored rounds of a study that ``description`` continues.
+
+        Raises
+        ------
+        StorageError
+            The study was fitted differently (each difference listed), or
+            another running fit holds it.
+        FitStateError
+            There is no such study to resume.
+        """
+        with self._errors("reading the study to resume"):
+            self.connection.execute("BEGIN")  # one snapshot of study, rounds and lease
+            try:
+                study_lease.check_free(self.connection, self.study, self.token, self.path,
+                                       self.lease_timeout)
+                cursor = self.connection.execute("SELECT * FROM studies WHERE name = ?",
+                                                 (self.study,))
+                values = cursor.fetchone()
+                if values is None:
+                    raise FitStateError(
+                        f"Nothing to resume: there is no study {self.study!r} in {self.path} "
+                        f"(it holds {', '.join(map(repr, self._names())) or 'none'}). Run "
+                        f"fit() without resume=True to start it.")
+                stored = dict(zip([c[0] for c in cursor.description], values))
+                differences = description.differences(stored)
+                if differences:
+                    raise StorageError(
+                        f"Study {self.study!r} in {self.path} holds another fit; resuming "
+                        f"needs the same one. Differences:\n  - " + "\n  - ".join(differences)
+                        + "\nResume with the arguments of the stored fit, or start a new "
+                        "study: another study= name, or restart=True to overwrite this one.")
+                records = read_round_records(self.connection, self.study)
+                state = self.connection.execute(
+                    "SELECT optimizer_state FROM rounds WHERE study = ? ORDER BY round DESC "
+                    "LIMIT 1", (self.study,)).fetchone() if self.pickle_optimizer else None
+            finally:
+                self.connection.execute("COMMIT")
+        optimizer = None
+        if state is not None and state[0] is not None:
+            optimizer = pickle.loads(state[0])  # the caller opted in: pickle_optimizer=True
+        self._run_id, self._stored, self._new_study = stored["run_id"], len(records), None
+        next_iteration = (records[-1].iteration + 1 if records
+                          else int(stored["first_iteration"]))
+        return StoredStudy(records=records, next_iteration=next_iteration,
+                           optimizer_rounds=int(stored["optimizer_rounds"]),
+                           optimizer=optimizer)
+
+    def _names(self) -> list[str]:
+        return [row[0] for row in self.connection.execute("SELECT name FROM studies")]
+
+    # -- while the rounds run ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self):
+        """Own the study while the rounds run (the ``persist`` of ``run_rounds``).
+
+        On entry the study's lease is taken (a stale one is taken over) and a
+        planned new study is written, or the study is checked to be still the one
+        this fitter continues; it yields :meth:`write_round`; on exit, normal or
+        not, the lease is given back.
+        """
+        with self._errors("starting the rounds"), transaction(self.connection):
+            study_lease.take(self.connection, self.study, self.token, self.path,
+                             self.lease_timeout)
+            if self._new_study is not None:
+                self._write_new_study(*self._new_study)
+            else:
+                self._check_unchanged()
         try:
-            state = pickle.dumps(optimizer, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # user optimizers need not be picklable
-            if not self._warned_pickle:
-                warnings.warn(f"The optimizer {optimizer!r} cannot be pickled ({exc}); "
-                              f"rounds are stored but the fit cannot be resumed.",
-                              RuntimeWarning, stacklevel=2)
-                self._warned_pickle = True
+            yield self.write_round
+        finally:
+            self._release()
+
+    def _write_new_study(self, description: StudyDescription, restart: bool) -> None:
+        existing = self.connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
+                                           (self.study,)).fetchone()[0]
+        if existing and not restart:
+            raise self._refuse_existing(existing)
+        for table, key in (("evaluations", "study"), ("rounds", "study"), ("studies", "name")):
+            self.connection.execute(f"DELETE FROM {table} WHERE {key} = ?", (self.study,))
+        row = {"name": self.study, "run_id": uuid.uuid4().hex, "created": time.time(),
+               **description.row()}
+        self.connection.execute(f"INSERT INTO studies ({', '.join(row)}) VALUES "
+                                f"({', '.join('?' * len(row))})", tuple(row.values()))
+        self._run_id, self._stored, self._new_study = row["run_id"], 0, None
+
+    def _check_unchanged(self) -> None:
+        row = self.connection.execute("SELECT run_id FROM studies WHERE name = ?",
+                                      (self.study,)).fetchone()
+        count = self.connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
+                                        (self.study,)).fetchone()[0]
+        if row is None or row[0] != self._run_id or count != self._stored:
+            raise StorageError(
+                f"Study {self.study!r} in {self.path} was changed by another process since "
+                f"this fitter last wrote it (restarted, deleted or written to). Resume it "
+                f"with fit(resume=True) to continue from what it holds now, or use another "
+                f"study= name.")
+
+    def write_round(self, record: RoundRecord, optimizer) -> str:
+        """Store a finished round (and the pickled optimizer, if asked) in one transaction;
+        returns :attr:`location`."""
+        state = self._pickled(optimizer) if self.pickle_optimizer else None
+        told = record.told_errors if record.told_errors is not None else record.errors
         rows = [(self.study, record.index, k, json.dumps(record.parameters[k].tolist()),
                  _finite_or_none(record.errors[k]), int(record.diverged[k]),
                  json.dumps({n: _finite_or_none(v[k])
-                             for n, v in record.objective_errors.items()}))
+                             for n, v in record.objective_errors.items()}),
+                 float(told[k]))
                 for k in range(len(record.errors))]
-        with self.connection:  # one transaction: a round is stored whole or not at all
-            self.connection.executemany(
-                "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            self.connection.execute(
-                "INSERT OR REPLACE INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
-                (self.study, record.index, time.time(), record.duration_s,
-                 int(iteration), state))
+        try:
+            with self._errors(f"writing round {record.index}"), transaction(self.connection):
+                study_lease.refresh(self.connection, self.study, self.token, self.path,
+                                    self.lease_timeout)
+                self.connection.executemany(
+                    "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self.connection.execute(
+                    "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
+                    (self.study, record.index, time.time(), record.duration_s,
+                     int(record.iteration), state))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StorageError(
+                    f"Round {record.index} of study {self.study!r} is already in {self.path}: "
+                    f"another process wrote this study. Nothing was overwritten; resume "
+                    f"with fit(resume=True) to continue from what it holds.") from exc
+            raise
+        self._stored += 1
+        return self.location
 
-    # -- reading -------------------------------------------------------------------
-    def load_for_resume(self, space) -> tuple[Any, list, int]:
-        """(optimizer, round records, iteration) of the last stored round."""
-        description = self.connection.execute(
-            "SELECT parameter_names, lower, upper FROM studies WHERE name = ?",
-            (self.study,)).fetchone()
-        if description is None or self.n_rounds() == 0:
-            raise FitStateError(f"Nothing to resume: study {self.study!r} in {self.url} has "
-                                f"no stored round. Run fit() without resume=True first.")
-        names, lower, upper = (json.loads(v) for v in description)
-        if tuple(names) != tuple(space.names) or not (
-                np.allclose(lower, space.lower) and np.allclose(upper, space.upper)):
-            raise ConfigurationError(f"Study {self.study!r} was fitted with other parameters "
-                                     f"or bounds ({names}, {lower}, {upper}); resume needs "
-                                     f"the same ones.")
-        last, iteration, state = self.connection.execute(
-            "SELECT round, iteration, optimizer_state FROM rounds WHERE study = ? "
-            "ORDER BY round DESC LIMIT 1", (self.study,)).fetchone()
-        if state is None:
-            raise FitStateError(f"The optimizer of study {self.study!r} could not be pickled, "
-                                f"so the fit cannot resume from {self.url}.")
-        return pickle.loads(state), read_round_records(self.connection, self.study), iteration
+    def _pickled(self, optimizer) -> bytes | None:
+        try:
+            return pickle.dumps(optimizer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # user optimizers need not be picklable
+            if not self._warned_pickle:
+                warnings.warn(f"The optimizer {optimizer!r} cannot be pickled ({exc}); "
+                              f"resuming will replay the stored rounds instead.",
+                              RuntimeWarning, stacklevel=3)
+                self._warned_pickle = True
+            return None
+
+    def _release(self) -> None:
+        try:
+            with transaction(self.connection):
+                study_lease.release(self.connection, self.study, self.token)
+        except sqlite3.Error as exc:  # never hide why the rounds ended
+            warnings.warn(f"Could not release study {self.study!r} in {self.path} ({exc}); "
+                          f"it becomes free when this process ends.", RuntimeWarning,
+                          stacklevel=3)
 
     def close(self) -> None:
         self.connection.close()
 
 
-_BASE_UNITS = ("m", "kg", "s", "A", "K", "mol", "cd")
-
-
-def _unit_text(dim) -> str:
-    """Dimensions as JSON exponents of the SI base units (exact, parseable back)."""
-    return json.dumps([float(dim.get_dimension(base)) for base in _BASE_UNITS])
-
-
-def read_round_records(connection, study: str) -> list:
+# -- reading ------------------------------------------------------------------------------
+def read_round_records(connection: sqlite3.Connection, study: str) -> list[RoundRecord]:
     """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects."""
-    durations = dict(connection.execute(
-        "SELECT round, duration_s FROM rounds WHERE study = ?", (study,)).fetchall())
+    durations = {index: (duration, iteration) for index, duration, iteration in
+                 connection.execute("SELECT round, duration_s, iteration FROM rounds "
+                                    "WHERE study = ?", (study,))}
+    told = "told" if "told" in table_columns(connection, "evaluations") else "NULL"
     rows = connection.execute(
-        "SELECT round, parameters, error, diverged, objective_errors FROM evaluations "
-        "WHERE study = ? AND round IN (SELECT round FROM rounds WHERE study = ?) "
-        "ORDER BY round, sample", (study, study)).fetchall()
-    records, by_round = [], {}
-    for index, parameters, error, diverged, objective in rows:
-        by_round.setdefault(index, []).append((parameters, error, diverged, objective))
+        f"SELECT round, parameters, error, diverged, objective_errors, {told} FROM "
+        f"evaluations WHERE study = ? AND round IN (SELECT round FROM rounds WHERE study = ?) "
+        f"ORDER BY round, sample", (study, study)).fetchall()
+    by_round: dict[int, list] = {}
+    for index, *entry in rows:
+        by_round.setdefault(index, []).append(entry)
+    records = []
     for index in sorted(by_round):
         entries = by_round[index]
         objective_rows = [json.loads(e[3]) for e in entries]
         names = objective_rows[0].keys() if objective_rows else []
+        told_errors = None if told == "NULL" else np.array(
+            [np.nan if e[4] is None else e[4] for e in entries], dtype=float)
+        duration, iteration = durations.get(index, (0.0, 0))
         records.append(RoundRecord(
             index=index,
             parameters=np.array([json.loads(e[0]) for e in entries], dtype=float),
@@ -251,54 +307,64 @@ def read_round_records(connection, study: str) -> list:
             diverged=np.array([bool(e[2]) for e in entries]),
             objective_errors={n: np.array([np.inf if r[n] is None else r[n]
                                            for r in objective_rows]) for n in names},
-            duration_s=float(durations.get(index, 0.0))))
+            duration_s=float(duration), told_errors=told_errors, iteration=int(iteration)))
     return records
 
 
-def list_studies(url: str | Path) -> list[str]:
-    connection = connect(url, read_only=True)
+@contextlib.contextmanager
+def _reading(url: str | Path, action: str):
+    path = database_path(url)
+    connection, _ = open_for_reading(path)
     try:
-        return [row[0] for row in connection.execute("SELECT name FROM studies ORDER BY created")]
+        with storage_errors(path, action):
+            yield connection, path
     finally:
         connection.close()
 
 
-def read_history(url: str | Path, study: str | None = None):
+def list_studies(url: str | Path) -> list[str]:
+    """Names of the studies in a database, oldest first."""
+    with _reading(url, "listing its studies") as (connection, _):
+        return [row[0] for row in connection.execute("SELECT name FROM studies "
+                                                     "ORDER BY created")]
+
+
+def read_history(url: str | Path, study: str | None = None) -> History:
     """A :class:`~modelfit_core.results.history.History` rebuilt from a database (read-only,
-    safe while another process is still writing it)."""
-    connection = connect(url, read_only=True)
-    try:
+    safe while another process is still writing it).
+
+    Parameters
+    ----------
+    url : str or Path
+        ``sqlite:///fit.db`` or a path; a read-only file or folder is fine.
+    study : str, optional
+        Default: the most recent study.
+    """
+    with _reading(url, "reading a study") as (connection, path):
+        names = [r[0] for r in connection.execute("SELECT name FROM studies "
+                                                  "ORDER BY created DESC")]
         if study is None:
-            names = [r[0] for r in connection.execute("SELECT name FROM studies "
-                                                      "ORDER BY created DESC")]
             if not names:
-                raise FitStateError(f"{url} holds no study.")
+                raise StorageError(f"{path} holds no study yet.")
             study = names[0]
         row = connection.execute(
             "SELECT parameter_names, parameter_units, lower, upper, error_unit FROM studies "
             "WHERE name = ?", (study,)).fetchone()
         if row is None:
-            raise FitStateError(f"No study {study!r} in {url}.")
+            raise StorageError(f"No study {study!r} in {path}; it holds "
+                               f"{', '.join(map(repr, names)) or 'none'}.")
         names, units, lower, upper = (json.loads(v) for v in row[:4])
-        dims = tuple(_dim_from_text(u) for u in units)
-        space = ParameterSpace(names=tuple(names), dims=dims, lower=np.array(lower),
-                               upper=np.array(upper))
-        error_dim = _dim_from_text(row[4])
-        history = History(space=space, error_dim=error_dim)
+        space = ParameterSpace(names=tuple(names),
+                               dims=tuple(dimension_from_json(u) for u in units),
+                               lower=np.array(lower, dtype=float),
+                               upper=np.array(upper, dtype=float))
+        history = History(space=space, error_dim=dimension_from_json(row[4]))
         for record in read_round_records(connection, study):
             history.add(record)
         return history
-    finally:
-        connection.close()
 
 
 def read_results(url: str | Path, study: str | None = None, format: str = "list",
                  use_units: bool = True):
     """``results()`` of a stored study, in the same formats as ``Fitter.results``."""
     return read_history(url, study).results(format=format, use_units=use_units)
-
-
-def _dim_from_text(text: str):
-    """Inverse of :func:`_unit_text`."""
-    from brian2.units.fundamentalunits import get_or_create_dimension
-    return get_or_create_dimension(json.loads(text))

@@ -132,10 +132,16 @@ def interruption_report(args, config, fitter) -> str:
 
 
 def _cmd_results(args) -> int:
+    """Summarize a stored study; an unusable database is a message and exit status 2."""
+    from modelfit_core.contracts.errors import ModelfitError
     from modelfit_core.results.storage import list_studies, read_history
-    studies = list_studies(args.database)
+    try:  # reading needs no write access: read-only files and folders are fine
+        studies = list_studies(args.database)
+        history = read_history(args.database, args.study)
+    except ModelfitError as exc:
+        print(f"modelfit results: error: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.database}: studies {', '.join(studies) or '(none)'}")
-    history = read_history(args.database, args.study)
     best, rows = np.inf, []
     for record in history.rounds:
         finite = record.errors[np.isfinite(record.errors)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-from brian2 import Equations, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray, second
+from brian2 import (Equations, Network, NeuronGroup, SpikeMonitor, StateMonitor, TimedArray,
+                    second)
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
@@ -19,6 +20,45 @@ from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec,
 
 INPUT_PREFIX = "modelfit_input_"
 TARGET_PREFIX = "modelfit_target_"
+
+
+def stop_requested() -> bool:
+    """Whether Ctrl-C asked the running simulation to stop.
+
+    Brian replaces Python's SIGINT handler when it is imported: while a
+    simulation runs (``Network._globally_running``), Ctrl-C only sets
+    ``Network._globally_stopped``, and ``Network.run`` returns early with the
+    simulation cut short (a second Ctrl-C raises KeyboardInterrupt at once).
+    """
+    return bool(Network._globally_stopped)
+
+
+def interrupted(what: str) -> KeyboardInterrupt:
+    """The KeyboardInterrupt a backend raises for a simulation stopped early: a cut
+    simulation must never be scored. Brian's stop flag is cleared, so that the next
+    round runs normally."""
+    Network._globally_stopped = False
+    return KeyboardInterrupt(f"Interrupted (Ctrl-C): {what} was stopped before its end, "
+                             f"so this round is discarded.")
+
+
+def forget_stop_request() -> None:
+    """Clear a stop asked for before the simulation about to run (e.g. Ctrl-C between
+    two rounds, already turned into KeyboardInterrupt elsewhere)."""
+    Network._globally_stopped = False
+
+
+@contextlib.contextmanager
+def stop_on_interrupt():
+    """Make Ctrl-C stop a simulation that steps its clock itself as it stops
+    ``Network.run``: Brian's handler then sets the stop flag (see
+    :func:`stop_requested`) instead of raising KeyboardInterrupt mid-step."""
+    forget_stop_request()
+    Network._globally_running = True
+    try:
+        yield
+    finally:
+        Network._globally_running = False
 
 
 @contextlib.contextmanager

@@ -6,6 +6,10 @@ directly, skipping what ``Network.run`` redoes every time although nothing
 changed: code generation for every object and a full ``gc.collect()`` (which
 costs more than the simulation itself once nevergrad and sympy objects fill
 the heap). Results are identical; ``tests/test_runtime_backend.py`` checks it.
+
+Ctrl-C stops a simulation early (Brian's SIGINT handler, which the stepping
+loop honours as ``Network.run`` does); a run that did not reach the end raises
+KeyboardInterrupt instead of returning a cut result (``tests/test_interruptions.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
-                           device_active, set_parameters)
+                           device_active, interrupted, set_parameters, stop_on_interrupt,
+                           stop_requested)
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 
@@ -123,8 +128,15 @@ class RuntimeSimulation:
         else:
             with _without_brian_gc():
                 self.network.run(spec.duration * second, namespace={})
+            # Ctrl-C makes Brian end Network.run early: a cut run is no result (its
+            # online errors would look complete, its traces would be short)
+            if stop_requested() or self._steps_done() < spec.n_steps:
+                raise interrupted("the simulation of this round")
             self._compiled = True
         return collect_result(self.group, self.monitors, spec)
+
+    def _steps_done(self) -> int:
+        return int(self.group.clock.variables["timestep"].get_value()[0])
 
     def _step_compiled(self) -> None:
         """The loop of ``Network.run`` for one clock, reusing compiled code objects."""
@@ -141,19 +153,26 @@ class RuntimeSimulation:
                  for codeobj in code_objects
                  if (main := _compiled_main(codeobj)) is not None]
         start = int(timestep[0])
-        try:
-            for step in range(start, start + self.spec.n_steps):
-                for nonconstant, namespace, main in steps:
-                    for name, getter in nonconstant:
-                        namespace[name] = getter()
-                    main(namespace)
-                timestep[0] = step + 1
-                t[0] = (step + 1) * dt[0]
-        except Exception as exc:
-            raise SimulationError(f"The simulation failed at t = {t[0] * 1e3:.3f} ms: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+        end = start + self.spec.n_steps
+        # Ctrl-C then stops the loop between two steps, as it stops Network.run
+        with stop_on_interrupt():
+            try:
+                for step in range(start, end):
+                    if stop_requested():
+                        break
+                    for nonconstant, namespace, main in steps:
+                        for name, getter in nonconstant:
+                            namespace[name] = getter()
+                        main(namespace)
+                    timestep[0] = step + 1
+                    t[0] = (step + 1) * dt[0]
+            except Exception as exc:
+                raise SimulationError(f"The simulation failed at t = {t[0] * 1e3:.3f} ms: "
+                                      f"{type(exc).__name__}: {exc}") from exc
         for codeobj in code_objects:
             codeobj.after_run()
+        if stop_requested() or int(timestep[0]) < end:
+            raise interrupted("the simulation of this round")
 
     def close(self) -> None:
         self.network = None

@@ -35,7 +35,7 @@ from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
-                           device_active)
+                           device_active, forget_stop_request, interrupted, stop_requested)
 
 _THREADS_PREF = "devices.cpp_standalone.openmp_threads"
 
@@ -124,15 +124,34 @@ class StandaloneSimulation:
         run_args = self._run_args(parameters, iteration)
         self._clear_results()
         with device_active(self.device):
+            forget_stop_request()
             try:
                 self.device.run(run_args=run_args, with_output=False)
             except RuntimeError as exc:
+                if stop_requested():  # Ctrl-C reached the binary too, and it died of it
+                    raise interrupted("the standalone binary") from exc
                 raise SimulationError(f"The standalone binary in {self.project_dir} "
                                       f"failed: {exc}") from exc
             finally:
                 self._forget_run_arg_files()
+            # Ctrl-C in a terminal reaches the binary, whose own handler ends the
+            # simulation early and writes what it has; Ctrl-C to this process alone
+            # only sets Brian's stop flag here. Neither result may be scored.
+            if stop_requested() or self._completed_fraction() < 1.0:
+                raise interrupted("the standalone binary")
             self.runs += 1
             return collect_result(self.group, self.monitors, spec)
+
+    def _completed_fraction(self) -> float:
+        """The part of the simulated time the binary completed (its last_run_info.txt,
+        written anew by every run: the previous round's is removed first)."""
+        path = os.path.join(self.device.results_dir, "last_run_info.txt")
+        try:
+            with open(path) as info:
+                return float(info.read().split()[1])
+        except (OSError, IndexError, ValueError) as exc:
+            raise SimulationError(f"The standalone binary in {self.project_dir} did not "
+                                  f"report how much it simulated ({path}: {exc}).") from exc
 
     def _clear_results(self) -> None:
         """Remove the previous round's result files, so that the binary writes new

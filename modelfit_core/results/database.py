@@ -1,0 +1,320 @@
+"""The SQLite file behind a study: where it is, how it is opened, what it must hold.
+
+Every way a database can be unusable (missing, not SQLite, corrupted, read-only,
+of another schema or a newer modelfit) becomes a
+:class:`~modelfit_core.contracts.errors.StorageError` that names the file and
+says what to do; :func:`storage_errors` turns SQLite's own errors into one.
+
+The schema carries a version (``PRAGMA user_version``) and modelfit's
+``PRAGMA application_id``. Version 1 is written and read; version 0 (databases
+written before the schema had a version) is read only (``read_results``,
+``modelfit results``): it lacks what resuming safely needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from urllib.parse import quote
+
+from modelfit_core.contracts.errors import ConfigurationError, StorageError
+
+SCHEMA_VERSION = 1
+"""The version this modelfit writes (``PRAGMA user_version``)."""
+LEGACY_VERSION = 0
+"""Databases written before the schema had a version: read, never written."""
+APPLICATION_ID = 0x4D464954
+"""``PRAGMA application_id`` of modelfit databases ("MFIT")."""
+BUSY_TIMEOUT_S = 30.0
+
+TABLES = {
+    "studies": """
+        name TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created REAL NOT NULL,
+        model TEXT NOT NULL,
+        parameter_names TEXT NOT NULL,
+        parameter_units TEXT NOT NULL,
+        lower TEXT NOT NULL,
+        upper TEXT NOT NULL,
+        n_samples INTEGER NOT NULL,
+        error_unit TEXT NOT NULL,
+        output_names TEXT NOT NULL,
+        optimizer_class TEXT NOT NULL,
+        optimizer TEXT NOT NULL,
+        optimizer_seed TEXT NOT NULL,
+        optimizer_rounds INTEGER NOT NULL,
+        first_iteration INTEGER NOT NULL,
+        metric TEXT NOT NULL""",
+    "evaluations": """
+        study TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        sample INTEGER NOT NULL,
+        parameters TEXT NOT NULL,
+        error REAL,
+        diverged INTEGER NOT NULL,
+        objective_errors TEXT NOT NULL,
+        told REAL,
+        PRIMARY KEY (study, round, sample)""",
+    "rounds": """
+        study TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        finished REAL NOT NULL,
+        duration_s REAL NOT NULL,
+        iteration INTEGER NOT NULL,
+        optimizer_state BLOB,
+        PRIMARY KEY (study, round)""",
+    "leases": """
+        study TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        process_start TEXT,
+        acquired REAL NOT NULL,
+        heartbeat REAL NOT NULL""",
+}
+"""The tables of schema version 1 and their columns."""
+
+LEGACY_COLUMNS = {
+    "studies": {"name", "created", "parameter_names", "parameter_units", "lower", "upper",
+                "n_samples", "error_unit", "output_names", "optimizer", "metric"},
+    "evaluations": {"study", "round", "sample", "parameters", "error", "diverged",
+                    "objective_errors"},
+    "rounds": {"study", "round", "finished", "duration_s", "iteration", "optimizer_state"},
+}
+"""What readers need of a version-0 database."""
+
+
+def _columns(definition: str) -> set[str]:
+    names = set()
+    for line in definition.strip().splitlines():
+        word = line.strip().split()[0]
+        if word != "PRIMARY":
+            names.add(word)
+    return names
+
+
+COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
+
+
+def database_path(url: str | Path) -> Path:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a plain path -> Path."""
+    text = str(url)
+    if text.startswith("sqlite:///"):
+        return Path(text[len("sqlite:///"):])
+    if "://" in text:
+        raise ConfigurationError(f"Unsupported storage URL {text!r}; use "
+                                 f"'sqlite:///path/to/fit.db' or a file path.")
+    return Path(text)
+
+
+def _advice(message: str) -> str:
+    lowered = message.lower()
+    if "not a database" in lowered:
+        return ("is not an SQLite database (or its header was overwritten). Check the "
+                "path; to fit, give storage= a new file")
+    if "malformed" in lowered or "corrupt" in lowered or "short read" in lowered:
+        return ("is corrupted (truncated or overwritten). Restore it from a copy, or give "
+                "storage= a new file to start again")
+    if "readonly" in lowered or "read-only" in lowered:
+        return ("is read-only. Make the file and its folder writable, or give storage= a "
+                "writable location")
+    if "locked" in lowered or "busy" in lowered:
+        return (f"stayed locked by another process for more than {BUSY_TIMEOUT_S:.0f} s. "
+                f"Try again when the other fit has written its round")
+    if "unable to open" in lowered:
+        return ("cannot be opened (a missing folder, or no permission). Check the path and "
+                "its permissions")
+    if "disk" in lowered and "full" in lowered:
+        return "cannot be written: the disk is full"
+    return "cannot be used"
+
+
+@contextlib.contextmanager
+def storage_errors(path: Path, action: str):
+    """SQLite's errors inside the block become a :class:`StorageError` naming ``path``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageError(f"The fit database {path} {_advice(str(exc))} (SQLite: {exc}, "
+                           f"while {action}).") from exc
+
+
+def _marked_read_only(path: Path) -> bool:
+    """No write permission bit, or no write access: read-only even for root, who could
+    write anyway, so that a file or folder marked read-only is never changed."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) \
+        or not os.access(path, os.W_OK)
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        where = "its folder does not exist" if not path.parent.exists() else "no such file"
+        raise StorageError(f"No fit database at {path} ({where}). Check the path; a fit "
+                           f"writes one with storage='sqlite:///{path}'.")
+    if path.is_dir():
+        raise StorageError(f"{path} is a folder, not a fit database file.")
+    if not os.access(path, os.R_OK):
+        raise StorageError(f"The fit database {path} is not readable (permissions); make "
+                           f"it readable or copy it somewhere readable.")
+
+
+def _uri(path: Path, **options: str) -> str:
+    query = "&".join(f"{key}={value}" for key, value in options.items())
+    return f"file:{quote(str(path.resolve()))}?{query}"
+
+
+def open_for_reading(path: Path) -> tuple[sqlite3.Connection, int]:
+    """A read-only connection to a checked modelfit database, and its schema version.
+
+    In WAL mode even a reader needs to create ``-shm``/``-wal`` files next to the
+    database; in a folder that cannot (or must not) be written, the database is
+    opened as immutable: it is then read as it is on disk, without the rounds a
+    fit still running elsewhere holds in its ``-wal`` file.
+    """
+    _check_readable(path)
+    wal = Path(f"{path}-wal")
+    frozen = _marked_read_only(path.parent) and not (wal.exists() and wal.stat().st_size)
+    options = {"mode": "ro", "immutable": "1"} if frozen else {"mode": "ro"}
+    with storage_errors(path, "opening it to read"):
+        try:
+            return _checked_reader(path, options)
+        except sqlite3.OperationalError:
+            if frozen:
+                raise
+            # a folder on read-only media or owned by someone else: no -shm possible
+            return _checked_reader(path, {"mode": "ro", "immutable": "1"})
+
+
+def _checked_reader(path: Path, options: dict) -> tuple[sqlite3.Connection, int]:
+    connection = sqlite3.connect(_uri(path, **options), uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        version = check_schema(connection, path, writing=False)
+        if version is None:
+            raise StorageError(f"{path} is an empty database: it holds no study yet. Check "
+                               f"the path (a fit writes its study when its first round "
+                               f"starts).")
+    except BaseException:
+        connection.close()
+        raise
+    return connection, version
+
+
+def open_for_writing(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) to a database of the
+    current schema, created if the file is new or empty."""
+    if path.is_dir():
+        raise StorageError(f"{path} is a folder, not a fit database file; give storage= a "
+                           f"file path such as {path / 'fit.db'}.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"Cannot create the folder {path.parent} of the fit database "
+                           f"{path}: {exc}. Give storage= a writable location.") from exc
+    if path.exists() and _marked_read_only(path):
+        raise StorageError(f"The fit database {path} is read-only. A fit writes every round "
+                           f"to it: make it writable (chmod u+w), or give storage= another "
+                           f"file. Reading it needs no write access (modelfit results, "
+                           f"read_results).")
+    if _marked_read_only(path.parent):
+        raise StorageError(f"The folder {path.parent} is read-only, but SQLite needs to "
+                           f"create {path.name}-wal and {path.name}-shm next to the fit "
+                           f"database {path}. Give storage= a file in a writable folder.")
+    with storage_errors(path, "opening it to write"):
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            # checked before anything is written, so that another application's file
+            # is left as it was
+            check_schema(connection, path, writing=True)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with transaction(connection):
+                if check_schema(connection, path, writing=True) is None:
+                    for table, definition in TABLES.items():
+                        connection.execute(f"CREATE TABLE {table} ({definition})")
+                    connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            connection.close()
+            raise
+    return connection
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection):
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken at once, so that what
+    is read in the block is still true when the block writes."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def table_columns(connection: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+
+
+def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> int | None:
+    """The schema version of the database, or None when it is empty (no table yet).
+
+    Raises a :class:`StorageError` for another application's database, another
+    schema, a newer or unknown version, a table or column missing, or (when
+    ``writing``) a version-0 database.
+    """
+    application = connection.execute("PRAGMA application_id").fetchone()[0]
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    supported = (f"this modelfit writes schema version {SCHEMA_VERSION} and reads versions "
+                 f"{LEGACY_VERSION} and {SCHEMA_VERSION}")
+    if application not in (0, APPLICATION_ID):
+        raise StorageError(f"{path} is another application's SQLite database "
+                           f"(application_id {application:#x}), not a fit database. Give "
+                           f"storage= another file.")
+    if application == 0 and not tables:
+        if version != 0:
+            raise StorageError(f"{path} is an SQLite database of an unknown schema (version "
+                               f"{version}, no tables); {supported}. Give storage= another "
+                               f"file.")
+        return None
+    if application == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{path} was written by a newer modelfit (schema version "
+                               f"{version}); {supported}. Upgrade modelfit to use it.")
+        if version != SCHEMA_VERSION:
+            raise StorageError(f"{path} has an unknown schema version {version}; "
+                               f"{supported}.")
+        expected = COLUMNS
+    elif version == 0 and tables >= set(LEGACY_COLUMNS):
+        expected = LEGACY_COLUMNS
+    elif version == 0 and not tables & set(TABLES):
+        raise StorageError(f"{path} is not a fit database: it holds the tables "
+                           f"{', '.join(sorted(tables))}. Give storage= another file.")
+    else:
+        raise StorageError(f"{path} is not a fit database of a known schema (found version "
+                           f"{version} with the tables {', '.join(sorted(tables))}); "
+                           f"{supported}.")
+    for table, columns in expected.items():
+        missing = sorted(columns - table_columns(connection, table)) \
+            if table in tables else ["(the whole table)"]
+        if missing:
+            raise StorageError(f"{path} is not a valid fit database of schema version "
+                               f"{version}: the table {table!r} lacks {', '.join(missing)}. "
+                               f"Was it changed by hand? Give storage= another file.")
+    if writing and expected is LEGACY_COLUMNS:
+        raise StorageError(f"{path} was written by an earlier modelfit (schema version "
+                           f"{LEGACY_VERSION}, before studies recorded what resuming needs); "
+                           f"{supported}. Its studies can still be read (read_results, "
+                           f"modelfit results); to fit, give storage= a new file.")
+    return SCHEMA_VERSION if expected is COLUMNS else LEGACY_VERSION
