@@ -25,6 +25,10 @@
 #                             so the reason is documented).
 #   pandas                    used by the benchmark script to read the CSV traces
 #                             (also a dependency of nevergrad 0.3.0).
+#   matplotlib<3.9            what the tutorial's users have (they plot); Brian's
+#                             `from brian2 import *` imports pylab when it is there,
+#                             so both sides pay the same Brian import in
+#                             benchmarks/whole_script.py. <3.9 still supports numpy 1.23.
 set -euo pipefail
 
 VENV_DIR="${1:-$(cd "$(dirname "$0")/.." && pwd)/.refvenv}"
@@ -47,7 +51,8 @@ PIP=("$VENV_DIR/bin/python" -m pip)
     "nevergrad==0.3.0" \
     "bayesian-optimization<2" \
     "brian2modelfitting==0.4" \
-    "pandas"
+    "pandas" \
+    "matplotlib<3.9"
 
 # Smoke test: the imports and one tiny optimizer ask/tell cycle (this is where
 # the numpy>=1.24 incompatibility of nevergrad 0.3.0 would show up).

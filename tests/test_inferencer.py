@@ -210,20 +210,25 @@ def test_training_data_go_through_the_backend_in_fixed_batches():
     x = inferencer.extract_summary_statistics(theta)
     assert calls == [("prepare", 34), ("run", 34), ("run", 34), ("run", 34)]
     # each parameter set got its own simulation: the deflection is I/gl
-    np.testing.assert_allclose(x[:, 0], 0.5e-9 / theta[:, 0] * (1 - np.exp(
-        -34.9e-3 * theta[:, 0] / theta[:, 1])), rtol=2e-3)
+    # columns in alphabetical order, as brian2modelfitting's: C, then gl
+    assert inferencer.param_names == ["C", "gl"]
+    C, gl = theta[:, 0], theta[:, 1]
+    np.testing.assert_allclose(x[:, 0], 0.5e-9 / gl * (1 - np.exp(-34.9e-3 * gl / C)),
+                               rtol=2e-3)
     assert inferencer.n_neurons == 100
 
 
 # -- simple interface -----------------------------------------------------------------
 @pytest.mark.slow
 def test_posterior_covers_the_ground_truth(trained):
-    assert in_credible_region(trained, [TRUTH["gl"], TRUTH["C"]])
+    assert trained.param_names == ["C", "gl"]  # alphabetical, as brian2modelfitting's
+    assert in_credible_region(trained, [TRUTH[name] for name in trained.param_names])
     samples = trained.sample((1000,))
     assert samples.shape == (1000, 2)
     assert trained.samples is samples
-    assert (samples[:, 0] >= 5e-9).all() and (samples[:, 0] <= 50e-9).all()
-    assert abs(np.median(samples[:, 0]) - TRUTH["gl"]) < 5e-9
+    gl = samples[:, trained.param_names.index("gl")]
+    assert (gl >= 5e-9).all() and (gl <= 50e-9).all()
+    assert abs(np.median(gl) - TRUTH["gl"]) < 5e-9
     traces = trained.generate_traces(n_samples=200)
     assert traces.shape == (1, N_STEPS) and traces.dim == volt.dim
     assert np.abs(np.asarray(traces)[0] - RECORDED).max() < 5e-3
@@ -258,7 +263,8 @@ def test_likelihood_and_ratio_estimation(method, estimator, posterior_kwargs):
                      posterior_kwargs=posterior_kwargs, seed=3, **BOUNDS)
     samples = inferencer.sample((200,))
     assert samples.shape == (200, 2) and np.isfinite(samples).all()
-    assert (samples[:, 1] >= 50e-12).all() and (samples[:, 1] <= 500e-12).all()
+    C = samples[:, inferencer.param_names.index("C")]
+    assert (C >= 50e-12).all() and (C <= 500e-12).all()
 
 
 @pytest.mark.slow

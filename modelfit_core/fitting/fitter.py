@@ -13,16 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.contracts.units import error_quantity
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError, FitStateError
+from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.contracts.protocols import RemoteScoring
+from modelfit_core.contracts.metric_bases import SPIKES
+from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.fitting import generation
 from modelfit_core.fitting.loop import FitState, run_rounds
 from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.fitting.replay import initialize_optimizer, replay_rounds
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.registry.parts import DEFAULT, Parts
 from modelfit_core.results.history import History, RoundRecord
 from modelfit_core.results.storage import FitStore, StudyDescription
+from modelfit_core.results.study_description import stable_repr
 
 
 def check_count(value, name: str, minimum: int, meaning: str = "") -> int:
@@ -31,6 +36,17 @@ def check_count(value, name: str, minimum: int, meaning: str = "") -> int:
         raise ConfigurationError(f"{name} must be an integer >= {minimum}"
                                  f"{f' ({meaning})' if meaning else ''}; got {value!r}.")
     return int(value)
+
+
+def check_optimizer(optimizer) -> None:
+    """An optimizer needs the methods of the Optimizer Protocol: a TypeError (as the
+    reference raises) naming the missing ones, before anything runs."""
+    missing = kind_named("optimizers").missing_methods(optimizer)
+    if missing:
+        raise ArgumentTypeError(
+            f"{optimizer!r} cannot be used as an optimizer: it has no "
+            f"{', '.join(f'{m}()' for m in missing)}. An optimizer needs initialize(), "
+            f"ask(), tell() and recommend() (e.g. NevergradOptimizer()).")
 
 
 def _from_problem(name: str, doc: str) -> property:
@@ -51,7 +67,8 @@ class Fitter:
     use_units : bool
         Return parameters and errors with units (default True).
     storage, study : str, optional
-        Stream every round to SQLite (``"sqlite:///fit.db"``) under ``study``.
+        Stream every round to SQLite (``"sqlite:///fit.db"``) under ``study``;
+        ``storage`` may also be a ``FitStore`` (e.g. with ``pickle_optimizer=True``).
     """
 
     fitter_name = "Fitter"
@@ -70,9 +87,10 @@ class Fitter:
         self._simulation_key = None
         self.store: FitStore | None = None
         storage = storage if storage is not None else self.pipeline.storage
-        if storage is not None:
+        if isinstance(storage, FitStore):  # made by the caller, e.g. with pickle_optimizer
+            self.store = storage
+        elif storage is not None:
             self.store = FitStore(storage, study or self.pipeline.study or "default")
-            self.store.attach(self, self.pipeline.registry)
 
     # -- the problem, as the manual's attributes ------------------------------------------
     dt = _from_problem("dt", "Time step of the recordings and simulations.")
@@ -116,6 +134,52 @@ class Fitter:
     def n_neurons(self) -> int:
         return self.n_samples * self.n_traces
 
+    @property
+    def parameter_names(self) -> list[str]:
+        """The fitted parameters (in the order of the model's declarations)."""
+        if self.space is not None:
+            return list(self.space.names)
+        return [n for n in self.model.parameters if n not in self.param_init]
+
+    @property
+    def duration(self):
+        """Length of the recordings (a Quantity in seconds)."""
+        return self.problem.n_steps * self.dt
+
+    @property
+    def input(self):
+        """The input traces (n_traces, n_steps), with units: the first input variable's."""
+        signal = next(iter(self.input_signals.values()))
+        return with_unit(signal.values, signal.dim)
+
+    @property
+    def output(self) -> list:
+        """The recorded outputs, one entry per output variable (spike trains in seconds)."""
+        return [self.recordings.spikes if name == SPIKES else
+                with_unit(self.output_signals[name].values, self.output_signals[name].dim)
+                for name in self.output_names]
+
+    @property
+    def output_dim(self) -> list:
+        """Dimensions of each output variable (spikes: seconds)."""
+        return [self.output_dims[name] for name in self.output_names]
+
+    @property
+    def input_traces(self):
+        """The first input as a Brian ``TimedArray`` over (time, trace), as the manual's
+        fitters build it for their NeuronGroup."""
+        from brian2 import TimedArray
+        return TimedArray(self.input.T, dt=self.dt)
+
+    @property
+    def bounds(self) -> dict[str, list] | None:
+        """The bounds of the last ``fit()``: ``{name: [lower, upper]}`` with units."""
+        if self.space is None:
+            return None
+        return {name: [with_unit(float(lo), dim), with_unit(float(hi), dim)]
+                for name, lo, hi, dim in zip(self.space.names, self.space.lower,
+                                             self.space.upper, self.space.dims)}
+
     # -- the fit state ------------------------------------------------------------------
     optimizer = property(lambda self: self.state.optimizer if self.state else None,
                          doc="The optimizer of the current fit.")
@@ -147,10 +211,11 @@ class Fitter:
 
         Parameters
         ----------
-        optimizer : Optimizer, optional
-            Any object with initialize/ask/tell/recommend; default: the pipeline's.
-        metric : Metric or dict, optional
-            One metric for all outputs or one per output variable.
+        optimizer : Optimizer or str, optional
+            Any object with initialize/ask/tell/recommend, or the name of an optimizer
+            plugin (``"nevergrad"``); default: the pipeline's.
+        metric : Metric, str or dict, optional
+            One metric (or metric plugin name) for all outputs, or one per output.
         n_rounds : int
             Rounds to run (each simulates ``n_samples`` parameter sets).
         callback : "text", "progressbar", None or callable
@@ -163,9 +228,14 @@ class Fitter:
         penalty : str, optional
             Model variable added to the error (its value at the end of the run).
         resume : bool
-            Continue the study stored in ``storage`` (after a crash or a kill):
-            the optimizer state and every stored round are loaded, and only the
-            rounds missing to reach ``n_rounds`` in total are run.
+            Continue the study stored in ``storage`` (after a crash, a kill or
+            Ctrl-C): the study must be this fit (a StorageError lists each
+            difference), its rounds are loaded and replayed into ``optimizer``
+            (which must be the first fit's: same class, options and seed), and
+            only the rounds missing to reach ``n_rounds`` in total are run.
+            (Ctrl-C during a fit raises KeyboardInterrupt once every finished
+            round is kept, in memory and storage; fit() again, or resume=True,
+            continues exactly.)
         level : int
             How many frames above the caller to look up the model's constants.
         **params
@@ -182,8 +252,13 @@ class Fitter:
         continuing = self.state is not None and not restart
         if optimizer is None:
             optimizer = self.state.optimizer if continuing else self.pipeline.default_optimizer()
+        elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
+            optimizer = self.pipeline.make("optimizers", optimizer)
         if metric is None:
             metric = self.state.metric if continuing else self.default_metric()
+        elif isinstance(metric, str):
+            metric = self.pipeline.make("metrics", metric)
+        check_optimizer(optimizer)
         if penalty is not None:
             self.problem.penalty = penalty
         space = self.problem.parameter_space(params)
@@ -202,12 +277,17 @@ class Fitter:
             self.state.objective = objective
             if start_iteration is not None:
                 self.state.iteration = int(start_iteration)
+            if self.state.optimizer_ahead:  # told a round that could not be stored
+                replay_rounds(optimizer, space, self.n_samples, self.state.optimizer_rounds,
+                              self.history.rounds, source="this fitter's history",
+                              error_type=FitStateError)
+                self.state.optimizer_ahead = False
         else:
-            optimizer.initialize(list(space.names), popsize=self.n_samples,
-                                 rounds=max(n_rounds, 1), **space.bounds_dict())
+            initialize_optimizer(optimizer, space, self.n_samples, max(n_rounds, 1))
             self.state = FitState(optimizer=optimizer, metric=metric, objective=objective,
                                   space=space, history=History(space, objective.error_dim),
-                                  iteration=0 if start_iteration is None else int(start_iteration))
+                                  iteration=0 if start_iteration is None else int(start_iteration),
+                                  optimizer_rounds=max(n_rounds, 1))
             if self.store is not None:
                 self.store.start(self.study_description(), restart=restart)
         simulation = self._prepare(objective, space, level)
@@ -218,31 +298,65 @@ class Fitter:
             run_rounds(self.state, simulation, self.n_samples, n_rounds,
                        hook=self.pipeline.registry.hook, subject=self,
                        notify=None if feedback is None else
-                       (lambda record: self._notify(feedback, record)))
+                       (lambda record: self._notify(feedback, record)),
+                       persist=None if self.store is None else self.store.session())
         finally:
             if hasattr(feedback, "finish"):
                 feedback.finish()
         return self.best_params, self.best_error
 
     def _resume(self, optimizer, metric, objective, space, restart) -> None:
+        """Continue the stored study: check that it is this fit, reload its rounds and
+        rebuild the optimizer by replaying them (nothing is unpickled unless the store
+        was created with ``pickle_optimizer=True``)."""
         if self.store is None:
             raise ConfigurationError("resume=True needs a storage: create the fitter with "
                                      "storage='sqlite:///fit.db' (and the same study=).")
         if restart:
             raise ConfigurationError("resume=True and restart=True contradict each other.")
-        stored_optimizer, records, iteration = self.store.load_for_resume(space)
+        stored = self.store.load_for_resume(
+            self.study_description(optimizer, metric, space, objective))
+        if stored.optimizer is not None:
+            optimizer = stored.optimizer
+        else:
+            replay_rounds(optimizer, space, self.n_samples, stored.optimizer_rounds,
+                          stored.records, source=f"study {self.store.study!r} in "
+                                                 f"{self.store.path}")
         history = History(space, objective.error_dim)
-        for record in records:
+        for record in stored.records:
             history.add(record)
-        self.state = FitState(optimizer=stored_optimizer, metric=metric, objective=objective,
-                              space=space, history=history, iteration=int(iteration))
+        self.state = FitState(optimizer=optimizer, metric=metric, objective=objective,
+                              space=space, history=history, iteration=stored.next_iteration,
+                              optimizer_rounds=stored.optimizer_rounds)
 
-    def study_description(self) -> StudyDescription:
-        """What the storage records about this fit."""
-        return StudyDescription(space=self.space, n_samples=self.n_samples,
-                                error_dim=self.state.objective.error_dim,
-                                output_names=tuple(self.output_names),
-                                optimizer=repr(self.optimizer), metric=repr(self.metric))
+    def study_description(self, optimizer=None, metric=None, space=None,
+                          objective=None) -> StudyDescription:
+        """What the storage records about this fit, and what resuming it must match.
+
+        Parameters
+        ----------
+        optimizer, metric, space, objective : optional
+            The parts of the fit to describe; default: those of the current fit.
+        """
+        state = self.state
+        optimizer = optimizer if optimizer is not None else state.optimizer
+        metric = metric if metric is not None else state.metric
+        space = space if space is not None else state.space
+        objective = objective if objective is not None else state.objective
+        problem = self.problem
+        model = "\n".join([problem.model.text.strip(), f"threshold: {problem.threshold!r}",
+                           f"reset: {problem.reset!r}", f"refractory: {problem.refractory!r}",
+                           f"method: {problem.method!r}", f"penalty: {problem.penalty!r}",
+                           f"initial values: {sorted(problem.param_init.items())!r}"])
+        kind = type(optimizer)
+        return StudyDescription(
+            space=space, n_samples=self.n_samples, error_dim=objective.error_dim,
+            output_names=tuple(self.output_names), optimizer=stable_repr(optimizer),
+            metric=stable_repr(metric), model=model,
+            optimizer_class=f"{kind.__module__}.{kind.__qualname__}",
+            seed=repr(getattr(optimizer, "seed", None)),
+            optimizer_rounds=state.optimizer_rounds if state is not None else 1,
+            first_iteration=state.iteration if state is not None else 0)
 
     def _prepare(self, objective: Objective, space: ParameterSpace, level: int):
         """The fit's simulation: prepared (and compiled) once per configuration."""
@@ -253,22 +367,36 @@ class Fitter:
                 self.problem.release(self._simulation_key)
             namespace = self.problem.resolve_namespace(level)
             self.problem.check_units(namespace)
+            self.problem.check_memory(self.n_samples, objective.record, remote=getattr(
+                self.problem.backend, "scores_remotely", False))
             self.simulation = self.problem.prepared(key, lambda: self.problem.simulation_spec(
                 self.n_samples, space.names, namespace, name="modelfit_fit",
                 record=objective.record, record_spikes=objective.record_spikes,
                 record_final=objective.record_final, online_error=objective.online_spec))
             self._simulation_key = key
-        if hasattr(self.simulation, "compute_errors_with"):
+        if isinstance(self.simulation, RemoteScoring):
             self.simulation.compute_errors_with(objective.where_simulated())
         return self.simulation
 
     def _notify(self, feedback, record: RoundRecord) -> bool:
+        """Call the feedback as the manual says: ``(params, errors, best_params,
+        best_error, index, additional_info)``, ``errors`` a list."""
         params = [self.space.to_dict(row, self.use_units) for row in record.parameters]
         history = self.history
-        info = {"best_params_text": self.space.describe(history.best_vector)
+        dim = self.state.objective.error_dim
+        errors = [error_quantity(float(e), dim) if self.use_units else float(e)
+                  for e in record.errors]
+        raw = self.best_objective_errors or {}
+        normalized = self.best_objective_errors_normalized or {}
+        info = {"objective_errors": tuple(raw.get(n) for n in self.output_names),
+                "objective_errors_normalized": tuple(normalized.get(n)
+                                                     for n in self.output_names),
+                "output_var": list(self.output_names),
+                "best_params_text": self.space.describe(history.best_vector)
                 if history.best_vector is not None else "(none yet: all diverged)",
-                "diverged": record.diverged, "objective_errors": record.objective_errors}
-        return bool(feedback(params, record.errors, self.best_params, self.best_error,
+                "diverged": record.diverged,
+                "round_objective_errors": record.objective_errors}
+        return bool(feedback(params, errors, self.best_params, self.best_error,
                              record.index, info))
 
     # -- results ------------------------------------------------------------------------
