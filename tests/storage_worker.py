@@ -63,7 +63,7 @@ def main():
     parser.add_argument("--codegen", default=None)
     parser.add_argument("--announce", action="store_true")
     parser.add_argument("--gl-upper", type=float, default=50.0)
-    parser.add_argument("--n-samples", type=int, default=8)
+    parser.add_argument("--n-samples", type=int, default=30)  # a DE population
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     currents, v = recordings(args.steps)
@@ -89,7 +89,7 @@ def main():
         if not args.catch_interrupt:
             raise  # (Brian's excepthook prints no traceback; the exit status is -SIGINT)
         print(f"REASON {exc}", flush=True)
-        rounds = len(fitter.results(format="dataframe")) // args.n_samples
+        rounds = len(fitter.history.rounds)
         assert rounds == len(fitter.history.rounds)
         best = fitter.best_params
         shown = "none" if best is None else f"{float(best['gl'])!r} {float(best['C'])!r}"

@@ -35,7 +35,7 @@ output_unit = "mV"
 dt = "0.1*ms"
 
 [fit]
-n_samples = 8
+n_samples = 30
 n_rounds = 3
 seed = 2
 storage = "sqlite:///fit.db"
@@ -66,7 +66,7 @@ def test_fit_and_results_commands(project, capsys):
     out = project / "out"
     for name in ("results.csv", "best.json", "errors.png", "parameters.png", "fit.png"):
         assert (out / name).exists(), name
-    assert len(pd.read_csv(out / "results.csv")) == 3 * 8
+    assert len(pd.read_csv(out / "results.csv")) == 3 * 30
     best = json.loads((out / "best.json").read_text())
     assert set(best["parameters_si"]) == {"gl", "C"}
     capsys.readouterr()
@@ -81,7 +81,7 @@ def test_fit_and_results_commands(project, capsys):
 
 
 @pytest.mark.parametrize("change, key, message", [
-    (("n_samples = 8", "n_sample = 8"), "n_sample", "unknown key"),
+    (("n_samples = 30", "n_sample = 30"), "n_sample", "unknown key"),
     (("[bounds]", "[bound]"), "[bound]", "unknown section"),
     (('dt = "0.1*ms"', 'dt = "0.1*msec*"'), "dt", "cannot read"),
     (('gl = ["1*nS", "50*nS"]', 'gl = ["1*nS"]'), "gl", "[lower, upper]"),
@@ -100,7 +100,7 @@ def test_bad_config_names_key_and_line(project, change, key, message):
 
 
 def test_bad_config_from_the_command_line(project, capsys):
-    (project / "fit.toml").write_text(CONFIG.replace("n_samples = 8", "n_sample = 8"))
+    (project / "fit.toml").write_text(CONFIG.replace("n_samples = 30", "n_sample = 30"))
     assert main(["fit", str(project / "fit.toml")]) == 2
     assert "n_sample" in capsys.readouterr().err
 

@@ -102,12 +102,13 @@ def test_workers_send_errors_not_traces(dask_backend):
     fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
                callback=None, **BOUNDS)
-    parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
+    n = fitter.n_samples  # the simulation is prepared for the optimizer's population
+    parameters = {"gl": np.full(n, 10e-9), "C": np.full(n, 200e-12)}
     result = fitter.simulation.run(parameters)
     assert result.traces == {} and set(result.errors) == {"v"}
-    assert result.errors["v"].shape == (4,) and np.all(result.errors["v"] >= 0)
+    assert result.errors["v"].shape == (n,) and np.all(result.errors["v"] >= 0)
     fitter.simulation.compute_errors_with(None)  # traces again
-    assert fitter.simulation.run(parameters).traces["v"].shape == (4, 2, 300)
+    assert fitter.simulation.run(parameters).traces["v"].shape == (n, 2, 300)
 
 
 @pytest.mark.slow
@@ -141,7 +142,8 @@ def test_lost_scattered_data_is_sent_again(dask_backend):
     fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
     simulation = fitter.simulation
-    parameters = {"gl": np.full(4, 10e-9), "C": np.full(4, 200e-12)}
+    n = fitter.n_samples
+    parameters = {"gl": np.full(n, 10e-9), "C": np.full(n, 200e-12)}
     before = simulation.run(parameters).errors["v"]
     lost = simulation._spec_future
     lost.cancel()

@@ -131,9 +131,10 @@ def test_an_interrupted_fit_keeps_its_rounds_and_continues_exactly(uninterrupted
     done = len(fitter.history.rounds)
     assert 2 <= done < 5
     # memory and disk agree, and the fitter is usable
-    assert len(fitter.results(format="dataframe")) == done * 4
+    assert len(fitter.results(format="dataframe")) == done * fitter.n_samples
     assert stored_rounds(db, "s") == done
-    assert read_results(db, "s", format="dataframe").equals(expected.iloc[:done * 4])
+    assert read_results(db, "s", format="dataframe").equals(
+        expected.iloc[:done * fitter.n_samples])
     assert fitter.best_params is not None
     assert query(db, "SELECT COUNT(*) FROM leases") == [(0,)]
     # a copy of the database, as another process would find it
@@ -180,7 +181,7 @@ def test_sigint_after_stored_rounds_keeps_them_and_resumes_exactly(tmp_path):
     # only complete rounds, each with a finite error or flagged as diverged
     counts = query(db, "SELECT round, COUNT(*), SUM(error IS NULL AND diverged = 0) FROM "
                        "evaluations GROUP BY round ORDER BY round")
-    assert counts == [(k, 8, 0) for k in range(done)]
+    assert counts == [(k, 30, 0) for k in range(done)]  # rounds of a DE population
     assert query(db, "SELECT COUNT(*) FROM leases") == [(0,)]
     assert run_worker(db, "s", n_rounds, "--resume") == reference
     assert read_results(db, "s", format="dataframe").equals(

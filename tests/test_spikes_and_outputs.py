@@ -134,12 +134,12 @@ def test_diverging_simulations_are_flagged_never_best():
     model = ADEX_SEED_000.replace(" : volt (unless refractory)", " : volt")
     bounds = dict(ADEX_BOUNDS, DeltaT=[0.5 * mV, 40 * mV], VT=[-60 * mV, 10 * mV])
     fitter = TraceFitter(model=model, input={"I": inputs}, output={"v": outputs},
-                         dt=0.01 * ms, n_samples=20, param_init={"v": -65 * mV},
+                         dt=0.01 * ms, n_samples=30, param_init={"v": -65 * mV},
                          reset="v=vre; w += wadd", threshold="v > 0*mV", refractory="tref",
                          method="exponential_euler", pipeline=make_pipeline(metric="mse"))
     fitter.fit(n_rounds=3, **bounds)
     frame = fitter.results(format="dataframe")
-    assert len(frame) == 60 and frame["round"].max() == 2
+    assert len(frame) == 90 and frame["round"].max() == 2
     assert frame["diverged"].any(), "this box was chosen so that some sets diverge"
     assert np.isinf(frame.loc[frame["diverged"], "errors"]).all()
     if not frame["diverged"].all():
@@ -168,7 +168,8 @@ def test_metric_returning_nan_counts_as_diverged():
     fitter.fit(n_rounds=2, metric=HalfNaN(), gl=[2 * nS, 200 * nS],
                g_na=[0.2e-6 * 1e6 * nS, 400e3 * nS], g_kd=[200 * nS, 200e3 * nS])
     frame = fitter.results(format="dataframe")
-    assert frame["diverged"].tolist() == [True, False] * 6
+    assert fitter.n_samples == 30  # nevergrad's DE population, more than the 6 asked for
+    assert frame["diverged"].tolist() == [True, False] * 30
     assert np.isfinite(float(fitter.best_error))
 
 

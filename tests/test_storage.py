@@ -18,7 +18,7 @@ def test_every_round_is_stored_and_readable(tmp_path):
     best = run_worker(db, "passive", 4)
     assert list_studies(db) == ["passive"]
     frame = read_results(db, "passive", format="dataframe")
-    assert len(frame) == 4 * 8 and sorted(frame["round"].unique()) == [0, 1, 2, 3]
+    assert len(frame) == 4 * 30 and sorted(frame["round"].unique()) == [0, 1, 2, 3]
     history = read_history(db)
     assert history.best_error == pytest.approx(best[2])
     rows = read_results(db, format="list")
@@ -45,7 +45,7 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
                                stderr=subprocess.PIPE)
     wait_for_rounds(process, db, "s", 3)
     # a concurrent reader sees the running fit
-    assert len(read_results(db, "s", format="dataframe")) >= 3 * 8
+    assert len(read_results(db, "s", format="dataframe")) >= 3 * 30
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     done = stored_rounds(db, "s")
@@ -54,5 +54,5 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed == pytest.approx(reference, rel=0, abs=0)
     frame = read_results(db, "s", format="dataframe")
     expected = read_results(tmp_path / "ref.db", "s", format="dataframe")
-    assert len(frame) == n_rounds * 8
+    assert len(frame) == n_rounds * 30
     assert frame.drop(columns=[]).equals(expected)

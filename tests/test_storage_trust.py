@@ -191,7 +191,7 @@ def test_two_writers_started_together_never_lose_a_run(tmp_path):
     assert "StorageError" in loser_err and "is being fitted by process" in loser_err
     assert f"process {processes[winner].pid} on host" in loser_err and str(db) in loser_err
     frame = read_results(db, "s", format="dataframe")
-    assert len(frame) == 8 * 8 and sorted(frame["round"].unique()) == list(range(8))
+    assert len(frame) == 8 * 30 and sorted(frame["round"].unique()) == list(range(8))
     assert query(db, "SELECT COUNT(*) FROM leases")[0][0] == 0  # released at the end
 
 
@@ -391,7 +391,7 @@ def test_a_read_only_database_file_is_read_but_not_written(tmp_path, capsys):
     with pytest.raises(StorageError, match="read-only") as info:
         make_fitter(db)
     assert str(db) in str(info.value)
-    assert len(read_results(db, "s")) == 8
+    assert len(read_results(db, "s")) == 30  # one round of a DE population
     assert main(["results", str(db)]) == 0
 
 
@@ -436,12 +436,12 @@ def test_a_study_in_a_read_only_folder_is_readable(shared_folder, capsys):
     folder.chmod(0o555)
     with pytest.raises(StorageError, match="folder .* is read-only"):
         FitStore(db, "s")
-    assert len(read_results(db, "s", format="dataframe")) == 8
+    assert len(read_results(db, "s", format="dataframe")) == 30  # one round of a DE population
     assert main(["results", str(db), "--study", "s"]) == 0
     assert "best error" in capsys.readouterr().out
     assert sorted(p.name for p in folder.iterdir()) == ["fit.db"]  # no -wal/-shm left
     if os.geteuid() == 0:
-        assert rows_read_as_nobody(db) == "8"
+        assert rows_read_as_nobody(db) == "30"
         assert sorted(p.name for p in folder.iterdir()) == ["fit.db"]
 
 

@@ -11,7 +11,7 @@ from modelfit_core.contracts.errors import ConfigurationError
 
 from conftest import BOUNDS, DT, N_STEPS, N_TRACES, PASSIVE_MODEL, TRUE_PARAMS, El
 
-N_SAMPLES = 4
+N_SAMPLES = 30  # nevergrad's DE works in populations of at least 30 (initialize says so)
 V2 = get_dimensions(volt) ** 2
 
 
@@ -33,7 +33,9 @@ def test_results_as_list_with_units(fitted):
     rows = fitted.results(format="list", use_units=True)
     assert len(rows) == 2 * N_SAMPLES
     for k, row in enumerate(rows):
-        assert set(row) == {"gl", "C", "errors", "diverged", "round"}
+        # 'errors' as in the manual, 'error' as brian2modelfitting's code writes it
+        assert set(row) == {"gl", "C", "errors", "error", "diverged", "round"}
+        assert row["error"] is row["errors"]
         assert isinstance(row["gl"], Quantity) and row["gl"].dim is get_dimensions(siemens)
         assert isinstance(row["C"], Quantity) and row["C"].dim is get_dimensions(farad)
         assert isinstance(row["errors"], Quantity) and row["errors"].dim is V2
@@ -55,7 +57,7 @@ def test_results_as_list_without_units(fitted):
 def test_results_as_dict(fitted):
     with_units = fitted.results(format="dict", use_units=True)
     plain = fitted.results(format="dict", use_units=False)
-    assert set(with_units) == {"gl", "C", "errors", "diverged", "round"}
+    assert set(with_units) == {"gl", "C", "errors", "error", "diverged", "round"}
     assert with_units["gl"].shape == (2 * N_SAMPLES,)
     assert with_units["gl"].dim is get_dimensions(siemens)
     assert with_units["C"].dim is get_dimensions(farad)
@@ -70,8 +72,8 @@ def test_results_as_dict(fitted):
 def test_results_as_dataframe(fitted, use_units):
     frame = fitted.results(format="dataframe", use_units=use_units)
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame.columns) == ["gl", "C", "errors", "diverged", "round"]
-    assert frame.shape == (2 * N_SAMPLES, 5)
+    assert list(frame.columns) == ["gl", "C", "errors", "error", "diverged", "round"]
+    assert frame.shape == (2 * N_SAMPLES, 6)
     assert frame["gl"].dtype == float and frame["errors"].dtype == float
     plain = fitted.results(format="dict", use_units=False)
     np.testing.assert_array_equal(frame["C"].to_numpy(), plain["C"])

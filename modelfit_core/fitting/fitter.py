@@ -9,6 +9,7 @@ rounds to :func:`~modelfit_core.fitting.loop.run_rounds`.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,11 @@ class Fitter:
     def __init__(self, problem: FittingProblem, n_samples: int, *, pipeline: Parts | None = None,
                  use_units: bool = True, storage: str | None = None, study: str | None = None):
         self.problem = problem
-        self.n_samples = check_count(n_samples, "n_samples", 1,
-                                     "parameter sets simulated per round")
+        self.requested_n_samples = check_count(n_samples, "n_samples", 1,
+                                               "parameter sets simulated per round")
+        self.n_samples = self.requested_n_samples
+        """Parameter sets per round: the optimizer's population (which ``initialize``
+        returns) once a fit started, ``requested_n_samples`` before."""
         self.pipeline = pipeline if pipeline is not None else Parts.lazy_default()
         self.use_units = use_units
         self.state: FitState | None = None
@@ -278,12 +282,14 @@ class Fitter:
             if start_iteration is not None:
                 self.state.iteration = int(start_iteration)
             if self.state.optimizer_ahead:  # told a round that could not be stored
-                replay_rounds(optimizer, space, self.n_samples, self.state.optimizer_rounds,
-                              self.history.rounds, source="this fitter's history",
-                              error_type=FitStateError)
+                replay_rounds(optimizer, space, self.requested_n_samples,
+                              self.state.optimizer_rounds, self.history.rounds,
+                              source="this fitter's history", error_type=FitStateError)
                 self.state.optimizer_ahead = False
         else:
-            initialize_optimizer(optimizer, space, self.n_samples, max(n_rounds, 1))
+            self._use_population(initialize_optimizer(optimizer, space,
+                                                      self.requested_n_samples,
+                                                      max(n_rounds, 1)), optimizer)
             self.state = FitState(optimizer=optimizer, metric=metric, objective=objective,
                                   space=space, history=History(space, objective.error_dim),
                                   iteration=0 if start_iteration is None else int(start_iteration),
@@ -305,6 +311,15 @@ class Fitter:
                 feedback.finish()
         return self.best_params, self.best_error
 
+    def _use_population(self, used: int, optimizer) -> None:
+        """Simulate the population the optimizer uses, as the reference does (a
+        population method may need more points per round than were asked for)."""
+        if used != self.requested_n_samples:
+            warnings.warn(f"Sample size {self.requested_n_samples} requested, but "
+                          f"{type(optimizer).__name__} will use {used}: each round "
+                          f"simulates {used} parameter sets.", UserWarning, stacklevel=4)
+        self.n_samples = used
+
     def _resume(self, optimizer, metric, objective, space, restart) -> None:
         """Continue the stored study: check that it is this fit, reload its rounds and
         rebuild the optimizer by replaying them (nothing is unpickled unless the store
@@ -318,10 +333,13 @@ class Fitter:
             self.study_description(optimizer, metric, space, objective))
         if stored.optimizer is not None:
             optimizer = stored.optimizer
+            if stored.records:
+                self.n_samples = len(stored.records[-1].errors)
         else:
-            replay_rounds(optimizer, space, self.n_samples, stored.optimizer_rounds,
-                          stored.records, source=f"study {self.store.study!r} in "
-                                                 f"{self.store.path}")
+            self._use_population(replay_rounds(
+                optimizer, space, self.requested_n_samples, stored.optimizer_rounds,
+                stored.records, source=f"study {self.store.study!r} in {self.store.path}"),
+                optimizer)
         history = History(space, objective.error_dim)
         for record in stored.records:
             history.add(record)
@@ -350,7 +368,7 @@ class Fitter:
                            f"initial values: {sorted(problem.param_init.items())!r}"])
         kind = type(optimizer)
         return StudyDescription(
-            space=space, n_samples=self.n_samples, error_dim=objective.error_dim,
+            space=space, n_samples=self.requested_n_samples, error_dim=objective.error_dim,
             output_names=tuple(self.output_names), optimizer=stable_repr(optimizer),
             metric=stable_repr(metric), model=model,
             optimizer_class=f"{kind.__module__}.{kind.__qualname__}",
@@ -360,7 +378,7 @@ class Fitter:
 
     def _prepare(self, objective: Objective, space: ParameterSpace, level: int):
         """The fit's simulation: prepared (and compiled) once per configuration."""
-        key = ("fit", space.names, objective.record, objective.record_spikes,
+        key = ("fit", self.n_samples, space.names, objective.record, objective.record_spikes,
                objective.record_final, tuple(sorted(objective.online_spec.items())))
         if key != self._simulation_key:
             if self._simulation_key is not None:
@@ -441,11 +459,14 @@ class Fitter:
                                                self.use_units)
 
     def results(self, format="list", use_units=None):
-        """All evaluated parameter sets and errors; see :meth:`History.results`."""
+        """All evaluated parameter sets and errors, as ``'list'`` (of dicts), ``'dict'``
+        (of arrays) or ``'dataframe'``; with several outputs, each output's errors
+        too (see :meth:`~modelfit_core.results.history.History.results`)."""
         if self.history is None:
             raise FitStateError("No results yet: call fit() first.")
-        return self.history.results(format=format,
-                                    use_units=self.use_units if use_units is None else use_units)
+        return self.history.results(
+            format=format, use_units=self.use_units if use_units is None else use_units,
+            per_output=self.state.objective.output_errors(self.history))
 
     # -- generate -----------------------------------------------------------------------
     def generate(self, output_var=None, params=None, param_init=None,

@@ -19,7 +19,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.fitting.objective import Objective
-from modelfit_core.fitting.replay import ask_vectors
+from modelfit_core.fitting.replay import AskedPoints, ask_points
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results.history import History, RoundRecord
 
@@ -38,7 +38,7 @@ class FitState:
     """Value of the model's ``iteration`` variable in the next round."""
     optimizer_rounds: int = 1
     """The ``rounds`` the optimizer was initialized with (a replay repeats it)."""
-    pending: list | None = None
+    pending: AskedPoints | None = None
     """Points asked for a round that did not finish (interrupted, or its simulation
     failed): the next round evaluates them instead of asking again, so the optimizer
     sees the same sequence as in an uninterrupted fit."""
@@ -154,10 +154,10 @@ def run_rounds(state: FitState, simulation, n_samples: int, n_rounds: int, *, ho
                 started = time.perf_counter()
                 if state.pending is None:
                     with interrupts_deferred() as asking:
-                        state.pending = ask_vectors(state.optimizer, n_samples)
+                        state.pending = ask_points(state.optimizer, n_samples, state.space)
                     asking.reraise()
-                vectors = state.pending
-                matrix = np.vstack(vectors)
+                asked = state.pending
+                matrix = asked.matrix
                 result = simulation.run(state.space.columns(matrix), iteration=state.iteration)
                 scores = state.objective.score(result, n_samples)
                 record = RoundRecord(
@@ -167,7 +167,8 @@ def run_rounds(state: FitState, simulation, n_samples: int, n_rounds: int, *, ho
                                                      state.history),
                     iteration=state.iteration, duration_s=time.perf_counter() - started)
                 with interrupts_deferred() as committing:
-                    improved, location = _commit_round(state, record, vectors, store_round)
+                    improved, location = _commit_round(state, record, asked.as_given,
+                                                       store_round)
                 hook.modelfit_round_finished(fitter=subject, round_record=record)
                 if location is not None:
                     hook.modelfit_checkpoint_written(fitter=subject, location=location)

@@ -23,6 +23,7 @@ from modelfit_core.contracts.simulation import SimulationResult
 from modelfit_core.contracts.units import error_quantity
 from modelfit_core.fitting import online_error
 from modelfit_core.model.recordings import Recordings
+from modelfit_core.results.history import History, OutputErrors
 
 
 @attrs.frozen
@@ -235,6 +236,23 @@ class Objective:
                       per_output=per_output)
 
     # -- errors with units ---------------------------------------------------------------
+    def output_errors(self, history: History) -> dict[str, OutputErrors]:
+        """With several outputs, each one's errors over the whole history (for
+        ``results()``); nothing for a single output, as brian2modelfitting."""
+        names = self.recordings.output_names
+        if len(names) < 2:
+            return {}
+        out = {}
+        for name in names:
+            metric, dim = self.metrics[name], self.output_dims[name]
+            normalized = history.objective_errors(name)
+            raw = np.asarray(metric.revert_normalization(normalized), dtype=float) \
+                if isinstance(metric, MetricWithUnits) else normalized
+            out[name] = OutputErrors(normalized=normalized,
+                                     normalized_dim=normalized_dimensions(metric, dim),
+                                     raw=raw, raw_dim=raw_dimensions(metric, dim))
+        return out
+
     def normalized_errors(self, values: Mapping[str, float], use_units: bool) -> dict[str, Any]:
         """Per-output errors as scored (normalized), with units if asked."""
         return {name: error_quantity(value, normalized_dimensions(

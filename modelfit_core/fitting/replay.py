@@ -12,32 +12,72 @@ the error says so, and how to opt into pickling instead.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
+import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import StorageError
+from modelfit_core.contracts.errors import ConfigurationError, StorageError
 from modelfit_core.model.parameters import ParameterSpace
 
 
-def initialize_optimizer(optimizer, space: ParameterSpace, n_samples: int, rounds: int) -> None:
-    """``optimizer.initialize`` as every fit calls it (a replay must call it identically)."""
-    optimizer.initialize(list(space.names), popsize=n_samples, rounds=rounds,
-                         **space.bounds_dict())
+def initialize_optimizer(optimizer, space: ParameterSpace, n_samples: int, rounds: int) -> int:
+    """``optimizer.initialize`` as every fit calls it (a replay must call it identically).
+
+    Returns the population size the optimizer says it will use (the manual's
+    contract: "does not always correspond to popsize"), or ``n_samples`` when it
+    says nothing usable.
+    """
+    used = optimizer.initialize(list(space.names), popsize=n_samples, rounds=rounds,
+                                **space.bounds_dict())
+    if isinstance(used, (int, np.integer)) and not isinstance(used, bool) and used >= 1:
+        return int(used)
+    return n_samples
 
 
-def ask_vectors(optimizer, n_samples: int) -> list[np.ndarray]:
+@attrs.frozen
+class AskedPoints:
+    """What an optimizer's ``ask`` returned, and the same points as an SI matrix."""
+
+    as_given: list
+    """Told back to the optimizer as they were asked (vectors, or parameter dicts)."""
+    matrix: np.ndarray
+    """(n_samples, n_parameters), ordered as the parameter space."""
+
+
+def _vector(point, space: ParameterSpace) -> np.ndarray:
+    if isinstance(point, Mapping):  # brian2modelfitting's optimizers may ask dicts
+        missing = [n for n in space.names if n not in point]
+        if missing:
+            raise ConfigurationError(f"The optimizer asked a parameter dict without "
+                                     f"{', '.join(map(repr, missing))}; it must give every "
+                                     f"fitted parameter ({', '.join(space.names)}).")
+        return np.array([float(np.asarray(point[n])) for n in space.names])
+    vector = np.asarray(point, dtype=float).ravel()
+    if vector.size != len(space.names):
+        raise ConfigurationError(f"The optimizer asked a point of {vector.size} values; "
+                                 f"give one per fitted parameter ({', '.join(space.names)}).")
+    return vector
+
+
+def ask_points(optimizer, n_samples: int, space: ParameterSpace) -> AskedPoints:
     """``n_samples`` points of ``optimizer``, as the loop asks and tells them."""
-    return [np.asarray(v, dtype=float) for v in optimizer.ask(n_samples)]
+    as_given = list(optimizer.ask(n_samples))
+    matrix = np.vstack([_vector(point, space) for point in as_given]) if as_given else \
+        np.empty((0, len(space.names)))
+    return AskedPoints(as_given=as_given, matrix=matrix)
 
 
 def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
                   records: Sequence, *, source: str,
-                  error_type: type[Exception] = StorageError) -> None:
-    """Initialize ``optimizer`` and tell it ``records`` again, checking each round.
+                  error_type: type[Exception] = StorageError) -> int:
+    """Initialize ``optimizer`` and tell it ``records`` again, checking each round;
+    returns the population size it uses (see :func:`initialize_optimizer`).
 
     Parameters
     ----------
+    n_samples : int
+        The population size the fit asked for (what ``initialize`` was given).
     rounds : int
         The ``rounds`` the optimizer was first initialized with.
     records : sequence of RoundRecord
@@ -48,10 +88,10 @@ def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
         Raised (with an explanation) when the optimizer proposes other points
         (default :class:`StorageError`: the rounds came from a database).
     """
-    initialize_optimizer(optimizer, space, n_samples, rounds)
+    used = initialize_optimizer(optimizer, space, n_samples, rounds)
     for record in records:
-        vectors = ask_vectors(optimizer, n_samples)
-        asked = np.vstack(vectors)
+        points = ask_points(optimizer, used, space)
+        asked = points.matrix
         stored = record.parameters
         # a deterministic optimizer repeats itself to the last bit; the tolerance only
         # absorbs a float32 detour in a third-party optimizer
@@ -60,7 +100,8 @@ def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
         if record.told_errors is None:
             raise error_type(f"Round {record.index} of {source} lacks the errors its "
                              f"optimizer was told, so the optimizer cannot be rebuilt.")
-        optimizer.tell(vectors, np.asarray(record.told_errors, dtype=float))
+        optimizer.tell(points.as_given, np.asarray(record.told_errors, dtype=float))
+    return used
 
 
 def _mismatch(index: int, asked: np.ndarray, stored: np.ndarray, space: ParameterSpace,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 import numpy as np
@@ -27,6 +27,32 @@ class RoundRecord:
     ``errors_for_optimizer``): what replaying the round tells again."""
     iteration: int = 0
     """Value of the model's ``iteration`` variable in this round."""
+
+
+@attrs.frozen
+class OutputErrors:
+    """One output's errors over all evaluated parameter sets, with their units."""
+
+    normalized: np.ndarray
+    normalized_dim: Any
+    raw: np.ndarray
+    """Before normalization (the metric's ``revert_normalization``)."""
+    raw_dim: Any
+
+    def normalized_values(self, use_units: bool):
+        return error_quantity(self.normalized, self.normalized_dim) if use_units \
+            else self.normalized
+
+    def raw_values(self, use_units: bool):
+        return error_quantity(self.raw, self.raw_dim) if use_units else self.raw
+
+    def normalized_value(self, k: int, use_units: bool):
+        value = float(self.normalized[k])
+        return error_quantity(value, self.normalized_dim) if use_units else value
+
+    def raw_value(self, k: int, use_units: bool):
+        value = float(self.raw[k])
+        return error_quantity(value, self.raw_dim) if use_units else value
 
 
 @attrs.define
@@ -80,7 +106,15 @@ class History:
                 np.concatenate([r.diverged for r in self.rounds]),
                 np.concatenate([np.full(len(r.errors), r.index) for r in self.rounds]))
 
-    def results(self, format: str = "list", use_units: bool = True):
+    def objective_errors(self, name: str) -> np.ndarray:
+        """The normalized error of output ``name`` of every evaluated parameter set."""
+        if not self.rounds:
+            return np.empty(0)
+        return np.concatenate([np.asarray(r.objective_errors[name], dtype=float)
+                               for r in self.rounds])
+
+    def results(self, format: str = "list", use_units: bool = True,
+                per_output: Mapping[str, "OutputErrors"] | None = None):
         """Every evaluated parameter set with its error.
 
         Parameters
@@ -89,32 +123,60 @@ class History:
             A list of dicts, a dict of arrays, or a pandas DataFrame (no units).
         use_units : bool
             Attach Brian units to parameters and errors (list and dict only).
+        per_output : dict, optional
+            With several outputs, each output's errors (:class:`OutputErrors`):
+            added as ``objective_errors`` and ``objective_errors_normalized``
+            ({output: value}) to each entry, or as columns ``error_<output>``
+            and ``normalized_error_<output>`` of the DataFrame, as
+            brian2modelfitting gives them.
+
+        The error is under ``errors`` (the manual's key) and ``error``
+        (brian2modelfitting's code's key).
         """
         parameters, errors, diverged, rounds = self.stacked()
         names, dims = self.space.names, self.space.dims
+        per_output = dict(per_output or {})
         if format == "dataframe":
             import pandas as pd
             frame = pd.DataFrame({name: parameters[:, k] for k, name in enumerate(names)})
             frame["errors"] = errors
+            frame["error"] = errors
             frame["diverged"] = diverged
             frame["round"] = rounds
+            for output, values in per_output.items():
+                frame[f"normalized_error_{output}"] = values.normalized
+            for output, values in per_output.items():
+                frame[f"error_{output}"] = values.raw
             return frame
         if format == "dict":
             out: dict[str, Any] = {}
             for k, (name, dim) in enumerate(zip(names, dims)):
                 out[name] = with_unit(parameters[:, k], dim) if use_units else parameters[:, k]
             out["errors"] = error_quantity(errors, self.error_dim) if use_units else errors
+            out["error"] = out["errors"]
             out["diverged"] = diverged
             out["round"] = rounds
+            if per_output:
+                out["objective_errors"] = {n: v.raw_values(use_units)
+                                           for n, v in per_output.items()}
+                out["objective_errors_normalized"] = {n: v.normalized_values(use_units)
+                                                      for n, v in per_output.items()}
             return out
         if format == "list":
             rows = []
-            for row, error, flag, index in zip(parameters, errors, diverged, rounds):
+            for k, (row, error, flag, index) in enumerate(zip(parameters, errors, diverged,
+                                                              rounds)):
                 entry = self.space.to_dict(row, use_units=use_units)
                 entry["errors"] = error_quantity(float(error), self.error_dim) \
                     if use_units else float(error)
+                entry["error"] = entry["errors"]
                 entry["diverged"] = bool(flag)
                 entry["round"] = int(index)
+                if per_output:
+                    entry["objective_errors"] = {n: v.raw_value(k, use_units)
+                                                 for n, v in per_output.items()}
+                    entry["objective_errors_normalized"] = {
+                        n: v.normalized_value(k, use_units) for n, v in per_output.items()}
                 rows.append(entry)
             return rows
         raise ConfigurationError(f"Unknown results format {format!r}; use 'list', 'dict' "

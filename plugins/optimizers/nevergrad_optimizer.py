@@ -296,7 +296,11 @@ class NevergradOptimizer:
         self._best_vector, self._best_error = None, np.inf
         self._prefetched = None
         self.tested_parameters, self.errors = [], []
-        return popsize
+        # population methods (DE, PSO) keep a population of their own, of at least 30:
+        # asked for fewer per round, they would spread one generation over rounds
+        population = getattr(self._optimizer, "llambda", None)
+        return int(population) if isinstance(population, (int, np.integer)) \
+            and population > popsize else popsize
 
     def _next_candidate(self):
         prefetched, self._prefetched = self._prefetched, None
