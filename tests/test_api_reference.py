@@ -62,7 +62,7 @@ SIGNATURE_DIFFERENCES = {
 """Documented in docs/compatibility.md as 'differs'; the check is expected to fail."""
 
 PLUGIN_LIBRARIES = ("nevergrad", "skopt", "sklearn", "efel", "sbi", "torch", "dask",
-                    "distributed", "cma", "tqdm")
+                    "distributed", "cma", "pymoo", "tqdm")
 
 
 # -- reading the API reference -----------------------------------------------------------

@@ -22,6 +22,8 @@ OPTIMIZER_CASES = {
     "skopt": [({"method": "GP", "n_initial_points": 2, "acq_optimizer": "sampling",
                 "acq_optimizer_kwargs": {"n_points": 100}},
                {"max_examples": 3, "max_samples": 3, "n_rounds": 2})],
+    "pymoo": [({"method": method}, {"max_examples": 6}) for method in
+              ("DE", "PSO", "GA", "CMAES")],
 }
 """(options, check_optimizer settings) for each built-in optimizer; one not listed is
 checked with default options."""

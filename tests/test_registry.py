@@ -248,7 +248,7 @@ def test_discovery_imports_no_plugin():
         after = sorted(m for m in sys.modules if m.startswith("modelfit_plugins."))
         heavy = sorted({m.split(".")[0] for m in sys.modules} & {
             "nevergrad", "skopt", "sklearn", "efel", "sbi", "torch", "dask", "distributed",
-            "cma", "pandas"})
+            "cma", "pymoo", "pandas"})
         print(json.dumps({"before": before, "after": after, "heavy": heavy,
                           "listed": "NevergradOptimizer" in listed}))
     """).replace("KINDS", "modelfit_core.contracts.kinds.KINDS")

@@ -1,0 +1,254 @@
+"""The pymoo algorithms :class:`~modelfit_plugins.optimizers.pymoo_optimizer.PymooOptimizer`
+offers, their options, and how each one is built.
+
+Method names and option names are checked here without importing pymoo, so a
+misspelt option fails when the optimizer is created while ``from modelfit_core
+import *`` stays cheap; pymoo itself (and pycma, for CMA-ES) is imported by
+:func:`build_algorithm`, when a fit starts. ``tests/test_pymoo_optimizer.py``
+checks that every option listed here is a keyword argument of the installed
+pymoo's class, so that this table cannot drift from the library.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What :class:`PymooOptimizer` needs to know about one pymoo algorithm."""
+
+    name: str
+    module: str
+    """The pymoo module that defines the algorithm's class."""
+    class_name: str
+    options: tuple[str, ...]
+    """pymoo's keyword arguments a user may set (``pop_size`` is every method's)."""
+    defaults: dict = field(default_factory=dict)
+    """Our defaults, where they differ from pymoo's."""
+    min_population: int = 2
+    """The smallest generation the algorithm works with."""
+    min_dimensions: int = 1
+    """Searched dimensions (pycma needs two: a single parameter gets an ignored twin)."""
+    overlapping: bool = True
+    """Whether pymoo may be asked for a new generation before the previous one is told
+    (true of the population-based algorithms; CMA-ES proposes its next generation only
+    once it has learnt from the last)."""
+    global_random: bool = False
+    """The algorithm draws from numpy's global random state (pycma samples with
+    ``np.random.randn`` and reseeds it), which the optimizer then swaps for its own."""
+    library_options: str | None = None
+    """Another library whose own options the algorithm passes on (``"cma"``)."""
+    quiet_overflow: bool = False
+    """Overflow in the algorithm's own formulas is expected and harmless (PSO's
+    inertia ``1 / (1 + 1.5 exp(-2.6 f))`` overflows to its limit 0 when all particles
+    are equally spread, e.g. a swarm of two), so numpy's warning is silenced."""
+
+    @property
+    def all_options(self) -> tuple[str, ...]:
+        return ("pop_size",) + self.options
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec for spec in (
+        # Storn and Price's DE/best/1/bin with CR = 0.9 (pymoo's CR is 0.2): a fit has
+        # few, large generations. On the tutorial's HH fit (seeds 1-3) its median error
+        # is 0.39 mV^2 at 100 samples x 10 rounds and 0.72 at 1000 x 5, against 15 and
+        # 60 with CR = 0.2 and DE/rand/1/bin at 100 x 10 (nevergrad's DE: 0.90, 0.91)
+        MethodSpec("DE", "pymoo.algorithms.soo.nonconvex.de", "DE",
+                   ("variant", "F", "CR", "jitter", "prob_mut", "sampling"),
+                   defaults={"variant": "DE/best/1/bin", "CR": 0.9},
+                   # DE/x/1 draws three other members besides the target
+                   min_population=4),
+        # PSO's adaptation divides by (population - 1)
+        MethodSpec("PSO", "pymoo.algorithms.soo.nonconvex.pso", "PSO",
+                   ("sampling", "w", "c1", "c2", "adaptive", "initial_velocity",
+                    "max_velocity_rate", "pertube_best"),
+                   min_population=2, quiet_overflow=True),
+        # tournament selection and crossover need two parents
+        MethodSpec("GA", "pymoo.algorithms.soo.nonconvex.ga", "GA",
+                   ("sampling", "selection", "crossover", "mutation", "eliminate_duplicates"),
+                   min_population=2),
+        # pycma's recombination needs at least two parents (mu = popsize // 2)
+        MethodSpec("CMAES", "pymoo.algorithms.soo.nonconvex.cmaes", "CMAES",
+                   ("sigma", "tolfun", "tolx", "restarts", "incpopsize"),
+                   min_population=4, min_dimensions=2, overlapping=False,
+                   global_random=True, library_options="cma"),
+    )
+}
+"""The methods offered, by name."""
+
+NOT_OFFERED = {
+    "NelderMead": "pymoo's NelderMead proposes one point at a time (a reflection, an "
+                  "expansion, a contraction), so it cannot use a round of many "
+                  "simulations; use CMAES for a local search in batches, or "
+                  "NevergradOptimizer('NelderMead') with n_samples=1",
+}
+"""pymoo algorithms that are deliberately not offered, and why."""
+
+
+def resolve_method(method) -> MethodSpec:
+    """The :class:`MethodSpec` of ``method`` (a name, case-insensitive).
+
+    Raises
+    ------
+    ArgumentTypeError
+        ``method`` is not a string.
+    ConfigurationError
+        An unknown name (the accepted ones and the closest matches are listed), or a
+        pymoo algorithm that is not offered (with the reason).
+    """
+    if not isinstance(method, str):
+        raise ArgumentTypeError(f"PymooOptimizer: method must be one of "
+                                f"{', '.join(METHODS)} (a string); got {method!r}.")
+    by_lower = {name.lower(): name for name in (*METHODS, *NOT_OFFERED)}
+    name = by_lower.get(method.lower())
+    if name in NOT_OFFERED:
+        raise ConfigurationError(f"PymooOptimizer: {name!r} is not offered: "
+                                 f"{NOT_OFFERED[name]}.")
+    if name is None:
+        close = [by_lower[n] for n in difflib.get_close_matches(method.lower(), by_lower, n=2)
+                 if by_lower[n] in METHODS]
+        raise ConfigurationError(
+            f"PymooOptimizer: unknown method {method!r}." +
+            (f" Did you mean {' or '.join(map(repr, close))}?" if close else "") +
+            f" The methods: {', '.join(METHODS)}.")
+    return METHODS[name]
+
+
+CMA_OPTIONS_SET_HERE = {
+    "popsize": "the population is pop_size (default: the fitter's n_samples)",
+    "bounds": "the search runs on the unit cube mapped onto the fit's bounds",
+    "seed": "give PymooOptimizer(seed=...)",
+    "randn": "pycma samples from a private stream seeded from seed=",
+}
+"""pycma options that pymoo's CMAES or this plugin set, and what to use instead."""
+
+
+def check_options(spec: MethodSpec, options: dict) -> None:
+    """Refuse options ``spec``'s algorithm does not take, naming the accepted ones.
+
+    Raises
+    ------
+    ConfigurationError
+        An unknown option (with the closest names and the list of accepted ones),
+        or a ``pop_size`` that is not a positive integer (an ``ArgumentTypeError``
+        when it is not an integer at all).
+    """
+    unknown = [name for name in options if name not in spec.all_options]
+    if unknown and spec.library_options == "cma":
+        taken = sorted(set(unknown) & set(CMA_OPTIONS_SET_HERE))
+        if taken:
+            raise ConfigurationError(
+                f"PymooOptimizer({spec.name!r}) sets pycma's "
+                f"{', '.join(map(repr, taken))} itself: "
+                + "; ".join(CMA_OPTIONS_SET_HERE[name] for name in taken) + ".")
+        # pycma's own options (CMA_diagonal, CMA_elitist, ...) reach CMAEvolutionStrategy
+        unknown = [name for name in unknown if name not in cma_option_names()]
+    if unknown:
+        accepted = list(spec.all_options)
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, accepted, n=2)
+            if close:
+                hints.append(f"{name!r} (did you mean {' or '.join(map(repr, close))}?)")
+            else:
+                hints.append(repr(name))
+        more = (", and pycma's options (cma.CMAOptions())"
+                if spec.library_options == "cma" else "")
+        raise ConfigurationError(
+            f"PymooOptimizer({spec.name!r}) has no option {', '.join(hints)}. Its options: "
+            f"{', '.join(accepted)}{more}. The seed is given as seed=; the search runs "
+            f"until the fit stops, so there is no termination option.")
+    if spec.name == "DE" and "variant" in options:
+        check_de_variant(options["variant"])
+    if "pop_size" in options:
+        size = options["pop_size"]
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise ArgumentTypeError(f"PymooOptimizer({spec.name!r}): pop_size must be an "
+                                    f"integer; got {size!r}.")
+        if size < 1:
+            raise ConfigurationError(f"PymooOptimizer({spec.name!r}): pop_size must be at "
+                                     f"least 1; got {size!r}.")
+
+
+DE_VARIANT_PARTS = (("rand", "best", "target-to-best"), ("1", "2"),
+                    ("bin", "exp", "hypercube", "line"))
+"""The values of pymoo's DE variant string, ``DE/<selection>/<n_diffs>/<crossover>``."""
+
+
+def check_de_variant(variant) -> None:
+    """Refuse a DE variant pymoo would only reject when breeding its second generation."""
+    parts = variant.split("/") if isinstance(variant, str) else []
+    if not (len(parts) == 4 and parts[0] == "DE" and
+            all(part in allowed for part, allowed in zip(parts[1:], DE_VARIANT_PARTS))):
+        choices = "; ".join(", ".join(allowed) for allowed in DE_VARIANT_PARTS)
+        raise ConfigurationError(
+            f"PymooOptimizer('DE'): variant {variant!r} is not of the form "
+            f"DE/<selection>/<n_diffs>/<crossover> with the values ({choices}), e.g. "
+            f"'DE/rand/1/bin'.")
+
+
+def cma_option_names() -> set[str]:
+    """pycma's option names (imports pycma, which pymoo's CMA-ES needs anyway)."""
+    try:
+        import cma
+    except ImportError as exc:  # pymoo requires cma; a broken install is still possible
+        raise ConfigurationError(f"PymooOptimizer('CMAES') needs pycma (pip install cma): "
+                                 f"{exc}") from exc
+    return set(cma.CMAOptions())
+
+
+def population_size(spec: MethodSpec, options: dict, round_size: int) -> int:
+    """The generation size used: ``pop_size`` (default: the round size, the fitter's
+    ``n_samples``), at least the method's minimum and at least a round.
+
+    A generational algorithm proposes its next generation only once it has learnt
+    from the last, so the points of one round cannot come from two generations:
+    a smaller ``pop_size`` is raised to the round size.
+    """
+    round_size = max(int(round_size), 1)
+    return max(int(options.get("pop_size", round_size)), round_size, spec.min_population)
+
+
+def build_algorithm(spec: MethodSpec, options: dict, population: int, n_var: int,
+                    seed: int):
+    """pymoo's algorithm for ``spec``, set up on the unit cube of ``n_var`` dimensions.
+
+    Returns ``(algorithm, problem)``. The algorithm never terminates by itself
+    (``NoTermination``), except CMA-ES when it has converged: the caller then
+    starts another one. Options pymoo refuses raise a ConfigurationError.
+    """
+    # pymoo imports scipy.spatial on its first duplicate check, inside the second
+    # round's tell: imported here, the cost falls on initialize, not on a round
+    import scipy.spatial.distance  # noqa: F401
+    from pymoo.core.problem import Problem
+    from pymoo.core.termination import NoTermination
+
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError as exc:
+        raise ConfigurationError(f"PymooOptimizer({spec.name!r}) needs a package that is "
+                                 f"not installed: {exc}") from exc
+    kwargs = {**spec.defaults, **options, "pop_size": population}
+    problem = Problem(n_var=n_var, n_obj=1, xl=[0.0] * n_var, xu=[1.0] * n_var)
+    try:
+        algorithm = getattr(module, spec.class_name)(**kwargs)
+        if spec.name == "CMAES":
+            # CMA-ES starts from the best of an initial Latin hypercube sample of
+            # n_sample_points (20 by default): one generation's worth keeps rounds aligned
+            algorithm.n_sample_points = population
+        algorithm.setup(problem, seed=seed, termination=NoTermination())
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        shown = {k: v for k, v in options.items() if k != "pop_size"}
+        raise ConfigurationError(f"pymoo's {spec.name} rejected the options {shown}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    return algorithm, problem
