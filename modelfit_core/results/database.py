@@ -6,9 +6,12 @@ of another schema or a newer modelfit) becomes a
 says what to do; :func:`storage_errors` turns SQLite's own errors into one.
 
 The schema carries a version (``PRAGMA user_version``) and modelfit's
-``PRAGMA application_id``. Version 1 is written and read; version 0 (databases
-written before the schema had a version) is read only (``read_results``,
-``modelfit results``): it lacks what resuming safely needs.
+``PRAGMA application_id``. Version 2 is written and read. Version 1 (before
+multi-objective fits) is read as it is, and brought to version 2 when it is
+opened for writing (three columns added, nothing else changed: its studies
+read, resume and continue as before). Version 0 (databases written before the
+schema had a version) is read only (``read_results``, ``modelfit results``):
+it lacks what resuming safely needs.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from urllib.parse import quote
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version this modelfit writes (``PRAGMA user_version``)."""
+PREVIOUS_VERSION = 1
+"""Databases before multi-objective fits: read as they are, migrated when written."""
 LEGACY_VERSION = 0
 """Databases written before the schema had a version: read, never written."""
 APPLICATION_ID = 0x4D464954
@@ -48,7 +53,8 @@ TABLES = {
         optimizer_seed TEXT NOT NULL,
         optimizer_rounds INTEGER NOT NULL,
         first_iteration INTEGER NOT NULL,
-        metric TEXT NOT NULL""",
+        metric TEXT NOT NULL,
+        objective_names TEXT NOT NULL DEFAULT '[]'""",
     "evaluations": """
         study TEXT NOT NULL,
         round INTEGER NOT NULL,
@@ -58,6 +64,8 @@ TABLES = {
         diverged INTEGER NOT NULL,
         objective_errors TEXT NOT NULL,
         told REAL,
+        objectives TEXT,
+        told_objectives TEXT,
         PRIMARY KEY (study, round, sample)""",
     "rounds": """
         study TEXT NOT NULL,
@@ -76,7 +84,13 @@ TABLES = {
         acquired REAL NOT NULL,
         heartbeat REAL NOT NULL""",
 }
-"""The tables of schema version 1 and their columns."""
+"""The tables of schema version 2 and their columns."""
+
+ADDED_IN_2 = {"studies": ("objective_names TEXT NOT NULL DEFAULT '[]'",),
+              "evaluations": ("objectives TEXT", "told_objectives TEXT")}
+"""The columns version 2 adds to version 1: with several objectives, each evaluation's
+objective values and the values told to the optimizer (JSON lists), and the
+objectives' names (NULL and '[]' for a single objective)."""
 
 LEGACY_COLUMNS = {
     "studies": {"name", "created", "parameter_names", "parameter_units", "lower", "upper",
@@ -98,6 +112,8 @@ def _columns(definition: str) -> set[str]:
 
 
 COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
+PREVIOUS_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_2.get(table, ())}
+                    for table, columns in COLUMNS.items()}
 
 
 def database_path(url: str | Path) -> Path:
@@ -236,10 +252,16 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             with transaction(connection):
-                if check_schema(connection, path, writing=True) is None:
+                version = check_schema(connection, path, writing=True)
+                if version is None:
                     for table, definition in TABLES.items():
                         connection.execute(f"CREATE TABLE {table} ({definition})")
                     connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif version == PREVIOUS_VERSION:
+                    for table, columns in ADDED_IN_2.items():
+                        for column in columns:
+                            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()
@@ -277,7 +299,7 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
     tables = {row[0] for row in connection.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     supported = (f"this modelfit writes schema version {SCHEMA_VERSION} and reads versions "
-                 f"{LEGACY_VERSION} and {SCHEMA_VERSION}")
+                 f"{LEGACY_VERSION} to {SCHEMA_VERSION}")
     if application not in (0, APPLICATION_ID):
         raise StorageError(f"{path} is another application's SQLite database "
                            f"(application_id {application:#x}), not a fit database. Give "
@@ -292,10 +314,10 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
         if version > SCHEMA_VERSION:
             raise StorageError(f"{path} was written by a newer modelfit (schema version "
                                f"{version}); {supported}. Upgrade modelfit to use it.")
-        if version != SCHEMA_VERSION:
+        if version not in (SCHEMA_VERSION, PREVIOUS_VERSION):
             raise StorageError(f"{path} has an unknown schema version {version}; "
                                f"{supported}.")
-        expected = COLUMNS
+        expected = COLUMNS if version == SCHEMA_VERSION else PREVIOUS_COLUMNS
     elif version == 0 and tables >= set(LEGACY_COLUMNS):
         expected = LEGACY_COLUMNS
     elif version == 0 and not tables & set(TABLES):
@@ -317,4 +339,4 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
                            f"{LEGACY_VERSION}, before studies recorded what resuming needs); "
                            f"{supported}. Its studies can still be read (read_results, "
                            f"modelfit results); to fit, give storage= a new file.")
-    return SCHEMA_VERSION if expected is COLUMNS else LEGACY_VERSION
+    return version if application == APPLICATION_ID else LEGACY_VERSION

@@ -10,6 +10,7 @@ import numpy as np
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.results.pareto import ParetoFront
 
 
 @attrs.define
@@ -27,6 +28,9 @@ class RoundRecord:
     ``errors_for_optimizer``): what replaying the round tells again."""
     iteration: int = 0
     """Value of the model's ``iteration`` variable in this round."""
+    objectives: dict[str, np.ndarray] = attrs.field(factory=dict)
+    """With several objectives (``fit(objectives=...)``): each one's values (n_samples,),
+    in order; ``told_errors`` is then the (n_samples, n_objectives) matrix told."""
 
 
 @attrs.frozen
@@ -65,10 +69,19 @@ class History:
     best_vector: np.ndarray | None = None
     best_error: float = np.inf
     best_objective_errors: dict[str, float] = attrs.field(factory=dict)
+    front: ParetoFront | None = None
+    """With several objectives: the Pareto front of every evaluation so far; the best
+    is then its chosen member (:meth:`ParetoFront.chosen`), not the smallest total."""
 
     def add(self, record: RoundRecord) -> bool:
         """Append a round; return True if it holds a new best (diverged sets never do)."""
         self.rounds.append(record)
+        if record.objectives:
+            if self.front is None:
+                self.front = ParetoFront(tuple(record.objectives))
+            self.front.add(len(self.rounds) - 1, np.column_stack(list(
+                record.objectives.values())), ~record.diverged & np.isfinite(record.errors))
+            return self.choose_best()
         finite = np.where(record.diverged | ~np.isfinite(record.errors), np.inf, record.errors)
         if finite.size == 0 or not np.isfinite(finite).any():
             return False
@@ -80,6 +93,31 @@ class History:
                                           in record.objective_errors.items()}
             return True
         return False
+
+    def choose_best(self, weights=None, keep_weights: bool = True) -> bool:
+        """With several objectives: make the front's chosen member the best (with new
+        ``weights`` unless ``keep_weights``); return True if the best changed."""
+        if not keep_weights:
+            self.front.weights = weights
+        k = self.front.chosen()
+        if k is None:
+            return False
+        position, sample = self.front.rows[k]
+        record = self.rounds[position]
+        vector = record.parameters[sample]
+        if self.best_vector is not None and np.array_equal(vector, self.best_vector):
+            return False
+        self.best_vector, self.best_error = vector.copy(), float(record.errors[sample])
+        self.best_objective_errors = {name: float(values[sample]) for name, values
+                                      in record.objective_errors.items()}
+        return True
+
+    def objective_values(self) -> np.ndarray:
+        """With several objectives: every evaluation's objective vector (n, k)."""
+        if self.front is None:
+            return np.empty((0, 0))
+        return np.vstack([np.column_stack([r.objectives[n] for n in self.front.names])
+                          for r in self.rounds])
 
     def worst_finite_error(self) -> float | None:
         """The largest finite error seen, used to score diverged simulations."""
@@ -131,7 +169,9 @@ class History:
             brian2modelfitting gives them.
 
         The error is under ``errors`` (the manual's key) and ``error``
-        (brian2modelfitting's code's key).
+        (brian2modelfitting's code's key). With several objectives the DataFrame
+        also has a column ``objective_<name>`` per objective (the values told to
+        the optimizer, before the penalty of diverged sets).
         """
         parameters, errors, diverged, rounds = self.stacked()
         names, dims = self.space.names, self.space.dims
@@ -147,6 +187,9 @@ class History:
                 frame[f"normalized_error_{output}"] = values.normalized
             for output, values in per_output.items():
                 frame[f"error_{output}"] = values.raw
+            if self.front is not None:
+                for name, column in zip(self.front.names, self.objective_values().T):
+                    frame[f"objective_{name}"] = column
             return frame
         if format == "dict":
             out: dict[str, Any] = {}

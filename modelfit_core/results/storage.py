@@ -228,18 +228,24 @@ class FitStore:
         returns :attr:`location`."""
         state = self._pickled(optimizer) if self.pickle_optimizer else None
         told = record.told_errors if record.told_errors is not None else record.errors
+        several = bool(record.objectives)
         rows = [(self.study, record.index, k, json.dumps(record.parameters[k].tolist()),
                  _finite_or_none(record.errors[k]), int(record.diverged[k]),
                  json.dumps({n: _finite_or_none(v[k])
                              for n, v in record.objective_errors.items()}),
-                 float(told[k]))
+                 None if several else float(told[k]),
+                 json.dumps([_finite_or_none(v[k]) for v in record.objectives.values()])
+                 if several else None,
+                 json.dumps(np.asarray(told[k], dtype=float).tolist()) if several else None)
                 for k in range(len(record.errors))]
         try:
             with self._errors(f"writing round {record.index}"), transaction(self.connection):
                 study_lease.refresh(self.connection, self.study, self.token, self.path,
                                     self.lease_timeout)
                 self.connection.executemany(
-                    "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    "INSERT INTO evaluations (study, round, sample, parameters, error, "
+                    "diverged, objective_errors, told, objectives, told_objectives) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self.connection.execute(
                     "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
                     (self.study, record.index, time.time(), record.duration_s,
@@ -284,9 +290,12 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
     durations = {index: (duration, iteration) for index, duration, iteration in
                  connection.execute("SELECT round, duration_s, iteration FROM rounds "
                                     "WHERE study = ?", (study,))}
-    told = "told" if "told" in table_columns(connection, "evaluations") else "NULL"
+    columns = table_columns(connection, "evaluations")
+    told = "told" if "told" in columns else "NULL"
+    several = ", objectives, told_objectives" if "objectives" in columns else ", NULL, NULL"
+    objective_names = objective_names_of(connection, study)
     rows = connection.execute(
-        f"SELECT round, parameters, error, diverged, objective_errors, {told} FROM "
+        f"SELECT round, parameters, error, diverged, objective_errors, {told}{several} FROM "
         f"evaluations WHERE study = ? AND round IN (SELECT round FROM rounds WHERE study = ?) "
         f"ORDER BY round, sample", (study, study)).fetchall()
     by_round: dict[int, list] = {}
@@ -299,6 +308,12 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
         names = objective_rows[0].keys() if objective_rows else []
         told_errors = None if told == "NULL" else np.array(
             [np.nan if e[4] is None else e[4] for e in entries], dtype=float)
+        objectives = {}
+        if objective_names:
+            values = np.array([[np.inf if v is None else v for v in json.loads(e[5])]
+                               for e in entries], dtype=float).reshape(len(entries), -1)
+            objectives = {n: values[:, j] for j, n in enumerate(objective_names)}
+            told_errors = np.array([json.loads(e[6]) for e in entries], dtype=float)
         duration, iteration = durations.get(index, (0.0, 0))
         records.append(RoundRecord(
             index=index,
@@ -307,8 +322,19 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
             diverged=np.array([bool(e[2]) for e in entries]),
             objective_errors={n: np.array([np.inf if r[n] is None else r[n]
                                            for r in objective_rows]) for n in names},
-            duration_s=float(duration), told_errors=told_errors, iteration=int(iteration)))
+            duration_s=float(duration), told_errors=told_errors, iteration=int(iteration),
+            objectives=objectives))
     return records
+
+
+def objective_names_of(connection: sqlite3.Connection, study: str) -> tuple[str, ...]:
+    """The objectives of a multi-objective study (empty for one error, or a database
+    older than schema version 2)."""
+    if "objective_names" not in table_columns(connection, "studies"):
+        return ()
+    row = connection.execute("SELECT objective_names FROM studies WHERE name = ?",
+                             (study,)).fetchone()
+    return tuple(json.loads(row[0])) if row is not None and row[0] else ()
 
 
 @contextlib.contextmanager

@@ -62,6 +62,8 @@ class StudyDescription:
     """The ``rounds`` the optimizer was initialized with (a resumed fit repeats it)."""
     first_iteration: int = 0
     """Value of the model's ``iteration`` variable in the first round."""
+    objectives: tuple[str, ...] = ()
+    """With several objectives (``fit(objectives=...)``): their names, in order."""
 
     def row(self) -> dict[str, Any]:
         """The columns of the ``studies`` table (but name, run_id and created)."""
@@ -74,7 +76,8 @@ class StudyDescription:
                 "output_names": json.dumps(list(self.output_names)),
                 "optimizer_class": self.optimizer_class, "optimizer": self.optimizer,
                 "optimizer_seed": self.seed, "optimizer_rounds": int(self.optimizer_rounds),
-                "first_iteration": int(self.first_iteration), "metric": self.metric}
+                "first_iteration": int(self.first_iteration), "metric": self.metric,
+                "objective_names": json.dumps(list(self.objectives))}
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Each way this fit differs from the ``stored`` row of a study, as text."""
@@ -84,8 +87,9 @@ class StudyDescription:
                            ("n_samples", "n_samples"), ("output_names", "outputs"),
                            ("parameter_names", "fitted parameters"),
                            ("optimizer_class", "optimizer class"),
-                           ("optimizer", "optimizer"), ("optimizer_seed", "optimizer seed")):
-            if stored[key] != now[key]:
+                           ("optimizer", "optimizer"), ("optimizer_seed", "optimizer seed"),
+                           ("objective_names", "objectives")):
+            if stored.get(key, "[]") != now[key]:
                 quoted = key in ("model", "metric", "optimizer", "optimizer_class")
                 out.append(f"{label}: stored {_shown(stored[key], quoted)}, "
                            f"now {_shown(now[key], quoted)}")
