@@ -24,6 +24,8 @@ OPTIMIZER_CASES = {
                {"max_examples": 3, "max_samples": 3, "n_rounds": 2})],
     "pymoo": [({"method": method}, {"max_examples": 6}) for method in
               ("DE", "PSO", "GA", "CMAES")],
+    # multi-objective: checked by check_multiobjective_optimizer (tests/test_pareto_fits.py)
+    "nsga2": [], "nsga3": [],
 }
 """(options, check_optimizer settings) for each built-in optimizer; one not listed is
 checked with default options."""

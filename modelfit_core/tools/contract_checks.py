@@ -36,6 +36,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from modelfit_core.contracts.protocols import MultiObjectiveOptimizer
+
 __all__ = ["check_optimizer", "check_trace_metric", "check_spike_metric", "check_feedback",
            "check_registered", "optimizer_problems", "trace_cases", "spike_cases"]
 
@@ -107,7 +109,9 @@ def optimizer_problems(draw, max_parameters: int = 4, max_samples: int = 12):
                             seed=draw(st.integers(0, 2 ** 31 - 1)))
 
 
-def _inside(vector, problem: OptimizerProblem, what: str, factory) -> np.ndarray:
+def check_inside_bounds(vector, problem: OptimizerProblem, what: str, factory) -> np.ndarray:
+    """``vector`` as an array, asserted to hold one finite value per parameter of
+    ``problem``, each inside its bounds (``what`` and ``factory`` name it in messages)."""
     vector = np.asarray(vector, dtype=float)
     assert vector.shape == (len(problem.names),), (
         f"{_name(factory)}: {what} has shape {vector.shape}, expected one value per "
@@ -123,27 +127,42 @@ def _inside(vector, problem: OptimizerProblem, what: str, factory) -> np.ndarray
 
 def _run_optimizer(factory, problem: OptimizerProblem, n_rounds: int, seeded: bool):
     optimizer = factory(seed=problem.seed) if seeded else factory()
+    assert not isinstance(optimizer, MultiObjectiveOptimizer), (
+        f"{_name(factory)} optimizes several objectives (it has set_objectives()): check "
+        f"it with check_multiobjective_optimizer()")
+    asked, _, recommended = drive_optimizer(optimizer, problem, n_rounds, problem.errors,
+                                            factory)
+    return asked, recommended
+
+
+def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_of,
+                    factory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``initialize`` ``optimizer`` over ``problem``'s box, then ``n_rounds`` rounds of
+    ``ask`` and ``tell`` of ``errors_of(vectors)`` as a fit does them (the second round's
+    last error told as a diverged simulation's), checking what it returns; returns the
+    asked vectors, the told errors and ``recommend()``."""
     used = optimizer.initialize(list(problem.names), popsize=problem.n_samples,
                                 rounds=n_rounds, **problem.bounds)
     assert used is None or (int(used) == used and used >= 1), (
         f"{_name(factory)}.initialize() must return the population size it uses (an "
         f"integer >= 1) or None; got {used!r}")
-    asked = []
+    asked, told = [], []
     for round_index in range(n_rounds):
         vectors = optimizer.ask(problem.n_samples)
         assert len(vectors) == problem.n_samples, (
             f"{_name(factory)}.ask({problem.n_samples}) returned {len(vectors)} vectors")
-        vectors = [_inside(v, problem, f"ask() vector {k} of round {round_index}", factory)
-                   for k, v in enumerate(vectors)]
+        vectors = [check_inside_bounds(v, problem, f"ask() vector {k} of round {round_index}",
+                                       factory) for k, v in enumerate(vectors)]
         matrix = np.vstack(vectors)
-        errors = problem.errors(matrix)
+        errors = errors_of(matrix)
         if round_index == 1 and problem.n_samples > 1:
             # a diverged simulation is told as 10 x the worst finite error + 1
-            errors[-1] = 10 * errors.max() + 1
+            errors[-1] = 10 * errors.max(axis=0) + 1
         optimizer.tell(vectors, errors)  # as the fitter: a list of arrays, an array
         asked.append(matrix)
-    recommended = _inside(optimizer.recommend(), problem, "recommend()", factory)
-    return np.vstack(asked), recommended
+        told.append(errors)
+    recommended = check_inside_bounds(optimizer.recommend(), problem, "recommend()", factory)
+    return np.vstack(asked), np.concatenate(told), recommended
 
 
 def check_optimizer(factory: Callable[..., Any], *, seeded: bool | None = None,
@@ -174,14 +193,21 @@ def check_optimizer(factory: Callable[..., Any], *, seeded: bool | None = None,
     def run(problem):
         asked, recommended = _run_optimizer(factory, problem, n_rounds, seeded)
         if seeded:
-            again, recommended_again = _run_optimizer(factory, problem, n_rounds, seeded)
-            assert np.array_equal(asked, again), (
-                f"{_name(factory)}: the same seed ({problem.seed}) asked different vectors "
-                f"in a second run; a seed must make a fit repeat exactly")
-            assert np.array_equal(recommended, recommended_again), (
-                f"{_name(factory)}: the same seed recommended different points")
+            assert_repeated((asked, recommended),
+                            _run_optimizer(factory, problem, n_rounds, seeded),
+                            problem.seed, factory)
 
     run()
+
+
+def assert_repeated(first, second, seed, factory) -> None:
+    """Two runs with the same ``seed``, each ``(asked vectors, recommended point)``,
+    asked and recommended exactly the same."""
+    assert np.array_equal(first[0], second[0]), (
+        f"{_name(factory)}: the same seed ({seed}) asked different vectors in a second "
+        f"run; a seed must make a fit repeat exactly")
+    assert np.array_equal(first[1], second[1]), (
+        f"{_name(factory)}: the same seed recommended different points")
 
 
 # -- metrics ------------------------------------------------------------------------------

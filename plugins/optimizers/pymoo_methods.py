@@ -93,8 +93,11 @@ NOT_OFFERED = {
 """pymoo algorithms that are deliberately not offered, and why."""
 
 
-def resolve_method(method) -> MethodSpec:
-    """The :class:`MethodSpec` of ``method`` (a name, case-insensitive).
+def resolve_method(method, methods: dict[str, MethodSpec] | None = None,
+                   not_offered: dict[str, str] | None = None,
+                   owner: str = "PymooOptimizer") -> MethodSpec:
+    """The :class:`MethodSpec` of ``method`` (a name, case-insensitive) in ``methods``
+    (default :data:`METHODS`; ``owner`` names the optimizer class in messages).
 
     Raises
     ------
@@ -104,22 +107,25 @@ def resolve_method(method) -> MethodSpec:
         An unknown name (the accepted ones and the closest matches are listed), or a
         pymoo algorithm that is not offered (with the reason).
     """
+    methods = METHODS if methods is None else methods
+    not_offered = (NOT_OFFERED if methods is METHODS else {}) if not_offered is None \
+        else not_offered
     if not isinstance(method, str):
-        raise ArgumentTypeError(f"PymooOptimizer: method must be one of "
-                                f"{', '.join(METHODS)} (a string); got {method!r}.")
-    by_lower = {name.lower(): name for name in (*METHODS, *NOT_OFFERED)}
+        raise ArgumentTypeError(f"{owner}: method must be one of "
+                                f"{', '.join(methods)} (a string); got {method!r}.")
+    by_lower = {name.lower(): name for name in (*methods, *not_offered)}
     name = by_lower.get(method.lower())
-    if name in NOT_OFFERED:
-        raise ConfigurationError(f"PymooOptimizer: {name!r} is not offered: "
-                                 f"{NOT_OFFERED[name]}.")
+    if name in not_offered:
+        raise ConfigurationError(f"{owner}: {name!r} is not offered: "
+                                 f"{not_offered[name]}.")
     if name is None:
         close = [by_lower[n] for n in difflib.get_close_matches(method.lower(), by_lower, n=2)
-                 if by_lower[n] in METHODS]
+                 if by_lower[n] in methods]
         raise ConfigurationError(
-            f"PymooOptimizer: unknown method {method!r}." +
+            f"{owner}: unknown method {method!r}." +
             (f" Did you mean {' or '.join(map(repr, close))}?" if close else "") +
-            f" The methods: {', '.join(METHODS)}.")
-    return METHODS[name]
+            f" The methods: {', '.join(methods)}.")
+    return methods[name]
 
 
 CMA_OPTIONS_SET_HERE = {
@@ -218,8 +224,9 @@ def population_size(spec: MethodSpec, options: dict, round_size: int) -> int:
 
 
 def build_algorithm(spec: MethodSpec, options: dict, population: int, n_var: int,
-                    seed: int):
-    """pymoo's algorithm for ``spec``, set up on the unit cube of ``n_var`` dimensions.
+                    seed: int, n_obj: int = 1):
+    """pymoo's algorithm for ``spec``, set up on the unit cube of ``n_var`` dimensions
+    for ``n_obj`` objectives.
 
     Returns ``(algorithm, problem)``. The algorithm never terminates by itself
     (``NoTermination``), except CMA-ES when it has converged: the caller then
@@ -237,7 +244,7 @@ def build_algorithm(spec: MethodSpec, options: dict, population: int, n_var: int
         raise ConfigurationError(f"PymooOptimizer({spec.name!r}) needs a package that is "
                                  f"not installed: {exc}") from exc
     kwargs = {**spec.defaults, **options, "pop_size": population}
-    problem = Problem(n_var=n_var, n_obj=1, xl=[0.0] * n_var, xu=[1.0] * n_var)
+    problem = Problem(n_var=n_var, n_obj=n_obj, xl=[0.0] * n_var, xu=[1.0] * n_var)
     try:
         algorithm = getattr(module, spec.class_name)(**kwargs)
         if spec.name == "CMAES":

@@ -29,14 +29,15 @@ class Generation:
 
     __slots__ = ("number", "population", "vectors", "errors", "handed")
 
-    def __init__(self, number: int, population, vectors: np.ndarray):
+    def __init__(self, number: int, population, vectors: np.ndarray,
+                 error_shape: tuple = ()):
         self.number = number
         self.population = population
         """pymoo's Population (its ``X`` in the unit cube)."""
         self.vectors = vectors
         """The same points in SI units, as handed out."""
-        self.errors = np.full(len(vectors), np.nan)
-        """The error of each point; NaN until told."""
+        self.errors = np.full((len(vectors), *error_shape), np.nan)
+        """The error of each point (a row of objectives with several); NaN until told."""
         self.handed = 0
         """How many points (the first ones) have been handed out by ``ask``."""
 
@@ -46,6 +47,12 @@ class Generation:
 
     def complete(self) -> bool:
         return not np.isnan(self.errors).any()
+
+
+def _waiting(errors: np.ndarray) -> np.ndarray:
+    """Which points (rows of ``errors``, one error or one row of objectives each) have
+    not been told yet."""
+    return np.isnan(errors).any(axis=tuple(range(1, errors.ndim)))
 
 
 def _digest(array: np.ndarray) -> bytes:
@@ -95,9 +102,11 @@ class PymooOptimizer:
     """
 
     calc_bounds = staticmethod(calc_bounds)
+    error_shape: tuple = ()
+    """The shape of one point's error: () for one objective, (k,) for k objectives."""
 
     def __init__(self, method: str = "DE", seed: int | None = None, **options):
-        self._spec = resolve_method(method)
+        self._spec = self.resolve(method)
         if seed is not None and (isinstance(seed, bool) or
                                  not isinstance(seed, (int, np.integer))):
             raise ArgumentTypeError(f"PymooOptimizer: seed must be an integer; got {seed!r}.")
@@ -124,6 +133,24 @@ class PymooOptimizer:
         """Every parameter vector told so far (SI), as brian2modelfitting's optimizers keep."""
         self.errors: list[float] = []
         """The error of each of :attr:`tested_parameters`."""
+
+    @staticmethod
+    def resolve(method):
+        """The method's :class:`~.pymoo_methods.MethodSpec` (subclasses offer others)."""
+        return resolve_method(method)
+
+    def error_array(self, errors, n_vectors: int) -> np.ndarray:
+        """The errors told for ``n_vectors`` vectors, as an array of one error per vector."""
+        errors = np.asarray(errors, dtype=float).reshape(-1)
+        if n_vectors != errors.size:
+            raise ConfigurationError(f"PymooOptimizer.tell needs one error per parameter "
+                                     f"vector; got {n_vectors} vectors and "
+                                     f"{errors.size} errors.")
+        return errors
+
+    def algorithm_options(self) -> dict:
+        """pymoo's keyword arguments for the algorithm (subclasses add their own)."""
+        return self.options
 
     @property
     def optim(self):
@@ -199,11 +226,7 @@ class PymooOptimizer:
         :attr:`tested_parameters`, but pymoo does not learn from it.
         """
         self._check_initialized()
-        errors = np.asarray(errors, dtype=float).reshape(-1)
-        if len(parameters) != errors.size:
-            raise ConfigurationError(f"PymooOptimizer.tell needs one error per parameter "
-                                     f"vector; got {len(parameters)} vectors and "
-                                     f"{errors.size} errors.")
+        errors = self.error_array(errors, len(parameters))
         if errors.size == 0:
             return
         matrix = np.vstack([np.asarray(v, dtype=float).reshape(-1) for v in parameters])
@@ -248,7 +271,8 @@ class PymooOptimizer:
         self._global_state = np.random.RandomState(seed).get_state()
         with self._random():
             self._algorithm, self._problem = build_algorithm(
-                self._spec, self.options, self.population, n_var, seed)
+                self._spec, self.algorithm_options(), self.population, n_var, seed,
+                n_obj=max(1, int(np.prod(self.error_shape))))
 
     @contextlib.contextmanager
     def _random(self):
@@ -294,12 +318,12 @@ class PymooOptimizer:
         d = len(self._lower)  # a dimension added for pycma is ignored
         vectors = np.clip(self._lower + unit[:, :d] * (self._upper - self._lower),
                           self._lower, self._upper)
-        return Generation(self._n_generations - 1, population, vectors)
+        return Generation(self._n_generations - 1, population, vectors, self.error_shape)
 
     def _pymoo_tell(self, generation: Generation) -> None:
         if not self._replaying:
             self._log.append(("tell", generation.number, generation.errors.copy()))
-        generation.population.set("F", generation.errors[:, None])
+        generation.population.set("F", generation.errors.reshape(generation.size, -1))
         try:
             with self._random():
                 self._algorithm.tell(infills=generation.population)
@@ -351,7 +375,7 @@ class PymooOptimizer:
         """Match told vectors to asked, untold points (any grouping, any order)."""
         waiting: dict[bytes, list] = {}
         for generation in self._open:
-            for k in np.flatnonzero(np.isnan(generation.errors[:generation.handed])):
+            for k in np.flatnonzero(_waiting(generation.errors[:generation.handed])):
                 waiting.setdefault(generation.vectors[k].tobytes(), []).append((generation, k))
         for vector, error in zip(matrix, errors):
             slots = waiting.get(vector.tobytes())
@@ -365,7 +389,7 @@ class PymooOptimizer:
 
     def _cannot_ask(self, n_samples) -> FitStateError:
         asked = sum(g.handed for g in self._open)
-        told = sum(int((~np.isnan(g.errors[:g.handed])).sum()) for g in self._open)
+        told = sum(int((~_waiting(g.errors[:g.handed])).sum()) for g in self._open)
         return FitStateError(
             f"PymooOptimizer({self.method!r}) proposes generations of {self.population} "
             f"points and learns from each before proposing the next, so it cannot hand "
@@ -427,4 +451,4 @@ class PymooOptimizer:
 
     def __repr__(self):
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
-        return f"PymooOptimizer(method={self.method!r}, seed={self.seed!r}{options})"
+        return f"{type(self).__name__}(method={self.method!r}, seed={self.seed!r}{options})"
