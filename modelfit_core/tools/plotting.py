@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 
-def _figure(figsize):
+def new_figure(figsize):
     """A Figure that is not registered with pyplot (backend left untouched)."""
     from matplotlib.figure import Figure
     return Figure(figsize=figsize)
 
 
-def _finish(fig, path):
+def finish_figure(fig, path):
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
@@ -47,7 +47,7 @@ def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: fl
     fitted = np.atleast_2d(np.asarray(fitted, dtype=float))
     n_traces = recorded.shape[0]
     time_ms = np.arange(recorded.shape[1]) * dt_s * 1e3
-    fig = _figure((3.2 * n_traces, 3.2))
+    fig = new_figure((3.2 * n_traces, 3.2))
     axes = fig.subplots(1, n_traces, sharey=True, squeeze=False)
     for k, ax in enumerate(axes[0]):
         ax.plot(time_ms, recorded[k] * scale, color="0.6", lw=1.5, label="recorded")
@@ -58,7 +58,7 @@ def plot_traces(recorded, fitted, dt_s: float, unit_label: str = "mV", scale: fl
     axes[0][0].legend(loc="upper right", fontsize="small")
     if title:
         fig.suptitle(title)
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_error_per_round(history, path: str | Path | None = None):
@@ -72,7 +72,7 @@ def plot_error_per_round(history, path: str | Path | None = None):
     figure is also saved there as PNG. pyplot is not used: the matplotlib
     backend is unchanged and no figure is left open in pyplot.
     """
-    fig = _figure((5, 3.2))
+    fig = new_figure((5, 3.2))
     ax = fig.subplots()
     best, rounds = np.inf, []
     for record in history.rounds:
@@ -87,7 +87,7 @@ def plot_error_per_round(history, path: str | Path | None = None):
     ax.set_xlabel("round")
     ax.set_ylabel("error")
     ax.legend(fontsize="small")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
 def plot_parameters_explored(history, path: str | Path | None = None):
@@ -103,7 +103,7 @@ def plot_parameters_explored(history, path: str | Path | None = None):
     """
     parameters, errors, diverged, rounds = history.stacked()
     names = history.space.names
-    fig = _figure((3.2 * len(names), 3.0))
+    fig = new_figure((3.2 * len(names), 3.0))
     axes = fig.subplots(1, len(names), squeeze=False)
     finite = np.isfinite(errors) & ~diverged
     colour = np.log10(np.where(finite, errors, np.nan)) if finite.any() else None
@@ -120,4 +120,4 @@ def plot_parameters_explored(history, path: str | Path | None = None):
             ax.axhline(history.best_vector[k], color="C3", lw=0.8)
         ax.set_xlabel("round")
         ax.set_title(f"{name} (SI)")
-    return _finish(fig, path)
+    return finish_figure(fig, path)

@@ -454,6 +454,14 @@ class FeatureMetric(TraceMetric):
         """Weighted error between model features ``d1`` and data features ``d2``
         (values as returned by :meth:`check_values`)."""
         error = 0.0
+        for value in self.feature_errors(d1, d2):
+            error += value
+        return error
+
+    def feature_errors(self, d1: Mapping[str, float | None],
+                       d2: Mapping[str, float | None]) -> list[float]:
+        """The weighted error of each feature of ``feat_list`` (see :meth:`feat_to_err`)."""
+        errors = []
         for name in self.feat_list:
             x, y = d1.get(name), d2.get(name)
             if x is None and y is None:
@@ -462,8 +470,8 @@ class FeatureMetric(TraceMetric):
                 difference = self.missing_penalty[name]
             else:
                 difference = float(self.combine(x, y))
-            error += self.weights[name] * difference
-        return error
+            errors.append(self.weights[name] * difference)
+        return errors
 
     def compute_features(self, traces, dt, parallel: bool = True) -> list[dict]:
         """Feature values of traces in volts, shape (n_traces, n_steps).
@@ -518,6 +526,11 @@ class FeatureMetric(TraceMetric):
         (n_traces, n_steps) in volts, already cut at ``t_start``; ``dt`` the
         time step (Quantity or seconds).
         """
+        return self._trace_errors(model_traces, data_traces, dt, self.feat_to_err, ())
+
+    def _trace_errors(self, model_traces, data_traces, dt, compare, shape):
+        """``compare(model features, data features)`` (of ``shape``) for each simulated
+        trace: (n_samples, n_traces, *shape); inf for a trace with NaN or inf."""
         model_traces = np.asarray(model_traces, dtype=float)
         data_traces = np.asarray(data_traces, dtype=float)
         if model_traces.ndim == 2:
@@ -538,11 +551,11 @@ class FeatureMetric(TraceMetric):
         model_features = self.check_values(
             raw, labels=[f"the simulation of parameter set {i // n_traces} on trace "
                          f"{i % n_traces}" for i in indices])
-        errors = np.full(n_samples * n_traces, np.inf)
+        errors = np.full((n_samples * n_traces, *shape), np.inf)
         for position, flat_index in enumerate(indices):
-            errors[flat_index] = self.feat_to_err(model_features[position],
-                                                  data_features[flat_index % n_traces])
-        return errors.reshape(n_samples, n_traces)
+            errors[flat_index] = compare(model_features[position],
+                                         data_features[flat_index % n_traces])
+        return errors.reshape(n_samples, n_traces, *shape)
 
     def get_errors(self, features):
         """Mean over traces: (n_samples,)."""
@@ -556,6 +569,22 @@ class FeatureMetric(TraceMetric):
         start = self._start_step(dt)
         features = self.get_features(model_traces[..., start:], data_traces[:, start:], dt)
         return np.asarray(self.get_errors(features), dtype=float) / self.scale
+
+    # -- the MultiObjectiveMetric capability (fit(objectives="features")) ----------------
+    def objective_names(self) -> list[str]:
+        """The features, each an objective of ``fit(objectives="features")``."""
+        return list(self.feat_list)
+
+    def calc_objectives(self, model_traces, data_traces, dt):
+        """Errors of each feature (n_samples, n_features): the mean over traces of its
+        weighted difference (or penalty), divided by ``normalization``; each row adds
+        up to :meth:`calc`."""
+        model_traces = np.asarray(model_traces, dtype=float)
+        data_traces = np.asarray(data_traces, dtype=float)
+        start = self._start_step(dt)
+        per_trace = self._trace_errors(model_traces[..., start:], data_traces[:, start:], dt,
+                                       self.feature_errors, (len(self.feat_list),))
+        return per_trace.mean(axis=1) / self.scale
 
     def __repr__(self):
         options = [f"stim_times={self.stim_times!r}", f"feat_list={self.feat_list!r}"]
