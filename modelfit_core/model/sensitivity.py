@@ -24,14 +24,16 @@ from typing import Any, Mapping, Sequence
 import attrs
 import sympy
 from brian2 import Equations, second
-from brian2.equations.equations import DIFFERENTIAL_EQUATION, SUBEXPRESSION
+from brian2.equations.equations import DIFFERENTIAL_EQUATION
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError
+from modelfit_core.model.symbolic import (EXPREL, assigned_value, brian_symbol,
+                                          check_derivative, freeze, safe_exprel_derivative,
+                                          split_statements, subexpression_substitutions, thaw)
 
-EXPREL_SMALL = 1e-4
-"""Below this |x| the derivative of exprel(x) is taken from its Taylor series."""
+_safe_exprel_derivative = safe_exprel_derivative  # the name tests/test_refine.py imports
 
 
 def sensitivity_name(variable: str, parameter: str) -> str:
@@ -41,77 +43,6 @@ def sensitivity_name(variable: str, parameter: str) -> str:
 
 def _unit_text(dim) -> str:
     return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
-
-
-def _symbol(name: str):
-    return str_to_sympy(name)  # the same symbol (and assumptions) Brian's parser makes
-
-
-# -- differentiating what Brian's parser produces --------------------------------
-_INT = str_to_sympy("int(x)").func
-_EXPREL = str_to_sympy("exprel(x)").func
-_PIECEWISE_CONSTANT = {"int_", "floor", "ceil", "sign"}
-_BOOLEAN_ARGUMENTS = (sympy.core.relational.Relational, sympy.logic.boolalg.BooleanFunction,
-                      sympy.logic.boolalg.BooleanAtom)  # (a Symbol is a Boolean too)
-
-
-def _safe_exprel_derivative(x):
-    """d exprel(x)/dx = ((x - 1) exp(x) + 1)/x**2, without 0/0 at x = 0.
-
-    Brian's own derivative divides by x**2 (NaN at x = 0 and cancellation
-    near it); below ``EXPREL_SMALL`` the Taylor series 1/2 + x/3 is used.
-    """
-    small = _INT(sympy.Abs(x) < EXPREL_SMALL)
-    large = _INT(sympy.Abs(x) >= EXPREL_SMALL)
-    return small * (sympy.Rational(1, 2) + x / 3) + \
-        large * ((x - 1) * sympy.exp(x) + 1) / (x ** 2 + small)
-
-
-class _Exprel(sympy.Function):
-    """exprel with a derivative that stays finite at 0 (printed back as exprel)."""
-
-    nargs = 1
-
-    def fdiff(self, argindex=1):
-        return _safe_exprel_derivative(self.args[0])
-
-
-def _freeze(expr):
-    """Replace piecewise-constant calls (``int(v > 0*mV)``, floor, ...) by symbols.
-
-    Their derivative is zero almost everywhere; sympy cannot differentiate a
-    relational. Returns (expression, {symbol: original call}).
-    """
-    frozen = {}
-    replacements = {}
-    for call in expr.atoms(sympy.Function):
-        name = type(call).__name__
-        if name in _PIECEWISE_CONSTANT or any(isinstance(a, _BOOLEAN_ARGUMENTS)
-                                              for a in call.args):
-            symbol = sympy.Dummy(f"frozen_{name}")
-            replacements[call] = symbol
-            frozen[symbol] = call
-    if _EXPREL is not None:
-        for call in expr.atoms(_EXPREL):
-            replacements[call] = _Exprel(*call.args)
-    return expr.xreplace(replacements), frozen
-
-
-def _thaw(expr, frozen):
-    expr = expr.xreplace(frozen)
-    return expr.replace(lambda e: isinstance(e, _Exprel), lambda e: _EXPREL(*e.args))
-
-
-def _check_derivative(expr, what: str):
-    leftover = expr.atoms(sympy.Derivative) | expr.atoms(sympy.Subs)
-    if leftover:
-        functions = sorted({str(getattr(d, "expr", d)) for d in leftover})
-        raise ModelDefinitionError(
-            f"Cannot derive the sensitivity equations symbolically: {what} involves "
-            f"{', '.join(functions)}, whose derivative is unknown to sympy (a user-defined "
-            f"function?). Use refine(calc_gradient=False), which estimates the gradient "
-            f"by finite differences.")
-    return expr
 
 
 # -- the system ---------------------------------------------------------------------
@@ -165,22 +96,6 @@ class SensitivitySystem:
         return "\n".join(self.equation_lines(include_zero))
 
 
-def _substitutions(equations: Equations) -> dict:
-    """Subexpression symbol -> its expression with every subexpression substituted."""
-    result = {}
-    for name, expr in equations.get_substituted_expressions(include_subexpressions=True):
-        if equations[name].type == SUBEXPRESSION:
-            result[_symbol(name)] = str_to_sympy(expr.code)
-    return result
-
-
-def _split_statements(code: str | None) -> list[str]:
-    if not code:
-        return []
-    return [part.strip() for line in str(code).splitlines() for part in line.split(";")
-            if part.strip() and not part.strip().startswith("#")]
-
-
 def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
                              parameter_dims: Mapping[str, Any],
                              param_init: Mapping[str, Any] | None = None,
@@ -210,199 +125,301 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
         (discrete) trajectory; otherwise they integrate the continuous sensitivity
         equations, accurate to O(dt).
     """
+    _reject_stochastic(equations)
+    derivatives = _Derivatives.of(equations, tuple(parameters))
+    init = _initial_expressions(equations, derivatives.variables, derivatives.parameters,
+                                param_init or {})
+    reset_updates = _reset_updates(equations, derivatives, reset)
+    zero = _zero_sensitivities(derivatives, init, reset_updates) if optimize else set()
+    units, flags = _units_and_flags(equations, derivatives, parameter_dims)
+    helpers = _Helpers(equations, derivatives)
+    rates = _write_rates(helpers, parameter_dims, zero, method)
+    _check_names_are_free(equations, set(helpers.written) | set(units))
+    reset_code = None
+    if reset_updates or split_statements(reset):
+        reset_code = _merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
+    return SensitivitySystem(
+        parameters=derivatives.parameters, variables=derivatives.variables, rhs=rates,
+        helpers=helpers.written, units=units, flags=flags, init=init, reset=reset_code,
+        zero=tuple(sensitivity_name(*key) for key, s in derivatives.sens.items()
+                   if s in zero))
+
+
+def _reject_stochastic(equations: Equations) -> None:
+    """Noise (xi) has no derivative: refuse before any symbolic work is done."""
     if equations.stochastic_variables:
         raise ModelDefinitionError("Sensitivity equations of stochastic models (xi) are not "
                                    "supported; use refine(calc_gradient=False).")
-    diff_eqs = [(name, expr) for name, expr in equations.get_substituted_expressions()
-                if equations[name].type == DIFFERENTIAL_EQUATION]
-    variables = tuple(name for name, _ in diff_eqs)
-    parameters = tuple(parameters)
-    frozen_all = {}
-    rhs = []
-    for name, expr in diff_eqs:
-        frozen_expr, frozen = _freeze(str_to_sympy(expr.code))
-        frozen_all.update(frozen)
-        rhs.append(frozen_expr)
-    state = [_symbol(v) for v in variables]
-    S = {(v, p): _symbol(sensitivity_name(v, p)) for v in variables for p in parameters}
 
-    def total_derivative(expr, parameter, sens):
+
+@attrs.frozen
+class _Derivatives:
+    """The partial derivatives of the model that every later step reads.
+
+    The zero fixed point, the rates and the reset updates all combine the same
+    Jacobian ``df_x/dy``, sources ``df_x/dp`` and sensitivity symbols, so they
+    are derived once, on right-hand sides whose piecewise-constant calls are
+    frozen (``frozen`` thaws them back).
+    """
+
+    variables: tuple[str, ...]
+    parameters: tuple[str, ...]
+    rhs: dict[str, Any]
+    """Variable -> its (frozen) right-hand side, in model order."""
+    frozen: dict
+    """Frozen symbol -> the call it stands for, over all equations."""
+    jac: dict[tuple[str, str], Any]
+    """(x, y) -> df_x/dy, the non-zero entries only."""
+    source: dict[tuple[str, str], Any]
+    """(x, p) -> df_x/dp, the non-zero entries only."""
+    sens: dict[tuple[str, str], Any]
+    """(x, p) -> the symbol ``S_x_p``, variables first, parameters second."""
+
+    @classmethod
+    def of(cls, equations: Equations, parameters: tuple[str, ...]) -> _Derivatives:
+        """Differentiate every right-hand side once (an unknown function is reported here)."""
+        frozen_all, rhs = {}, {}
+        for name, expr in equations.get_substituted_expressions():
+            if equations[name].type == DIFFERENTIAL_EQUATION:
+                rhs[name], frozen = freeze(str_to_sympy(expr.code))
+                frozen_all.update(frozen)
+        variables = tuple(rhs)
+        jac, source = {}, {}
+        for variable, expr in rhs.items():
+            what = f"the equation of {variable!r}"
+            for other in variables:
+                derived = check_derivative(expr.diff(brian_symbol(other)), what)
+                if derived != 0:
+                    jac[variable, other] = derived
+            for parameter in parameters:
+                derived = check_derivative(expr.diff(brian_symbol(parameter)), what)
+                if derived != 0:
+                    source[variable, parameter] = derived
+        sens = {(v, p): brian_symbol(sensitivity_name(v, p))
+                for v in variables for p in parameters}
+        return cls(variables, parameters, rhs, frozen_all, jac, source, sens)
+
+    def sensitivity_rhs(self, variable: str, parameter: str):
+        """dS_x_p/dt of the continuous system: sum_y Jac_x_y S_y_p + df_x/dp."""
+        return sum((self.jac[variable, y] * self.sens[y, parameter] for y in self.variables
+                    if (variable, y) in self.jac), sympy.S.Zero) + \
+            self.source.get((variable, parameter), 0)
+
+    def total_derivative(self, expr, parameter: str):
         """d expr/d parameter through the parameter itself and every state variable."""
-        result = expr.diff(_symbol(parameter))
-        for variable, symbol in zip(variables, state):
-            result += expr.diff(symbol) * sens.get((variable, parameter), 0)
+        result = expr.diff(brian_symbol(parameter))
+        for variable in self.variables:
+            result += expr.diff(brian_symbol(variable)) * \
+                self.sens.get((variable, parameter), 0)
         return result
 
-    jac, source = {}, {}
-    for variable, expr in zip(variables, rhs):
-        what = f"the equation of {variable!r}"
-        for other, symbol in zip(variables, state):
-            derived = _check_derivative(expr.diff(symbol), what)
-            if derived != 0:
-                jac[variable, other] = derived
-        for parameter in parameters:
-            derived = _check_derivative(expr.diff(_symbol(parameter)), what)
-            if derived != 0:
-                source[variable, parameter] = derived
-    sens_rhs = {S[x, p]: sum((jac[x, y] * S[y, p] for y in variables if (x, y) in jac),
-                             sympy.S.Zero) + source.get((x, p), 0)
-                for x in variables for p in parameters}
 
-    init = _initial_expressions(equations, variables, parameters, param_init or {})
-    reset_updates = _reset_updates(equations, variables, parameters, reset, S,
-                                   total_derivative)
+def _zero_sensitivities(derivatives: _Derivatives, init: Mapping[str, str],
+                        reset_updates) -> set:
+    """The sensitivity symbols that stay zero, to leave out of the simulation.
 
-    zero = set() if not optimize else {s for key, s in S.items()
-                                       if sensitivity_name(*key) not in init}
+    Start from every sensitivity without a non-zero initial value and drop those
+    whose rate or reset update is non-zero while the others are zero, until
+    nothing changes (the largest set that is consistent over the whole system).
+    """
+    zero = {s for key, s in derivatives.sens.items() if sensitivity_name(*key) not in init}
+    rates = {s: derivatives.sensitivity_rhs(*key) for key, s in derivatives.sens.items()}
     changed = True
     while changed and zero:
         changed = False
         substitution = {s: 0 for s in zero}
         for symbol in list(zero):
             updates = [u for _, target, u in reset_updates if target == symbol]
-            if sens_rhs[symbol].xreplace(substitution) != 0 or any(
+            if rates[symbol].xreplace(substitution) != 0 or any(
                     u.xreplace(substitution) != 0 for u in updates):
                 zero.discard(symbol)
                 changed = True
                 substitution.pop(symbol)
-    substitution = {s: 0 for s in zero}
+    return zero
 
-    units, flags, rates, helpers = {}, {}, {}, {}
-    dt = _symbol("dt")
-    rhs_of = dict(zip(variables, rhs))
 
-    def unit(x, per=None, time=False):
-        dim = equations[x].dim / per if per is not None else equations[x].dim
-        return _unit_text(dim / second.dim if time else dim)
+def _units_and_flags(equations: Equations, derivatives: _Derivatives,
+                     parameter_dims: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Each sensitivity's unit (dim(x)/dim(p)) and the flags it shares with its variable.
 
-    def helper(name, expr, unit_text):
-        if name not in helpers:
-            helpers[name] = (sympy_to_str(_thaw(expr, frozen_all)), unit_text)
-        return _symbol(name)
-
-    def jac_symbol(x, y):
-        return helper(f"Jac_{x}_{y}", jac[x, y], unit(x, equations[y].dim, time=True))
-
-    def exponential_euler(x):
-        """Pieces of the derivative of x' = x exp(A dt) + B dt exprel(A dt) (A = df/dx)."""
-        z = jac_symbol(x, x) * dt
-        factor = helper(f"Xee_{x}", _EXPREL(z), "1")
-        constant = rhs_of[x].subs(_symbol(x), 0)  # B: the model is linear in x
-        lever = helper(f"Lee_{x}", _symbol(x) * (sympy.exp(z) - factor) +
-                       constant * dt * _safe_exprel_derivative(z), unit(x))
-        return factor, lever
-
-    for (variable, parameter), symbol in S.items():
+    ``unless refractory`` is copied so that a sensitivity is held while its
+    variable is; zero sensitivities get a unit too (their ``0*unit`` lines).
+    """
+    units, flags = {}, {}
+    for variable, parameter in derivatives.sens:
         name = sensitivity_name(variable, parameter)
         units[name] = _unit_text(equations[variable].dim / parameter_dims[parameter])
         flags[name] = ", ".join(f for f in equations[variable].flags
                                 if f == "unless refractory")
+    return units, flags
+
+
+@attrs.define
+class _Helpers:
+    """Helper subexpressions (``Jac_x_y``, ``Xee_x``, ``Lee_x``, ``Gee_x_y``, ``dSdt_x_p``).
+
+    They are evaluated once per time step and shared by the rates of every
+    parameter, so each is written once, in the order it is first needed.
+    """
+
+    equations: Equations
+    derivatives: _Derivatives
+    written: dict[str, tuple[str, str]] = attrs.field(factory=dict)
+    """Name -> (Brian code, unit), as :attr:`SensitivitySystem.helpers`."""
+
+    def add(self, name: str, expr, unit_text: str):
+        """Write ``name = expr`` unless it is written already; returns its symbol."""
+        if name not in self.written:
+            self.written[name] = (sympy_to_str(thaw(expr, self.derivatives.frozen)), unit_text)
+        return brian_symbol(name)
+
+    def jac(self, x: str, y: str):
+        return self.add(f"Jac_{x}_{y}", self.derivatives.jac[x, y],
+                        self.unit(x, self.equations[y].dim, time=True))
+
+    def unit(self, x: str, per=None, time: bool = False) -> str:
+        """The unit of ``x`` (divided by ``per``, and per second with ``time``)."""
+        dim = self.equations[x].dim / per if per is not None else self.equations[x].dim
+        return _unit_text(dim / second.dim if time else dim)
+
+    def exponential_euler_pieces(self, x: str):
+        """Pieces of the derivative of x' = x exp(A dt) + B dt exprel(A dt) (A = df/dx)."""
+        dt = brian_symbol("dt")
+        z = self.jac(x, x) * dt
+        factor = self.add(f"Xee_{x}", EXPREL(z), "1")
+        # B: the model is linear in x
+        constant = self.derivatives.rhs[x].subs(brian_symbol(x), 0)
+        lever = self.add(f"Lee_{x}", brian_symbol(x) * (sympy.exp(z) - factor) +
+                         constant * dt * safe_exprel_derivative(z), self.unit(x))
+        return factor, lever
+
+
+def _write_rates(helpers: _Helpers, parameter_dims: Mapping[str, Any], zero: set,
+                 method: str | None) -> dict[str, str]:
+    """Sensitivity name -> the name of its rate subexpression (zero ones left out).
+
+    Each rate is written as a helper fixed over the step ("constant over dt"):
+    the integrator then adds ``dt*rate``, with no division by ``Jac_x_x``,
+    which may be 0.
+    """
+    rates = {}
+    for (variable, parameter), symbol in helpers.derivatives.sens.items():
         if symbol in zero:
             continue
-        others = [y for y in variables if (variable, y) in jac and S[y, parameter] not in zero]
-        source_term = source.get((variable, parameter), sympy.S.Zero)
-        linear = (variable, variable) in jac
-        if method == "exponential_euler" and linear:
-            # The exact derivative of Brian's exponential-Euler step (A and B depend on
-            # the other variables and the parameters, so their derivatives enter).
-            factor, lever = exponential_euler(variable)
-            a_coefficient = jac[variable, variable]
-            rate = jac_symbol(variable, variable) * factor * symbol
-            for y in others:
-                if y == variable:
-                    continue
-                d_a = _check_derivative(a_coefficient.diff(_symbol(y)), "the Jacobian")
-                coupling = helper(f"Gee_{variable}_{y}",
-                                  lever * d_a + factor * jac_symbol(variable, y),
-                                  unit(variable, equations[y].dim, time=True)) \
-                    if d_a != 0 else factor * jac_symbol(variable, y)
-                rate += coupling * S[y, parameter]
-            d_a = _check_derivative(a_coefficient.diff(_symbol(parameter)), "the Jacobian")
-            rate += lever * _thaw(d_a, frozen_all) + factor * _thaw(source_term, frozen_all)
-        elif method in ("euler", "exponential_euler"):
-            # The exact derivative of an Euler step, x' = x + dt*f(x, p)
-            rate = sum((jac_symbol(variable, y) * S[y, parameter] for y in others),
-                       sympy.S.Zero) + _thaw(source_term, frozen_all)
-        else:
-            # Other methods: the continuous sensitivity ODE, one exponential-Euler step
-            # S + dt*(A*S + b)*exprel(A*dt) with A = Jac_x_x: accurate to O(dt).
-            rate = sum((jac_symbol(variable, y) * S[y, parameter] for y in others),
-                       sympy.S.Zero) + _thaw(source_term, frozen_all)
-            if linear:
-                rate = rate * _EXPREL(jac_symbol(variable, variable) * dt)
-        # Written as a rate fixed over the step (a "constant over dt" subexpression):
-        # the integrator then adds dt*rate, with no division by A, which may be 0.
+        coupled = [y for y in helpers.derivatives.variables
+                   if (variable, y) in helpers.derivatives.jac
+                   and helpers.derivatives.sens[y, parameter] not in zero]
+        rate = _rate(helpers, variable, parameter, coupled, method)
         rate_name = f"dSdt_{variable}_{parameter}"
-        rates[name] = rate_name
-        helpers[rate_name] = (sympy_to_str(rate),
-                              unit(variable, parameter_dims[parameter], time=True))
-    clash = sorted((set(helpers) | set(units)) & set(equations.names))
+        rates[sensitivity_name(variable, parameter)] = rate_name
+        helpers.written[rate_name] = (
+            sympy_to_str(rate), helpers.unit(variable, parameter_dims[parameter], time=True))
+    return rates
+
+
+def _rate(helpers: _Helpers, variable: str, parameter: str, coupled: list[str],
+          method: str | None):
+    """dS_x_p/dt for ``method``: the derivative of its discrete step where it is known."""
+    linear = (variable, variable) in helpers.derivatives.jac
+    if method == "exponential_euler" and linear:
+        return _exponential_euler_rate(helpers, variable, parameter, coupled)
+    rate = _euler_rate(helpers, variable, parameter, coupled)
+    if method in ("euler", "exponential_euler") or not linear:
+        return rate
+    # Other methods: the continuous sensitivity ODE, one exponential-Euler step
+    # S + dt*(A*S + b)*exprel(A*dt) with A = Jac_x_x: accurate to O(dt).
+    return rate * EXPREL(helpers.jac(variable, variable) * brian_symbol("dt"))
+
+
+def _euler_rate(helpers: _Helpers, variable: str, parameter: str, coupled: list[str]):
+    """The exact derivative of an Euler step, x' = x + dt*f(x, p)."""
+    derivatives = helpers.derivatives
+    source = derivatives.source.get((variable, parameter), sympy.S.Zero)
+    return sum((helpers.jac(variable, y) * derivatives.sens[y, parameter] for y in coupled),
+               sympy.S.Zero) + thaw(source, derivatives.frozen)
+
+
+def _exponential_euler_rate(helpers: _Helpers, variable: str, parameter: str,
+                            coupled: list[str]):
+    """The exact derivative of Brian's exponential-Euler step.
+
+    A and B depend on the other variables and the parameters, so their
+    derivatives enter, through the lever ``Lee_x`` and the couplings ``Gee_x_y``.
+    """
+    derivatives = helpers.derivatives
+    factor, lever = helpers.exponential_euler_pieces(variable)
+    a_coefficient = derivatives.jac[variable, variable]
+    rate = helpers.jac(variable, variable) * factor * derivatives.sens[variable, parameter]
+    for y in coupled:
+        if y == variable:
+            continue
+        d_a = check_derivative(a_coefficient.diff(brian_symbol(y)), "the Jacobian")
+        coupling = helpers.add(f"Gee_{variable}_{y}",
+                               lever * d_a + factor * helpers.jac(variable, y),
+                               helpers.unit(variable, helpers.equations[y].dim, time=True)) \
+            if d_a != 0 else factor * helpers.jac(variable, y)
+        rate += coupling * derivatives.sens[y, parameter]
+    d_a = check_derivative(a_coefficient.diff(brian_symbol(parameter)), "the Jacobian")
+    source = derivatives.source.get((variable, parameter), sympy.S.Zero)
+    return rate + (lever * thaw(d_a, derivatives.frozen) +
+                   factor * thaw(source, derivatives.frozen))
+
+
+def _check_names_are_free(equations: Equations, names: set[str]) -> None:
+    """The sensitivities and helpers are added to the model: their names must be unused."""
+    clash = sorted(names & set(equations.names))
     if clash:
         raise ModelDefinitionError(
             f"The model defines {', '.join(map(repr, clash))}, names that the sensitivity "
             f"equations need; rename them to use calc_gradient=True.")
-    reset_code = None
-    if reset_updates or _split_statements(reset):
-        reset_code = _merge_reset(reset, reset_updates, zero, substitution, frozen_all,
-                                  units)
-    return SensitivitySystem(
-        parameters=parameters, variables=variables, rhs=rates, helpers=helpers,
-        zero=tuple(sensitivity_name(*key) for key, s in S.items() if s in zero),
-        units=units, flags=flags, init=init, reset=reset_code)
 
 
 def _initial_expressions(equations, variables, parameters, param_init) -> dict[str, str]:
     """Initial sensitivities of variables initialized with parameter expressions."""
-    substitutions = _substitutions(equations)
+    substitutions = subexpression_substitutions(equations)
     known: dict[tuple[str, str], Any] = {}
     result = {}
     for variable, value in param_init.items():
         if not isinstance(value, str) or variable not in variables:
             continue
-        expr, frozen = _freeze(str_to_sympy(value).xreplace(substitutions))
+        expr, frozen = freeze(str_to_sympy(value).xreplace(substitutions))
         for parameter in parameters:
-            derived = expr.diff(_symbol(parameter))
+            derived = expr.diff(brian_symbol(parameter))
             for other in variables:
                 if (other, parameter) in known:
-                    derived += expr.diff(_symbol(other)) * known[other, parameter]
-            derived = _check_derivative(derived, f"the initial value of {variable!r}")
+                    derived += expr.diff(brian_symbol(other)) * known[other, parameter]
+            derived = check_derivative(derived, f"the initial value of {variable!r}")
             if derived != 0:
                 known[variable, parameter] = derived
                 result[sensitivity_name(variable, parameter)] = sympy_to_str(
-                    _thaw(derived, frozen))
+                    thaw(derived, frozen))
     return result
 
 
-_OPERATORS = {"=": lambda x, e: e, "+=": lambda x, e: x + e, "-=": lambda x, e: x - e,
-              "*=": lambda x, e: x * e, "/=": lambda x, e: x / e}
-
-
-def _reset_updates(equations, variables, parameters, reset, S, total_derivative):
+def _reset_updates(equations, derivatives: _Derivatives, reset):
     """[(statement index, sensitivity symbol, new value)] for each reset statement."""
-    from brian2.parsing.statements import parse_statement
-
-    substitutions = _substitutions(equations)
+    substitutions = subexpression_substitutions(equations)
     updates = []
-    for index, statement in enumerate(_split_statements(reset)):
-        target, op, expr_code, _ = parse_statement(statement)
-        if target not in variables or op not in _OPERATORS:
+    for index, statement in enumerate(split_statements(reset)):
+        target, new_value = assigned_value(statement, derivatives.variables)
+        if new_value is None:
             continue
-        new_value = _OPERATORS[op](_symbol(target), str_to_sympy(expr_code))
-        new_value, frozen = _freeze(new_value.xreplace(substitutions))
-        for parameter in parameters:
-            derived = _check_derivative(total_derivative(new_value, parameter, S),
-                                        f"the reset statement {statement!r}")
-            updates.append((index, S[target, parameter], _thaw(derived, frozen)))
+        new_value, frozen = freeze(new_value.xreplace(substitutions))
+        for parameter in derivatives.parameters:
+            derived = check_derivative(derivatives.total_derivative(new_value, parameter),
+                                       f"the reset statement {statement!r}")
+            updates.append((index, derivatives.sens[target, parameter], thaw(derived, frozen)))
     return updates
 
 
-def _merge_reset(reset, updates, zero, substitution, frozen_all, units) -> str:
+def _merge_reset(reset, updates, zero, frozen_all, units) -> str:
     """User statements with the sensitivity updates placed just before each one."""
+    substitution = {s: 0 for s in zero}
     lines = []
-    for index, statement in enumerate(_split_statements(reset)):
+    for index, statement in enumerate(split_statements(reset)):
         for position, symbol, value in updates:
             if position == index and symbol not in zero:
-                value = _thaw(value.xreplace(substitution), frozen_all)
+                value = thaw(value.xreplace(substitution), frozen_all)
                 code = sympy_to_str(value) if value != 0 else (
                     "0" if units[str(symbol)] == "1" else f"0*{units[str(symbol)]}")
                 lines.append(f"{symbol} = {code}")
