@@ -16,7 +16,8 @@ Entry-point groups (see CONTRIBUTING.md, "How plugins are found"):
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Iterable
+import os
+from typing import Iterable, Iterator
 
 import attrs
 
@@ -28,6 +29,9 @@ DISTRIBUTION = "modelfit-brian2"
 HOOK_GROUP = PROJECT
 EXPORTS_GROUP = f"{PROJECT}.exports"
 _KIND_OF_GROUP = {kind.entry_point_group: kind for kind in KINDS}
+
+DISABLE_ENV_VAR = "MODELFIT_DISABLE_PLUGINS"
+"""Comma-separated entry-point or distribution names that are never loaded."""
 
 
 @attrs.frozen
@@ -89,6 +93,35 @@ def read_entries(disabled: Iterable[str] = (),
         entries += [PluginEntry(ep, dist) for ep in ours if ep.name not in disabled]
     # the built-ins first: they keep their plain names when another distribution clashes
     return sorted(entries, key=lambda e: e.distribution != DISTRIBUTION)
+
+
+def disabled_from_env() -> set[str]:
+    """The names listed in ``MODELFIT_DISABLE_PLUGINS``."""
+    value = os.environ.get(DISABLE_ENV_VAR, "")
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def keyed_entries(entries: Iterable[PluginEntry]) -> Iterator[tuple[str, PluginEntry]]:
+    """Each entry once, with the name a registry knows its plugin by.
+
+    A distribution found twice on sys.path is read once. The name is the entry
+    point's, or ``dist:name`` (then ``dist:group:name``) when an earlier entry
+    has taken it; exports keep their plain name and take none (they have no status).
+    """
+    seen, taken = set(), set()
+    for entry in entries:
+        identity = (entry.distribution, entry.group, entry.name)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        if entry.group == EXPORTS_GROUP:
+            yield entry.name, entry
+            continue
+        key = next(key for key in (entry.name, f"{entry.distribution}:{entry.name}",
+                                   f"{entry.distribution}:{entry.group}:{entry.name}")
+                   if key not in taken)
+        taken.add(key)
+        yield key, entry
 
 
 def _requirement_name(requirement: str) -> str:

@@ -17,6 +17,7 @@ from modelfit_core.contracts import hookspecs
 from modelfit_core.contracts.errors import PluginContractError
 from modelfit_core.contracts.kinds import KINDS, PROJECT
 from modelfit_core.registry.entry_points import PluginEntry, extra_for_missing
+from modelfit_core.registry.lookup_errors import unusable_message
 from modelfit_core.registry.plugin_status import CODE, PluginStatus
 
 Tables = dict[str, dict[str, tuple[Any, str]]]
@@ -109,8 +110,7 @@ class HookPlugins:
                     if problem is None and not isinstance(key, str):
                         problem = f"the name {key!r} is not a string"
                     if problem is not None:
-                        message = (f"The {kind.singular} {key!r} registered by plugin "
-                                   f"{label(plugin)} is unusable: {problem}.")
+                        message = unusable_message(kind, key, label(plugin), problem)
                         problems.setdefault(plugin, []).append(message)
                         rejected[kind.name][key] = (PluginContractError, message)
                         continue

@@ -18,28 +18,23 @@ looking up the affected name raises a clear error.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import importlib
-import os
 from typing import Any, Iterable
 
 from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,
                                             PluginLoadError, UnknownPluginError)
-from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, Kind, kind_named
+from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, Kind
 from modelfit_core.registry.entry_points import (EXPORTS_GROUP, HOOK_GROUP, PluginEntry,
-                                                 extra_for_missing, missing_requirement,
+                                                 disabled_from_env, keyed_entries,
                                                  read_entries)
 from modelfit_core.registry.hook_plugins import HookPlugins, Tables
-from modelfit_core.registry.plugin_status import PluginStatus
-
-DISABLE_ENV_VAR = "MODELFIT_DISABLE_PLUGINS"
-"""Comma-separated entry-point or distribution names that are never loaded."""
-
-
-def _disabled_from_env() -> set[str]:
-    value = os.environ.get(DISABLE_ENV_VAR, "")
-    return {part.strip() for part in value.split(",") if part.strip()}
-
+from modelfit_core.registry.lookup_errors import (checked_kind, duplicate_message,
+                                                  import_class, unknown_message)
+from modelfit_core.registry.plugin_status import (PluginStatus, entry_status,
+                                                  mark_hook_problems, mark_missing_requirements,
+                                                  provided_by, providers, record_problem)
+from modelfit_core.registry.python_names import class_names, find_class, find_export
 
 class Registry:
     """Named plugin classes of every kind, read from entry points.
@@ -73,40 +68,23 @@ class Registry:
         self._rejected: dict[str, dict[str, tuple[type, str]]] = {}
         self._requirements_checked = False
         if load_entrypoints:
-            self._read(set(disable) | _disabled_from_env(), distributions)
+            self._read(set(disable) | disabled_from_env(), distributions)
         for plugin in plugins:
             self.register(plugin)
 
     # -- reading the entry points ------------------------------------------------------
     def _read(self, disabled: set[str], distributions) -> None:
-        seen = set()
-        for entry in read_entries(disabled, distributions):
-            identity = (entry.distribution, entry.group, entry.name)
-            if identity in seen:
-                continue  # the same distribution seen twice on sys.path
-            seen.add(identity)
+        for key, entry in keyed_entries(read_entries(disabled, distributions)):
             if entry.group == EXPORTS_GROUP:
                 self._exports.setdefault(entry.name, entry)
                 continue
-            key = self._free_key(entry)
-            status = PluginStatus(name=key, module=entry.module,
-                                  distribution=entry.distribution, loaded=True,
-                                  kind=entry.kind.name if entry.kind else None)
-            self._statuses[key] = status
+            status = self._statuses[key] = entry_status(key, entry)
             if entry.group == HOOK_GROUP:
                 self._hooks.load(entry, status)
                 self._tables = None
             else:
                 self._entries[key] = entry
                 self._catalog[entry.kind.name].setdefault(entry.name, []).append(key)
-
-    def _free_key(self, entry: PluginEntry) -> str:
-        """The entry's name, or ``dist:name`` when another entry has that name."""
-        for key in (entry.name, f"{entry.distribution}:{entry.name}",
-                    f"{entry.distribution}:{entry.group}:{entry.name}"):
-            if key not in self._statuses:
-                return key
-        raise AssertionError(f"entry point {entry} seen twice")  # excluded by _read
 
     def register(self, plugin: Any, name: str | None = None) -> None:
         """Register a hook plugin (a module or any object with ``@hookimpl`` functions)."""
@@ -124,41 +102,24 @@ class Registry:
         """kind -> name -> (class, plugin) of what hook plugins register."""
         if self._tables is None:
             self._tables, self._rejected, problems = self._hooks.tables(self._label)
-            for name, status in self._statuses.items():
-                if status.kind is None and status.imported:
-                    status.problems = problems.get(name, [])
-                    status.loaded = not status.problems
+            mark_hook_problems(self._statuses, problems)
             self._mark_duplicates()
         return self._tables
 
     # -- providers and duplicates -------------------------------------------------------
     def _providers(self, kind: str, name: str) -> list[str]:
         """Status keys of every plugin providing ``name`` for ``kind``."""
-        keys = list(self._catalog[kind].get(name, []))
-        claimed = self.tables[kind].get(name)
-        if claimed is not None:
-            keys += claimed[1].split("\n")
-        return keys
-
-    def _duplicate_message(self, kind: Kind, name: str, keys: list[str]) -> str:
-        return (f"Two plugins register the {kind.singular} name {name!r}: "
-                f"{' and '.join(self._label(k) for k in keys)}. Disable one with "
-                f"{DISABLE_ENV_VAR}={keys[-1]} or Registry(disable=[...]), or rename it.")
+        return providers(self._catalog, self.tables, kind, name)
 
     def _mark_duplicates(self) -> None:
+        """A name two plugins provide is rejected, and both plugins have the problem."""
         for kind in KINDS:
-            names = set(self._catalog[kind.name]) | set(self.tables[kind.name])
-            for name in names:
+            for name in set(self._catalog[kind.name]) | set(self.tables[kind.name]):
                 keys = self._providers(kind.name, name)
-                if len(keys) < 2:
-                    continue
-                message = self._duplicate_message(kind, name, keys)
-                self._rejected[kind.name][name] = (DuplicatePluginError, message)
-                for key in keys:
-                    status = self._statuses[key]
-                    if message not in status.problems:
-                        status.problems.append(message)
-                    status.loaded = False
+                if len(keys) > 1:
+                    message = duplicate_message(kind, name, keys, self._label)
+                    self._rejected[kind.name][name] = (DuplicatePluginError, message)
+                    record_problem(self._statuses, keys, message)
 
     def _label(self, key: str) -> str:
         status = self._statuses.get(key)
@@ -176,27 +137,14 @@ class Registry:
         self.tables  # noqa: B018 - registering is what finds the problems
         if not self._requirements_checked:
             self._requirements_checked = True
-            installed: dict[str, bool] = {}
-            for key, entry in self._entries.items():
-                missing = missing_requirement(entry, installed)
-                if missing is not None and not self._statuses[key].imported:
-                    status = self._statuses[key]
-                    status.loaded = False
-                    status.missing_package, status.extra = missing
+            mark_missing_requirements(self._entries, self._statuses)
         return self._statuses
 
     # -- lookup -------------------------------------------------------------------------
-    def _kind(self, kind: str) -> Kind:
-        found = kind_named(kind)
-        if found is None:
-            raise UnknownPluginError(f"Unknown plugin kind {kind!r}; kinds are "
-                                     f"{', '.join(KIND_NAMES)}.")
-        return found
-
     def names(self, kind: str) -> list[str]:
         """Sorted names registered for ``kind`` (one of ``optimizers``, ``metrics``,
         ``backends``, ``feedback``, ``inference``); no plugin is imported."""
-        self._kind(kind)
+        checked_kind(kind)
         names = set(self._catalog[kind]) | {n for n, (cls, _) in self.tables[kind].items()
                                             if cls is not None}
         return sorted(n for n in names if n not in self._rejected.get(kind, {}))
@@ -217,61 +165,35 @@ class Registry:
         PluginContractError
             The class registered as ``name`` lacks methods of its Protocol.
         """
-        found = self._kind(kind)
+        found = checked_kind(kind)
         keys = self._providers(kind, name)
         if name in self._rejected.get(kind, {}):
             error, message = self._rejected[kind][name]
             raise error(message)
         if not keys:
-            raise UnknownPluginError(self._unknown_message(found, name))
+            raise UnknownPluginError(unknown_message(found, name, self.names(kind),
+                                                     self.statuses.values()))
         key = keys[0]
         if key in self._entries:
             return self._load(found, name, key)
         return self.tables[kind][name][0]
 
     def _load(self, kind: Kind, name: str, key: str) -> Any:
-        if key in self._objects:
-            return self._objects[key]
-        entry, status = self._entries[key], self._statuses[key]
-        what = f"The {kind.singular} {name!r} of plugin {status.label}"
-        missing = missing_requirement(entry)
-        if missing is not None:
-            status.loaded, (status.missing_package, status.extra) = False, missing
-            raise PluginLoadError(f"{what} is installed but {status.describe()}.")
-        try:
-            cls = entry.load()
-        except ModuleNotFoundError as exc:
-            status.loaded, status.error = False, str(exc)
-            status.missing_package = (exc.name or "").split(".")[0] or None
-            status.extra = extra_for_missing(entry, status.missing_package)
-            raise PluginLoadError(f"{what} is installed but {status.describe()}.") from exc
-        except Exception as exc:
-            status.loaded, status.error = False, f"{type(exc).__name__}: {exc}"
-            raise PluginLoadError(f"{what} cannot be imported: {status.error}") from exc
-        problem = kind.problem_with(cls)
-        if problem is not None:
-            message = f"The {kind.singular} {name!r} registered by plugin {status.label} " \
-                      f"is unusable: {problem}."
-            status.loaded = False
-            status.problems.append(message)
-            self._rejected[kind.name][name] = (PluginContractError, message)
-            raise PluginContractError(message)
-        status.imported = True
-        self._objects[key] = cls
-        return cls
+        """The class of a class entry, imported and checked once; a class that fails
+        its Protocol stays rejected for later lookups."""
+        if key not in self._objects:
+            try:
+                self._objects[key] = import_class(kind, name, self._entries[key],
+                                                  self._statuses[key])
+            except PluginContractError as exc:
+                self._rejected[kind.name][name] = (PluginContractError, str(exc))
+                raise
+        return self._objects[key]
 
     def provided_by(self) -> dict[str, list[tuple[Kind, str]]]:
         """Plugin (status key) -> the (kind, name) pairs it provides, from the metadata and
         what hook plugins register; nothing is imported."""
-        provided: dict[str, list[tuple[Kind, str]]] = {}
-        for kind in KINDS:
-            for name, keys in self._catalog[kind.name].items():
-                for key in keys:
-                    provided.setdefault(key, []).append((kind, name))
-            for name, (_cls, plugins) in self.tables[kind.name].items():
-                for key in plugins.split("\n"):
-                    provided.setdefault(key, []).append((kind, name))
-        return provided
+        return provided_by(self._catalog, self.tables)
 
     def check_all(self) -> None:
         """Import every class entry and check it against its Protocol (``modelfit plugins
@@ -279,57 +201,25 @@ class Registry:
         for kind in KINDS:
             for name, keys in self._catalog[kind.name].items():
                 if len(keys) == 1:
-                    try:
+                    with contextlib.suppress(PluginLoadError, DuplicatePluginError):
                         self.lookup(kind.name, name)
-                    except (PluginLoadError, DuplicatePluginError):
-                        pass
 
     def provider(self, kind: str, name: str) -> str:
         """The plugin (entry-point or code-registered name) that registers ``name``."""
         self.lookup(kind, name)
         return self._providers(kind, name)[0]
 
-    def _unknown_message(self, kind: Kind, name: str) -> str:
-        installed = self.names(kind.name)
-        lowered = {n.lower(): n for n in installed}
-        close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.5)
-        message = f"No {kind.singular} plugin named {name!r}."
-        if close:
-            message += f" Did you mean {lowered[close[0]]!r}?"
-        message += f" Installed {kind.name}: {', '.join(installed) or '(none)'}."
-        failed = [s for s in self.statuses.values() if not s.loaded]
-        if failed:
-            message += " Plugins that failed to load: " + "; ".join(
-                f"{s.name} ({s.describe()})" for s in failed) + "."
-        return message
-
-    # -- Python names -------------------------------------------------------------------
+    # -- Python names (modelfit_core.__init__ and compat resolve names through these) ---
     def class_names(self) -> list[str]:
         """Python names of the usable registered classes (from the metadata, for class
         entries), for ``from modelfit_core import *``."""
-        statuses = self.statuses
-        names = set()
-        for kind in KIND_NAMES:
-            for name, keys in self._catalog[kind].items():
-                if len(keys) == 1 and statuses[keys[0]].loaded \
-                        and self._entries[keys[0]].attribute:
-                    names.add(self._entries[keys[0]].attribute.split(".")[-1])
-            names |= {cls.__name__ for cls, _ in self.tables[kind].values()
-                      if cls is not None and hasattr(cls, "__name__")}
-        return sorted(names)
+        return class_names(self._catalog, self._entries, self.statuses, self.tables)
 
     def find_class(self, class_name: str) -> Any | None:
         """The registered class whose Python name is ``class_name`` (``'NevergradOptimizer'``),
         imported now; None if no plugin registers one."""
-        for kind in KIND_NAMES:
-            for name, keys in self._catalog[kind].items():
-                attribute = self._entries[keys[0]].attribute or ""
-                if attribute.split(".")[-1] == class_name:
-                    return self.lookup(kind, name)
-            for cls, _ in self.tables[kind].values():
-                if getattr(cls, "__name__", None) == class_name:
-                    return cls
-        return None
+        return find_class(class_name, self._catalog, self._entries, lambda: self.tables,
+                          self.lookup)
 
     def export_names(self) -> list[str]:
         """Further names plugins offer to ``from modelfit_core import *`` (``modelfit.exports``)."""
@@ -337,14 +227,7 @@ class Registry:
 
     def find_export(self, name: str) -> Any | None:
         """The object exported as ``name``, imported now; None if there is none."""
-        entry = self._exports.get(name)
-        if entry is None:
-            return None
-        try:
-            return entry.load()
-        except ImportError as exc:
-            raise PluginLoadError(f"{name!r} (from distribution {entry.distribution!r}) "
-                                  f"cannot be imported: {exc}") from exc
+        return find_export(self._exports, name)
 
 
 def import_object(path: str) -> Any:

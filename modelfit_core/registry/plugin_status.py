@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import attrs
 
-from modelfit_core.registry.entry_points import install_hint
+from modelfit_core.contracts.kinds import KINDS, Kind
+from modelfit_core.registry.entry_points import PluginEntry, install_hint, missing_requirement
 
 CODE = "(registered in code)"
 """The distribution of plugins registered in code (``Registry.register``)."""
@@ -47,3 +50,68 @@ class PluginStatus:
         if self.distribution == CODE:
             return f"{self.name!r} {CODE}"
         return f"{self.name!r} (distribution {self.distribution!r})"
+
+
+def entry_status(key: str, entry: PluginEntry) -> PluginStatus:
+    """The status of an entry point just read: loaded as far as is known."""
+    return PluginStatus(name=key, module=entry.module, distribution=entry.distribution,
+                        loaded=True, kind=entry.kind.name if entry.kind else None)
+
+
+def mark_hook_problems(statuses: Mapping[str, PluginStatus],
+                       problems: Mapping[str, list[str]]) -> None:
+    """Imported hook plugins have the problems their registration hooks showed (and
+    are ``loaded`` when they have none): asked anew whenever the tables are made."""
+    for name, status in statuses.items():
+        if status.kind is None and status.imported:
+            status.problems = problems.get(name, [])
+            status.loaded = not status.problems
+
+
+def mark_missing_requirements(entries: Mapping[str, PluginEntry],
+                              statuses: Mapping[str, PluginStatus]) -> None:
+    """Class entries not imported yet whose requirements the metadata says are not
+    installed are not ``loaded`` (with the package and the extra that brings it)."""
+    installed: dict[str, bool] = {}
+    for key, entry in entries.items():
+        missing = missing_requirement(entry, installed)
+        if missing is not None and not statuses[key].imported:
+            status = statuses[key]
+            status.loaded = False
+            status.missing_package, status.extra = missing
+
+
+def record_problem(statuses: Mapping[str, PluginStatus], keys: list[str], message: str) -> None:
+    """Each of these plugins has a problem (once) and is not ``loaded``."""
+    for key in keys:
+        status = statuses[key]
+        if message not in status.problems:
+            status.problems.append(message)
+        status.loaded = False
+
+
+def providers(catalog: Mapping[str, Mapping[str, list[str]]], tables: Mapping,
+              kind: str, name: str) -> list[str]:
+    """Status keys of every plugin providing ``name`` for ``kind``: class entries
+    first, then the hook plugins that register it (joined by newlines in ``tables``)."""
+    keys = list(catalog[kind].get(name, []))
+    claimed = tables[kind].get(name)
+    if claimed is not None:
+        keys += claimed[1].split("\n")
+    return keys
+
+
+def provided_by(catalog: Mapping[str, Mapping[str, list[str]]],
+                tables: Mapping) -> dict[str, list[tuple[Kind, str]]]:
+    """Plugin (status key) -> the (kind, name) pairs it provides: class entries from
+    the ``catalog`` (kind -> name -> keys), classes from the hook plugins' ``tables``
+    (kind -> name -> (class, plugins joined by newlines))."""
+    provided: dict[str, list[tuple[Kind, str]]] = {}
+    for kind in KINDS:
+        for name, keys in catalog[kind.name].items():
+            for key in keys:
+                provided.setdefault(key, []).append((kind, name))
+        for name, (_cls, plugins) in tables[kind.name].items():
+            for key in plugins.split("\n"):
+                provided.setdefault(key, []).append((kind, name))
+    return provided
