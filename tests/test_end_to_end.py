@@ -53,7 +53,7 @@ def run_tutorial(*args, cwd):
 def check_tutorial_output(out):
     assert "best: {'g_na':" in out and "error:" in out
     assert "traces: (5, 1497) in m^2 kg s^-3 A^-1" in out  # volt, as Brian writes it
-    assert "results as dict keys: ['diverged', 'errors', 'g_kd', 'g_na', 'gl', 'round']" in out
+    assert "results as dict keys: ['diverged', 'error', 'errors', 'g_kd', 'g_na', 'gl', 'round']" in out
     assert "generated variables: {'v': (5, 1497), 'h': (5, 1497)" in out
     # continuing a fit never loses the best error found so far
     assert "continued fit, error:" in out

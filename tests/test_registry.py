@@ -259,7 +259,8 @@ def test_discovery_imports_no_plugin():
     assert found["listed"]
     assert found["before"] == []
     assert set(found["after"]) <= {"modelfit_plugins", "modelfit_plugins.optimizers",
-                                   "modelfit_plugins.optimizers.nevergrad_optimizer",
+                                   "modelfit_plugins.optimizers.pymoo_optimizer",
+                                   "modelfit_plugins.optimizers.pymoo_methods",
                                    "modelfit_plugins.optimizers.bounds",
                                    "modelfit_plugins.metrics", "modelfit_plugins.metrics.mse",
                                    "modelfit_plugins.backends",

@@ -17,6 +17,10 @@ never a class name:
   simulates one parameter set at a time (``generate``, ``refine``).
 * :class:`RemoteScoring`: a prepared simulation that runs elsewhere scores
   its batches there.
+* :class:`MultiObjectiveOptimizer`: the optimizer minimizes several
+  objectives at once (``fit(objectives=...)``) and is told their matrix.
+* :class:`MultiObjectiveMetric`: the metric's error is a sum of objectives
+  that can be told apart (``fit(objectives="features")``).
 """
 
 from __future__ import annotations
@@ -44,10 +48,31 @@ class Optimizer(Protocol):
         """Return ``n_samples`` parameter vectors, ordered as ``parameter_names``."""
 
     def tell(self, parameters: Sequence[Sequence[float]], errors: Sequence[float]) -> None:
-        """Report the errors of parameters returned by :meth:`ask`."""
+        """Report the errors of parameters returned by :meth:`ask`: one error per vector;
+        for a :class:`MultiObjectiveOptimizer` in a fit with ``objectives=``, an
+        array of shape (n_samples, n_objectives), one row per vector, the columns in
+        the order of the names given to ``set_objectives``."""
 
     def recommend(self) -> Sequence[float]:
         """Return the optimizer's own best guess (a parameter vector)."""
+
+
+@runtime_checkable
+class MultiObjectiveOptimizer(Protocol):
+    """Capability: the optimizer minimizes several objectives at once.
+
+    A fit with ``objectives="separate"`` or ``"features"`` needs one (a
+    single-objective optimizer is refused before anything is simulated), and
+    one is refused by a fit without ``objectives=``. Before ``initialize`` (and
+    again at every later ``fit()`` of the same fit, with the same names) the
+    fitter calls ``set_objectives(names)``; ``tell`` then receives an
+    (n_samples, n_objectives) array, finite (a diverged simulation is told as
+    ten times the worst finite value of each objective seen, plus one), and
+    ``recommend`` returns a compromise of the non-dominated points it was told.
+    """
+
+    def set_objectives(self, names: Sequence[str]) -> None:
+        """The objectives ``tell`` will receive, in the order of its columns."""
 
 
 @runtime_checkable
@@ -79,6 +104,20 @@ class MetricWithUnits(Protocol):
 
     def revert_normalization(self, error: Any) -> Any:
         """Undo the normalization of an error."""
+
+
+@runtime_checkable
+class MultiObjectiveMetric(Protocol):
+    """Capability: the metric's error is a sum of named objectives (eFEL features for
+    ``FeatureMetric``), each of which becomes an objective with
+    ``fit(objectives="features")``."""
+
+    def objective_names(self) -> Sequence[str]:
+        """The objectives, in the order of the columns of :meth:`calc_objectives`."""
+
+    def calc_objectives(self, model_results: Any, data_results: Any, dt: Any) -> np.ndarray:
+        """Errors of each objective, shape (n_samples, n_objectives), normalized as
+        ``calc``: each row adds up to what ``calc`` returns for that sample."""
 
 
 @attrs.frozen
@@ -160,6 +199,16 @@ class SingleRunDelegation(Protocol):
 
     def single_run_backend(self) -> SimulationBackend:
         """The backend that simulates one parameter set at a time."""
+
+
+@runtime_checkable
+class BuildsBrianGroups(Protocol):
+    """Capability of a Brian backend: build the ``NeuronGroup`` of a spec in this
+    process, inputs and constants set, for scripts that drive the Brian network
+    themselves (the manual's ``setup_neuron_group`` and ``setup_simulator``)."""
+
+    def neuron_group(self, spec: "SimulationSpec", name: str) -> Any:
+        """A ``brian2.NeuronGroup`` of ``spec.n_neurons`` neurons named ``name``."""
 
 
 @runtime_checkable

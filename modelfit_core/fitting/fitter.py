@@ -12,70 +12,92 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-import numpy as np
-
-from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError, FitStateError
-from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.protocols import RemoteScoring
-from modelfit_core.contracts.metric_bases import SPIKES
-from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.fitting import generation
 from modelfit_core.fitting.loop import FitState, run_rounds
+from modelfit_core.fitting.multiobjective import MultiObjectiveResults
+from modelfit_core.fitting.fit_arguments import check_count, require_optimizer_methods
+from modelfit_core.fitting.fit_results import FitResults
+from modelfit_core.fitting.fitter_attributes import ProblemAttributes
 from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
 from modelfit_core.fitting.replay import initialize_optimizer, replay_rounds
+from modelfit_core.fitting.round_building_blocks import RoundBuildingBlocks
+from modelfit_core.fitting.study_identity import describe_study
+from modelfit_core.model.data import as_named
+from modelfit_core.model.namespace import user_stacklevel
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.registry.parts import DEFAULT, Parts
-from modelfit_core.results.history import History, RoundRecord
+from modelfit_core.results.history import History
 from modelfit_core.results.storage import FitStore, StudyDescription
-from modelfit_core.results.study_description import stable_repr
 
 
-def check_count(value, name: str, minimum: int, meaning: str = "") -> int:
-    """``value`` as an int, if it is an integer >= ``minimum`` (bools are not counts)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}"
-                                 f"{f' ({meaning})' if meaning else ''}; got {value!r}.")
-    return int(value)
+class Fitter(ProblemAttributes, FitResults, RoundBuildingBlocks, MultiObjectiveResults):
+    """Fit the free parameters of a model to recordings: what TraceFitter, SpikeFitter
+    and OnlineTraceFitter share (see their docstrings for the arguments).
 
-
-def check_optimizer(optimizer) -> None:
-    """An optimizer needs the methods of the Optimizer Protocol: a TypeError (as the
-    reference raises) naming the missing ones, before anything runs."""
-    missing = kind_named("optimizers").missing_methods(optimizer)
-    if missing:
-        raise ArgumentTypeError(
-            f"{optimizer!r} cannot be used as an optimizer: it has no "
-            f"{', '.join(f'{m}()' for m in missing)}. An optimizer needs initialize(), "
-            f"ask(), tell() and recommend() (e.g. NevergradOptimizer()).")
-
-
-def _from_problem(name: str, doc: str) -> property:
-    return property(lambda self: getattr(self.problem, name), doc=doc)
-
-
-class Fitter:
-    """What TraceFitter, SpikeFitter and OnlineTraceFitter share (see their docstrings).
+    ``Fitter(...)`` itself fits like a TraceFitter. The manual's arguments come
+    first; the keyword-only ones are modelfit's.
 
     Parameters
     ----------
-    problem : FittingProblem
-        The model, the recordings and the backend.
-    n_samples : int
-        Parameter sets simulated per round.
+    dt, model, input, output, n_samples, input_var, output_var, threshold, reset,
+    refractory, method, param_init, penalty, use_units
+        As in the manual (see :class:`~modelfit_core.fitting.trace_fitter.TraceFitter`).
+    backend : str or SimulationBackend, optional
+        Where batches are simulated; default ``"runtime"``.
     pipeline : Parts or Pipeline, optional
         Supplies the registry, the default optimizer, metric and feedback.
-    use_units : bool
-        Return parameters and errors with units (default True).
+    namespace : dict, optional
+        Constants of the model; default: looked up in the caller's namespace.
     storage, study : str, optional
         Stream every round to SQLite (``"sqlite:///fit.db"``) under ``study``;
         ``storage`` may also be a ``FitStore`` (e.g. with ``pickle_optimizer=True``).
+    level : int
+        How many frames above the caller to look up the model's constants.
     """
 
     fitter_name = "Fitter"
 
-    def __init__(self, problem: FittingProblem, n_samples: int, *, pipeline: Parts | None = None,
-                 use_units: bool = True, storage: str | None = None, study: str | None = None):
+    def __init__(self, dt, model, input, output, n_samples, input_var=None, output_var=None,
+                 threshold=None, reset=None, refractory=None, method=None, param_init=None,
+                 penalty=None, use_units=True, *, backend=None, pipeline: Parts | None = None,
+                 namespace=None, storage=None, study=None, level=0):
+        pipeline = pipeline if pipeline is not None else Parts.lazy_default()
+        problem = FittingProblem.from_user(
+            model, input, self.named_outputs(output, output_var), dt,
+            backend=pipeline.resolve_backend(backend), input_var=input_var,
+            threshold=threshold, reset=reset,
+            refractory=False if refractory is None else refractory,
+            method=self.default_method if method is None else method, param_init=param_init,
+            penalty=penalty, namespace=namespace, level=level, owner=self.fitter_name)
+        self.attach(problem, n_samples, pipeline=pipeline, use_units=use_units,
+                    storage=storage, study=study)
+
+    default_method = None
+    """The integration method when none is given (None: Brian's choice)."""
+
+    @staticmethod
+    def named_outputs(output, output_var) -> dict[str, Any]:
+        """The recorded outputs as ``{name: recordings}`` (the old form: ``output`` an
+        array or list of arrays and ``output_var`` their names)."""
+        return as_named(output, output_var, "output")
+
+    @classmethod
+    def from_problem(cls, problem: FittingProblem, n_samples: int, *,
+                     pipeline: Parts | None = None, use_units: bool = True,
+                     storage=None, study=None) -> "Fitter":
+        """A fitter of an existing :class:`FittingProblem` (e.g. one shared with
+        generation or an Inferencer), without parsing the model again."""
+        fitter = cls.__new__(cls)
+        fitter.attach(problem, n_samples, pipeline=pipeline, use_units=use_units,
+                      storage=storage, study=study)
+        return fitter
+
+    def attach(self, problem: FittingProblem, n_samples: int, *, pipeline: Parts | None,
+               use_units: bool, storage, study) -> None:
+        """Set up the fitter's state for ``problem`` (what every constructor does)."""
         self.problem = problem
         self.requested_n_samples = check_count(n_samples, "n_samples", 1,
                                                "parameter sets simulated per round")
@@ -95,94 +117,6 @@ class Fitter:
             self.store = storage
         elif storage is not None:
             self.store = FitStore(storage, study or self.pipeline.study or "default")
-
-    # -- the problem, as the manual's attributes ------------------------------------------
-    dt = _from_problem("dt", "Time step of the recordings and simulations.")
-    model = _from_problem("model", "The parsed model (ModelDescription).")
-    threshold = _from_problem("threshold", "Spike condition, or None.")
-    reset = _from_problem("reset", "Statements executed after a spike, or None.")
-    refractory = _from_problem("refractory", "Refractoriness, as given.")
-    method = _from_problem("method", "Brian integration method, or None.")
-    param_init = _from_problem("param_init", "Initial values and fixed parameters.")
-    backend = _from_problem("backend", "The backend that simulates the rounds.")
-    recordings = _from_problem("recordings", "Validated inputs and outputs.")
-    output_names = _from_problem("output_names", "Output variables, 'spikes' included.")
-    output_dims = _from_problem("output_dims", "Dimensions of each output.")
-    n_traces = _from_problem("n_traces", "Number of input traces.")
-
-    @property
-    def penalty(self) -> str | None:
-        """Model variable added to the error, or None."""
-        return self.problem.penalty
-
-    @property
-    def input_signals(self):
-        return self.problem.recordings.inputs
-
-    @property
-    def output_signals(self):
-        """Recorded trace outputs (not spikes) by name."""
-        return self.problem.recordings.traces
-
-    @property
-    def input_var(self):
-        names = list(self.input_signals)
-        return names[0] if len(names) == 1 else names
-
-    @property
-    def output_var(self):
-        names = self.output_names
-        return names[0] if len(names) == 1 else names
-
-    @property
-    def n_neurons(self) -> int:
-        return self.n_samples * self.n_traces
-
-    @property
-    def parameter_names(self) -> list[str]:
-        """The fitted parameters (in the order of the model's declarations)."""
-        if self.space is not None:
-            return list(self.space.names)
-        return [n for n in self.model.parameters if n not in self.param_init]
-
-    @property
-    def duration(self):
-        """Length of the recordings (a Quantity in seconds)."""
-        return self.problem.n_steps * self.dt
-
-    @property
-    def input(self):
-        """The input traces (n_traces, n_steps), with units: the first input variable's."""
-        signal = next(iter(self.input_signals.values()))
-        return with_unit(signal.values, signal.dim)
-
-    @property
-    def output(self) -> list:
-        """The recorded outputs, one entry per output variable (spike trains in seconds)."""
-        return [self.recordings.spikes if name == SPIKES else
-                with_unit(self.output_signals[name].values, self.output_signals[name].dim)
-                for name in self.output_names]
-
-    @property
-    def output_dim(self) -> list:
-        """Dimensions of each output variable (spikes: seconds)."""
-        return [self.output_dims[name] for name in self.output_names]
-
-    @property
-    def input_traces(self):
-        """The first input as a Brian ``TimedArray`` over (time, trace), as the manual's
-        fitters build it for their NeuronGroup."""
-        from brian2 import TimedArray
-        return TimedArray(self.input.T, dt=self.dt)
-
-    @property
-    def bounds(self) -> dict[str, list] | None:
-        """The bounds of the last ``fit()``: ``{name: [lower, upper]}`` with units."""
-        if self.space is None:
-            return None
-        return {name: [with_unit(float(lo), dim), with_unit(float(hi), dim)]
-                for name, lo, hi, dim in zip(self.space.names, self.space.lower,
-                                             self.space.upper, self.space.dims)}
 
     # -- the fit state ------------------------------------------------------------------
     optimizer = property(lambda self: self.state.optimizer if self.state else None,
@@ -204,13 +138,15 @@ class Fitter:
         """The metric of a fit that names none."""
         return self.pipeline.default_metric()
 
-    def objective_for(self, metric, penalty: str | None) -> Objective:
+    def objective_for(self, metric, penalty: str | None, **options) -> Objective:
         """Check ``metric`` against the recordings (see :class:`Objective`)."""
-        return Objective.build(self.problem, metric, penalty=penalty, owner=self.fitter_name)
+        return Objective.build(self.problem, metric, penalty=penalty, owner=self.fitter_name,
+                               **options)
 
     # -- fit ----------------------------------------------------------------------------
     def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
-            start_iteration=None, penalty=None, resume=False, level=0, **params):
+            start_iteration=None, penalty=None, resume=False, level=0, objectives=None,
+            **params):
         """Run ``n_rounds`` rounds of ask -> simulate -> metric -> tell.
 
         Parameters
@@ -242,8 +178,11 @@ class Fitter:
             continues exactly.)
         level : int
             How many frames above the caller to look up the model's constants.
+        objectives : {"separate", "features"}, optional
+            A Pareto front of several objectives, see docs/multiobjective.md.
         **params
-            Bounds of the fitted parameters: ``name=[lower, upper]`` with units.
+            Bounds of the fitted parameters: ``name=[lower, upper]`` with units (a
+            continued fit may leave them out: it keeps its bounds).
 
         Returns
         -------
@@ -254,48 +193,21 @@ class Fitter:
         """
         n_rounds = check_count(n_rounds, "n_rounds", 0)
         continuing = self.state is not None and not restart
-        if optimizer is None:
-            optimizer = self.state.optimizer if continuing else self.pipeline.default_optimizer()
-        elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
-            optimizer = self.pipeline.make("optimizers", optimizer)
-        if metric is None:
-            metric = self.state.metric if continuing else self.default_metric()
-        elif isinstance(metric, str):
-            metric = self.pipeline.make("metrics", metric)
-        check_optimizer(optimizer)
+        optimizer, metric = self._chosen_parts(optimizer, metric, objectives, continuing)
         if penalty is not None:
             self.problem.penalty = penalty
-        space = self.problem.parameter_space(params)
-        objective = self.objective_for(metric, self.problem.penalty)
+        # a fit continued without bounds keeps its own, as in brian2modelfitting
+        space = self.state.space if continuing and not params and not resume \
+            else self.problem.parameter_space(params)
+        objective = self.objective_with(metric, optimizer, objectives, continuing)
         if resume:
             self._resume(optimizer, metric, objective, space, restart)
             n_rounds = max(n_rounds - len(self.history.rounds), 0)
         elif continuing:
-            if optimizer is not self.state.optimizer or metric is not self.state.metric:
-                raise ConfigurationError(
-                    "The optimizer or metric changed since the last fit() call; continuing "
-                    "a fit needs the same ones. Pass restart=True to start a new fit.")
-            if not space.same_as(self.state.space):
-                raise ConfigurationError("The parameter bounds changed since the last fit() "
-                                         "call; pass restart=True to fit with new bounds.")
-            self.state.objective = objective
-            if start_iteration is not None:
-                self.state.iteration = int(start_iteration)
-            if self.state.optimizer_ahead:  # told a round that could not be stored
-                replay_rounds(optimizer, space, self.requested_n_samples,
-                              self.state.optimizer_rounds, self.history.rounds,
-                              source="this fitter's history", error_type=FitStateError)
-                self.state.optimizer_ahead = False
+            self._continue(optimizer, metric, objective, space, start_iteration)
         else:
-            self._use_population(initialize_optimizer(optimizer, space,
-                                                      self.requested_n_samples,
-                                                      max(n_rounds, 1)), optimizer)
-            self.state = FitState(optimizer=optimizer, metric=metric, objective=objective,
-                                  space=space, history=History(space, objective.error_dim),
-                                  iteration=0 if start_iteration is None else int(start_iteration),
-                                  optimizer_rounds=max(n_rounds, 1))
-            if self.store is not None:
-                self.store.start(self.study_description(), restart=restart)
+            self._start(optimizer, metric, objective, space, n_rounds, start_iteration,
+                        restart)
         simulation = self._prepare(objective, space, level)
         feedback = self.pipeline.resolve_feedback(callback)
         if hasattr(feedback, "start"):
@@ -304,12 +216,60 @@ class Fitter:
             run_rounds(self.state, simulation, self.n_samples, n_rounds,
                        hook=self.pipeline.registry.hook, subject=self,
                        notify=None if feedback is None else
-                       (lambda record: self._notify(feedback, record)),
+                       (lambda record: self.notify_feedback(feedback, record)),
                        persist=None if self.store is None else self.store.session())
         finally:
             if hasattr(feedback, "finish"):
                 feedback.finish()
         return self.best_params, self.best_error
+
+    rounds_of_fit = fit
+    """:meth:`Fitter.fit` itself, which ``optimization_iter`` continues a fit with: the
+    options a subclass's ``fit()`` adds (``online_error``) keep their values."""
+
+    def _chosen_parts(self, optimizer, metric, objectives, continuing: bool):
+        """The optimizer and metric of a fit() call: objects, plugin names, or None
+        (the current fit's when continuing, else the pipeline's defaults)."""
+        if optimizer is None:
+            optimizer = self.state.optimizer if continuing else self.optimizer_for(objectives)
+        elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
+            optimizer = self.pipeline.make("optimizers", optimizer)
+        if metric is None:
+            metric = self.state.metric if continuing else self.default_metric()
+        elif isinstance(metric, str):
+            metric = self.pipeline.make("metrics", metric)
+        require_optimizer_methods(optimizer)
+        return optimizer, metric
+
+    def _continue(self, optimizer, metric, objective, space, start_iteration) -> None:
+        """Go on with the current fit: same optimizer, metric and bounds."""
+        if optimizer is not self.state.optimizer or metric is not self.state.metric:
+            raise ConfigurationError(
+                "The optimizer or metric changed since the last fit() call; continuing "
+                "a fit needs the same ones. Pass restart=True to start a new fit.")
+        if not space.same_as(self.state.space):
+            raise ConfigurationError("The parameter bounds changed since the last fit() "
+                                     "call; pass restart=True to fit with new bounds.")
+        self.state.objective = objective
+        if start_iteration is not None:
+            self.state.iteration = int(start_iteration)
+        if self.state.optimizer_ahead:  # told a round that could not be stored
+            replay_rounds(optimizer, space, self.requested_n_samples,
+                          self.state.optimizer_rounds, self.history.rounds,
+                          source="this fitter's history", error_type=FitStateError)
+            self.state.optimizer_ahead = False
+
+    def _start(self, optimizer, metric, objective, space, n_rounds, start_iteration,
+               restart) -> None:
+        """A new fit: initialize the optimizer, an empty history, a new study."""
+        self._use_population(initialize_optimizer(optimizer, space, self.requested_n_samples,
+                                                  max(n_rounds, 1)), optimizer)
+        self.state = FitState(optimizer=optimizer, metric=metric, objective=objective,
+                              space=space, history=History(space, objective.error_dim),
+                              iteration=0 if start_iteration is None else int(start_iteration),
+                              optimizer_rounds=max(n_rounds, 1))
+        if self.store is not None:
+            self.store.start(self.study_description(), restart=restart)
 
     def _use_population(self, used: int, optimizer) -> None:
         """Simulate the population the optimizer uses, as the reference does (a
@@ -317,7 +277,8 @@ class Fitter:
         if used != self.requested_n_samples:
             warnings.warn(f"Sample size {self.requested_n_samples} requested, but "
                           f"{type(optimizer).__name__} will use {used}: each round "
-                          f"simulates {used} parameter sets.", UserWarning, stacklevel=4)
+                          f"simulates {used} parameter sets.", UserWarning,
+                          stacklevel=user_stacklevel())
         self.n_samples = used
 
     def _resume(self, optimizer, metric, objective, space, restart) -> None:
@@ -357,24 +318,12 @@ class Fitter:
             The parts of the fit to describe; default: those of the current fit.
         """
         state = self.state
-        optimizer = optimizer if optimizer is not None else state.optimizer
-        metric = metric if metric is not None else state.metric
-        space = space if space is not None else state.space
-        objective = objective if objective is not None else state.objective
-        problem = self.problem
-        model = "\n".join([problem.model.text.strip(), f"threshold: {problem.threshold!r}",
-                           f"reset: {problem.reset!r}", f"refractory: {problem.refractory!r}",
-                           f"method: {problem.method!r}", f"penalty: {problem.penalty!r}",
-                           f"initial values: {sorted(problem.param_init.items())!r}"])
-        kind = type(optimizer)
-        return StudyDescription(
-            space=space, n_samples=self.requested_n_samples, error_dim=objective.error_dim,
-            output_names=tuple(self.output_names), optimizer=stable_repr(optimizer),
-            metric=stable_repr(metric), model=model,
-            optimizer_class=f"{kind.__module__}.{kind.__qualname__}",
-            seed=repr(getattr(optimizer, "seed", None)),
-            optimizer_rounds=state.optimizer_rounds if state is not None else 1,
-            first_iteration=state.iteration if state is not None else 0)
+        return describe_study(
+            self.problem, self.requested_n_samples, state,
+            optimizer=optimizer if optimizer is not None else state.optimizer,
+            metric=metric if metric is not None else state.metric,
+            space=space if space is not None else state.space,
+            objective=objective if objective is not None else state.objective)
 
     def _prepare(self, objective: Objective, space: ParameterSpace, level: int):
         """The fit's simulation: prepared (and compiled) once per configuration."""
@@ -395,78 +344,6 @@ class Fitter:
         if isinstance(self.simulation, RemoteScoring):
             self.simulation.compute_errors_with(objective.where_simulated())
         return self.simulation
-
-    def _notify(self, feedback, record: RoundRecord) -> bool:
-        """Call the feedback as the manual says: ``(params, errors, best_params,
-        best_error, index, additional_info)``, ``errors`` a list."""
-        params = [self.space.to_dict(row, self.use_units) for row in record.parameters]
-        history = self.history
-        dim = self.state.objective.error_dim
-        errors = [error_quantity(float(e), dim) if self.use_units else float(e)
-                  for e in record.errors]
-        raw = self.best_objective_errors or {}
-        normalized = self.best_objective_errors_normalized or {}
-        info = {"objective_errors": tuple(raw.get(n) for n in self.output_names),
-                "objective_errors_normalized": tuple(normalized.get(n)
-                                                     for n in self.output_names),
-                "output_var": list(self.output_names),
-                "best_params_text": self.space.describe(history.best_vector)
-                if history.best_vector is not None else "(none yet: all diverged)",
-                "diverged": record.diverged,
-                "round_objective_errors": record.objective_errors}
-        return bool(feedback(params, errors, self.best_params, self.best_error,
-                             record.index, info))
-
-    # -- results ------------------------------------------------------------------------
-    def _best_known(self) -> bool:
-        return self.state is not None and self.state.history.best_vector is not None
-
-    def require_fit(self) -> None:
-        """Raise :class:`FitStateError` unless a fit found a best parameter set."""
-        if not self._best_known():
-            raise FitStateError("No fit result yet: call fit() first (and check that not "
-                                "every simulation diverged).")
-
-    @property
-    def best_params(self) -> dict[str, Any] | None:
-        """Best parameter set so far, with units unless ``use_units=False``."""
-        if not self._best_known():
-            return None
-        return self.space.to_dict(self.history.best_vector, self.use_units)
-
-    @property
-    def best_error(self):
-        """Error of :attr:`best_params` (a Quantity when it has units)."""
-        if not self._best_known():
-            return None
-        value = self.history.best_error
-        return error_quantity(value, self.state.objective.error_dim) if self.use_units else value
-
-    @property
-    def best_objective_errors_normalized(self) -> dict[str, Any] | None:
-        """Normalized error of each output variable for the best parameters."""
-        if not self._best_known():
-            return None
-        return self.state.objective.normalized_errors(self.history.best_objective_errors,
-                                                      self.use_units)
-
-    @property
-    def best_objective_errors(self) -> dict[str, Any] | None:
-        """Error of each output variable for the best parameters, before normalization."""
-        if not self._best_known():
-            return None
-        return self.state.objective.raw_errors(self.history.best_objective_errors,
-                                               self.use_units)
-
-    def results(self, format="list", use_units=None):
-        """All evaluated parameter sets and errors, as ``'list'`` (of dicts), ``'dict'``
-        (of arrays) or ``'dataframe'``; with several outputs, each output's errors
-        too (see :meth:`~modelfit_core.results.history.History.results`)."""
-        if self.history is None:
-            raise FitStateError("No results yet: call fit() first.")
-        return self.history.results(
-            format=format, use_units=self.use_units if use_units is None else use_units,
-            per_output=self.state.objective.output_errors(self.history))
 
     # -- generate -----------------------------------------------------------------------
     def generate(self, output_var=None, params=None, param_init=None,
@@ -492,7 +369,7 @@ class Fitter:
         """
         if params is None:
             self.require_fit()
-        best = self.history.best_vector if self._best_known() else None
+        best = self.history.best_vector if self.has_best() else None
         space, vector = generation.parameter_point(self.problem, self.space, best, params)
         return generation.generate_outputs(self.problem, space, vector, output_var=output_var,
                                            param_init=param_init, iteration=iteration,

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
+from modelfit_core.fitting.multiobjective import objectives_for_optimizer
 from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.replay import AskedPoints, ask_points
 from modelfit_core.model.parameters import ParameterSpace
@@ -42,6 +43,9 @@ class FitState:
     """Points asked for a round that did not finish (interrupted, or its simulation
     failed): the next round evaluates them instead of asking again, so the optimizer
     sees the same sequence as in an uninterrupted fit."""
+    last_result: Any = None
+    """The simulation result of the last round (what the manual's ``calc_errors`` scores);
+    dropped when the next round starts, so that a round's memory is not doubled."""
     optimizer_ahead: bool = False
     """The optimizer was told a round that could not be stored, so the history lacks it:
     the next ``fit()`` rebuilds the optimizer from the history first."""
@@ -158,13 +162,17 @@ def run_rounds(state: FitState, simulation, n_samples: int, n_rounds: int, *, ho
                     asking.reraise()
                 asked = state.pending
                 matrix = asked.matrix
+                state.last_result = None
                 result = simulation.run(state.space.columns(matrix), iteration=state.iteration)
+                state.last_result = result
                 scores = state.objective.score(result, n_samples)
                 record = RoundRecord(
                     index=len(state.history.rounds), parameters=matrix, errors=scores.total,
                     diverged=scores.diverged, objective_errors=scores.per_output,
-                    told_errors=errors_for_optimizer(scores.total, scores.diverged,
-                                                     state.history),
+                    objectives=scores.objectives,
+                    told_errors=objectives_for_optimizer(scores.objectives, scores.diverged,
+                                                         state.history) if scores.objectives
+                    else errors_for_optimizer(scores.total, scores.diverged, state.history),
                     iteration=state.iteration, duration_s=time.perf_counter() - started)
                 with interrupts_deferred() as committing:
                     improved, location = _commit_round(state, record, asked.as_given,

@@ -9,6 +9,7 @@ scored *online*, its squared error accumulated during the simulation
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import attrs
@@ -22,6 +23,8 @@ from modelfit_core.contracts.protocols import MetricWithUnits, ResidualForm
 from modelfit_core.contracts.simulation import SimulationResult
 from modelfit_core.contracts.units import error_quantity
 from modelfit_core.fitting import online_error
+from modelfit_core.fitting.multiobjective import layout
+from modelfit_core.model.namespace import user_stacklevel
 from modelfit_core.model.recordings import Recordings
 from modelfit_core.results.history import History, OutputErrors
 
@@ -33,10 +36,23 @@ class Scores:
     total: np.ndarray
     diverged: np.ndarray
     per_output: dict[str, np.ndarray]
+    objectives: dict[str, np.ndarray] = attrs.field(factory=dict)
+    """With several objectives: each one's errors, in order (empty otherwise)."""
 
 
 def metrics_per_output(metric, output_names: list[str]) -> dict[str, Any]:
-    """One metric for all outputs, or a dict with exactly one metric per output."""
+    """One metric for all outputs, or a dict with exactly one metric per output (a list
+    in the order of the outputs is accepted with a warning, as brian2modelfitting does)."""
+    if isinstance(metric, (list, tuple)):
+        warnings.warn("Using a list of metrics is deprecated, use a dictionary instead: "
+                      "metric={" + ", ".join(f"{n!r}: ..." for n in output_names) + "}.",
+                      FutureWarning, stacklevel=user_stacklevel())
+        if len(metric) != len(output_names):
+            raise ArgumentTypeError(
+                f"The list of metrics has {len(metric)} entries for {len(output_names)} "
+                f"output variables ({', '.join(output_names)}); give one metric per output, "
+                f"preferably as a dict.")
+        metric = dict(zip(output_names, metric))
     if isinstance(metric, Mapping):
         unknown = set(metric) - set(output_names)
         missing = set(output_names) - set(metric)
@@ -85,21 +101,34 @@ def normalized_dimensions(metric, output_dim):
 
 
 def recorded_errors(recordings: Recordings, names, result: SimulationResult,
-                    metrics: Mapping[str, Any], dt) -> dict[str, np.ndarray]:
+                    metrics: Mapping[str, Any], dt,
+                    split: Mapping[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """Normalized error (n_samples,) of each output in ``names`` from recorded results
-    (or from errors the backend computed already)."""
-    errors = {}
+    (or from errors the backend computed already); an output in ``split`` is scored
+    by ``calc_objectives``, its objectives (the names ``split`` gives) added too."""
+    errors, split = {}, split or {}
     for name in names:
         if name in result.errors:
-            errors[name] = np.asarray(result.errors[name], dtype=float)
+            errors.update({key: np.asarray(result.errors[key], dtype=float)
+                           for key in (name, *split.get(name, ()))})
             continue
+        calc = metrics[name].calc_objectives if name in split else metrics[name].calc
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             if name == SPIKES:
-                values = metrics[name].calc(result.spikes, recordings.spikes, dt)
+                values = calc(result.spikes, recordings.spikes, dt)
             else:
-                values = metrics[name].calc(result.traces[name],
-                                            recordings.traces[name].values, dt)
-        errors[name] = np.asarray(values, dtype=float)
+                values = calc(result.traces[name], recordings.traces[name].values, dt)
+        values = np.asarray(values, dtype=float)
+        if name in split:
+            values = values.reshape(len(values), -1)
+            if values.shape[1] != len(split[name]):
+                raise ConfigurationError(
+                    f"{type(metrics[name]).__name__}.calc_objectives() gave {values.shape[1]} "
+                    f"objectives for {name!r}, but objective_names() names "
+                    f"{len(split[name])} ({', '.join(split[name])}).")
+            errors.update({key: values[:, k] for k, key in enumerate(split[name])})
+            values = values.sum(axis=1)
+        errors[name] = values
     return errors
 
 
@@ -117,10 +146,12 @@ class ErrorsWhereSimulated:
     recordings: Recordings
     metrics: dict[str, Any]
     dt: Any
+    split: dict[str, tuple] = attrs.field(factory=dict)
+    """Outputs scored per objective (see :func:`recorded_errors`)."""
 
     def __call__(self, result: SimulationResult, n_samples: int) -> SimulationResult:
         errors = recorded_errors(self.recordings, self.recordings.output_names, result,
-                                 self.metrics, self.dt)
+                                 self.metrics, self.dt, self.split)
         kept = {name: values for name, values in result.traces.items()
                 if name not in self.recordings.output_names}
         return SimulationResult(traces=kept, final=result.final, errors=errors,
@@ -141,10 +172,18 @@ class Objective:
     penalty: str | None = None
     error_dim: Any = DIMENSIONLESS
     """Dimensions of the total error."""
+    mode: str | None = None
+    """``fit(objectives=...)``: None (one error), ``'separate'`` or ``'features'``."""
+    objective_names: tuple[str, ...] = ()
+    """With several objectives: their names, in the order told to the optimizer."""
+    split: dict[str, tuple] = attrs.field(factory=dict)
+    """Outputs whose metric's error is split into objectives (output -> their names)."""
+    objective_dims: dict[str, Any] = attrs.field(factory=dict)
+    """The dimensions of each objective."""
 
     @classmethod
     def build(cls, problem, metric, *, online: bool = False, penalty: str | None = None,
-              owner: str = "TraceFitter") -> "Objective":
+              owner: str = "TraceFitter", objectives: str | None = None) -> "Objective":
         """Check ``metric`` (one, or ``{output: metric}``) against the recordings.
 
         Raises
@@ -153,7 +192,8 @@ class Objective:
             A metric of the wrong kind for its output, data the metric rejects,
             or ``online`` with a metric that is no least-squares metric.
         UnitMismatchError
-            Errors of several outputs that cannot be added.
+            Errors of several outputs that cannot be added (with ``objectives``,
+            they need not: the total is then a dimensionless sum of SI values).
         """
         recordings = problem.recordings
         metrics = metrics_per_output(metric, recordings.output_names)
@@ -166,6 +206,9 @@ class Objective:
         forms = online_error.residual_forms(metrics, recordings, problem.dt) if online else {}
         output_dims = problem.output_dims
         dims = {name: normalized_dimensions(m, output_dims[name]) for name, m in metrics.items()}
+        several = layout(objectives, metrics, recordings.output_names, output_dims, penalty)
+        if len({str(d) for d in dims.values()}) > 1 and several:
+            dims = dict.fromkeys(dims, DIMENSIONLESS)
         if len({str(d) for d in dims.values()}) > 1:
             listing = ", ".join(f"{n}: {d if d is not DIMENSIONLESS else '1'}"
                                 for n, d in dims.items())
@@ -176,7 +219,7 @@ class Objective:
                 f"'w': MSEMetric(normalization=0.1*nA)}}.")
         return cls(metrics=metrics, recordings=recordings, output_dims=output_dims,
                    dt=problem.dt, online=forms, penalty=penalty,
-                   error_dim=next(iter(dims.values())))
+                   error_dim=next(iter(dims.values())), **several)
 
     # -- what the simulation must provide ------------------------------------------------
     @property
@@ -212,16 +255,17 @@ class Objective:
         subset = attrs.evolve(self.recordings, output_names=recorded, inputs={},
                               traces={n: self.recordings.traces[n] for n in recorded
                                       if n != SPIKES})
-        return ErrorsWhereSimulated(subset, {n: self.metrics[n] for n in recorded}, self.dt)
+        return ErrorsWhereSimulated(subset, {n: self.metrics[n] for n in recorded}, self.dt,
+                                    {n: v for n, v in self.split.items() if n in recorded})
 
     # -- scoring ---------------------------------------------------------------------------
     def score(self, result: SimulationResult, n_samples: int) -> Scores:
         """Errors of a batch; NaN/inf anywhere makes a parameter set diverged (error inf)."""
-        per_output = recorded_errors(self.recordings, self.recorded_outputs, result,
-                                     self.metrics, self.dt)
-        per_output.update(online_error.errors(result, self.online, n_samples,
-                                              self.recordings.n_traces))
-        per_output = {name: per_output[name] for name in self.recordings.output_names}
+        found = recorded_errors(self.recordings, self.recorded_outputs, result,
+                                self.metrics, self.dt, self.split)
+        found.update(online_error.errors(result, self.online, n_samples,
+                                         self.recordings.n_traces))
+        per_output = {name: found[name] for name in self.recordings.output_names}
         total = np.zeros(n_samples)
         for values in per_output.values():
             total = total + np.asarray(values, dtype=float)
@@ -231,9 +275,12 @@ class Objective:
                                       (n_samples * self.recordings.n_traces,)).reshape(
                 n_samples, self.recordings.n_traces).mean(axis=1)
             total = total + penalty
+            found[self.penalty] = penalty
         diverged = result.diverged(n_samples) | ~np.isfinite(total)
         return Scores(total=np.where(diverged, np.inf, total), diverged=diverged,
-                      per_output=per_output)
+                      per_output=per_output,
+                      objectives={n: np.asarray(found[n], dtype=float)
+                                  for n in self.objective_names})
 
     # -- errors with units ---------------------------------------------------------------
     def output_errors(self, history: History) -> dict[str, OutputErrors]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from brian2 import second
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import LeastSquaresMetric
@@ -22,6 +22,10 @@ class OnlineTraceFitter(TraceFitter):
     does not grow with the length of the traces (see the module docstring).
     No metric is given to :meth:`fit`: the error is the mean squared error
     from ``t_start`` on, exactly what ``MSEMetric(t_start=t_start)`` gives.
+
+    The manual's positional order is ``(model, input_var, input, output_var,
+    output, dt, ...)``; ``(model, input, output, dt, ...)`` with dicts, as the
+    other fitters take them, works too.
 
     Parameters
     ----------
@@ -45,17 +49,30 @@ class OnlineTraceFitter(TraceFitter):
 
     fitter_name = "OnlineTraceFitter"
 
-    def __init__(self, model, input, output, dt, n_samples=30, input_var=None,
-                 output_var=None, method=None, reset=None, refractory=False, threshold=None,
-                 param_init=None, t_start=0 * second, penalty=None, use_units=True,
-                 backend=None, pipeline=None, namespace=None, storage=None, study=None,
-                 level=0):
-        super().__init__(dt=dt, model=model, input=input, output=output, n_samples=n_samples,
-                         input_var=input_var, output_var=output_var, threshold=threshold,
-                         reset=reset, refractory=refractory, method=method,
-                         param_init=param_init, penalty=penalty, use_units=use_units,
-                         backend=backend, pipeline=pipeline, namespace=namespace,
-                         storage=storage, study=study, level=level)
+    def __init__(self, model, input_var=None, input=None, output_var=None, output=None,
+                 dt=None, n_samples=30, method=None, reset=None, refractory=False,
+                 threshold=None, param_init=None, t_start=0 * second, penalty=None,
+                 use_units=True, *, backend=None, pipeline=None, namespace=None, storage=None,
+                 study=None, level=0):
+        if input_var is not None and not isinstance(input_var, str):
+            # the dict form given by position, (model, input, output, dt[, n_samples]), as
+            # the other fitters take it: shift the arguments into place
+            if output is not None:
+                n_samples = output
+            input, output, dt = input_var, input, output_var
+            input_var = output_var = None
+        if input is None or output is None or dt is None:
+            missing = [name for name, value in (("input", input), ("output", output),
+                                                ("dt", dt)) if value is None]
+            raise ArgumentTypeError(f"OnlineTraceFitter needs {', '.join(missing)}: e.g. "
+                                    f"OnlineTraceFitter(model, input={{'I': traces}}, "
+                                    f"output={{'v': traces}}, dt=0.01*ms).")
+        super().__init__(model, input, output, dt, n_samples=n_samples, input_var=input_var,
+                         output_var=output_var, threshold=threshold, reset=reset,
+                         refractory=refractory, method=method, param_init=param_init,
+                         penalty=penalty, use_units=use_units, backend=backend,
+                         pipeline=pipeline, namespace=namespace, storage=storage, study=study,
+                         level=level)
         if SPIKES in self.output_names:
             raise ConfigurationError("OnlineTraceFitter fits traces; fit spike trains with "
                                      "SpikeFitter (or TraceFitter with a 'spikes' output).")

@@ -225,21 +225,43 @@ class _Evaluator:
         return jac
 
 
+@attrs.frozen
+class SensitivityModel:
+    """The model extended with the sensitivities of its variables to the parameters."""
+
+    model_text: str
+    reset: Any
+    init: dict
+    """Initial values of the sensitivity variables."""
+    system: Any
+    """The :class:`~modelfit_core.model.sensitivity.SensitivitySystem`."""
+
+
+def sensitivity_model(problem: FittingProblem, space: ParameterSpace,
+                      optimize: bool = True) -> SensitivityModel:
+    """``problem``'s model plus sensitivity equations for the parameters of ``space``
+    (``optimize``: leave out those that stay zero)."""
+    initial, _ = initial_values(problem.param_init, problem.model, set(space.names))
+    system = build_sensitivity_system(
+        problem.model.equations, space.names, dict(zip(space.names, space.dims)),
+        param_init=initial, reset=problem.reset if isinstance(problem.reset, str) else None,
+        optimize=optimize, method=problem.method if isinstance(problem.method, str) else None)
+    return SensitivityModel(
+        model_text=problem.model.text + "\n" + system.equations_text(include_zero=False),
+        reset=system.reset if system.reset is not None else problem.reset,
+        init=dict(system.init), system=system)
+
+
 def _prepare(problem: FittingProblem, space, makers, calc_gradient, optimize, level):
     """Prepared simulation of one parameter set on all traces (kept on the problem)."""
     initial, constants = initial_values(problem.param_init, problem.model, set(space.names))
     record = list(makers)
     model_text, reset, init = problem.model.text, problem.reset, {}
     if calc_gradient:
-        system = build_sensitivity_system(
-            problem.model.equations, space.names, dict(zip(space.names, space.dims)),
-            param_init=initial, reset=problem.reset if isinstance(problem.reset, str) else None,
-            optimize=optimize, method=problem.method if isinstance(problem.method, str) else None)
-        model_text = model_text + "\n" + system.equations_text(include_zero=False)
-        reset = system.reset if system.reset is not None else problem.reset
-        init.update(system.init)
+        extended = sensitivity_model(problem, space, optimize)
+        model_text, reset, init = extended.model_text, extended.reset, extended.init
         record += [sensitivity_name(name, p) for name in makers for p in space.names
-                   if sensitivity_name(name, p) in system.rhs]
+                   if sensitivity_name(name, p) in extended.system.rhs]
     key = ("refine", space.names, tuple(record), model_text, str(reset),
            repr(sorted(init.items(), key=str)), repr(sorted(initial.items(), key=str)),
            repr(sorted(constants.items())))

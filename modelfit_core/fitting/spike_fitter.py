@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.fitting.fitter import Fitter
-from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.fitting.problem import GENERATE_ITERATION
 from modelfit_core.registry.parts import Parts
 
 
@@ -54,21 +54,26 @@ class SpikeFitter(Fitter):
 
     fitter_name = "SpikeFitter"
 
+    default_method = DEFAULT_METHODS
+
     def __init__(self, model, input, output, dt, reset=None, threshold=None, input_var=None,
                  refractory=False, n_samples=30, method=None, param_init=None, penalty=None,
-                 use_units=True, backend=None, pipeline: Parts | None = None, namespace=None,
-                 storage=None, study=None, level=0):
+                 use_units=True, *, backend=None, pipeline: Parts | None = None,
+                 namespace=None, storage=None, study=None, level=0):
         if threshold is None:
             raise ConfigurationError("SpikeFitter needs a threshold, e.g. "
                                      "threshold='v > -50*mV'.")
-        pipeline = pipeline if pipeline is not None else Parts.lazy_default()
-        problem = FittingProblem.from_user(
-            model, input, spike_outputs(output), dt, backend=pipeline.resolve_backend(backend),
-            input_var=input_var, threshold=threshold, reset=reset, refractory=refractory,
-            method=DEFAULT_METHODS if method is None else method, param_init=param_init,
-            penalty=penalty, namespace=namespace, level=level, owner=self.fitter_name)
-        super().__init__(problem, n_samples, pipeline=pipeline, use_units=use_units,
-                         storage=storage, study=study)
+        if input_var is None and not isinstance(input, Mapping):
+            input_var = "I"  # the manual's default for the old form (input as an array)
+        super().__init__(dt, model, input, output, n_samples, input_var=input_var,
+                         threshold=threshold, reset=reset, refractory=refractory,
+                         method=method, param_init=param_init, penalty=penalty,
+                         use_units=use_units, backend=backend, pipeline=pipeline,
+                         namespace=namespace, storage=storage, study=study, level=level)
+
+    @staticmethod
+    def named_outputs(output, output_var=None) -> dict[str, Any]:
+        return spike_outputs(output)
 
     def default_metric(self):
         metric = self.pipeline.metric

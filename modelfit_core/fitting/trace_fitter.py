@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from modelfit_core.fitting.fitter import Fitter
 from modelfit_core.fitting.objective import Objective
-from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.fitting.problem import GENERATE_ITERATION
 from modelfit_core.fitting.refine import refine_fit
-from modelfit_core.model.data import as_named
 from modelfit_core.registry.parts import DEFAULT, Parts
 
 
@@ -28,7 +27,8 @@ class TraceFitter(Fitter):
     dt : Quantity
         Time step of the data and of the simulation.
     n_samples : int
-        Parameter sets simulated per round.
+        Parameter sets simulated per round (default 60; a population optimizer
+        may use more, see ``fit()``).
     method : str, optional
         Brian integration method (e.g. ``'exponential_euler'``).
     threshold, reset, refractory : optional
@@ -53,24 +53,24 @@ class TraceFitter(Fitter):
 
     fitter_name = "TraceFitter"
 
-    def __init__(self, model, input, output, dt, n_samples, input_var=None, output_var=None,
-                 threshold=None, reset=None, refractory=False, method=None, param_init=None,
-                 penalty=None, use_units=True, backend=None, pipeline: Parts | None = None,
-                 namespace=None, storage=None, study=None, level=0):
-        pipeline = pipeline if pipeline is not None else Parts.lazy_default()
-        problem = FittingProblem.from_user(
-            model, input, as_named(output, output_var, "output"), dt,
-            backend=pipeline.resolve_backend(backend), input_var=input_var,
-            threshold=threshold, reset=reset, refractory=refractory, method=method,
-            param_init=param_init, penalty=penalty, namespace=namespace, level=level,
-            owner=self.fitter_name)
-        super().__init__(problem, n_samples, pipeline=pipeline, use_units=use_units,
-                         storage=storage, study=study)
-        self.online_error = False
-        """Whether the last ``fit()`` accumulated the trace errors during the simulation."""
+    def __init__(self, model, input, output, dt, n_samples=60, input_var=None,
+                 output_var=None, method=None, reset=None, refractory=False, threshold=None,
+                 param_init=None, penalty=None, use_units=True, *, backend=None,
+                 pipeline: Parts | None = None, namespace=None, storage=None, study=None,
+                 level=0):
+        super().__init__(dt, model, input, output, n_samples, input_var=input_var,
+                         output_var=output_var, threshold=threshold, reset=reset,
+                         refractory=refractory, method=method, param_init=param_init,
+                         penalty=penalty, use_units=use_units, backend=backend,
+                         pipeline=pipeline, namespace=namespace, storage=storage, study=study,
+                         level=level)
+
+    online_error = False
+    """Whether the last ``fit()`` accumulated the trace errors during the simulation."""
 
     def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
-            online_error=False, start_iteration=None, penalty=None, level=0, **params):
+            online_error=False, start_iteration=None, penalty=None, level=0, resume=False,
+            **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 
         online_error : bool
@@ -83,11 +83,11 @@ class TraceFitter(Fitter):
         self.online_error = bool(online_error)
         return super().fit(optimizer=optimizer, metric=metric, n_rounds=n_rounds,
                            callback=callback, restart=restart, start_iteration=start_iteration,
-                           penalty=penalty, level=level, **params)
+                           penalty=penalty, resume=resume, level=level, **params)
 
-    def objective_for(self, metric, penalty):
+    def objective_for(self, metric, penalty, **options):
         return Objective.build(self.problem, metric, online=self.online_error, penalty=penalty,
-                               owner=self.fitter_name)
+                               owner=self.fitter_name, **options)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):

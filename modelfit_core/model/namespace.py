@@ -36,6 +36,15 @@ def user_namespace(level: int = 0) -> dict[str, Any]:
     return namespace
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of a warning issued here that points at the user's line: the
+    first frame outside modelfit, however deep inside modelfit the warning is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGES):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def identifiers_in(*codes: Any) -> set[str]:
     """Identifiers used in model strings (``None`` and non-strings are skipped)."""
     found: set[str] = set()

@@ -77,7 +77,8 @@ def _cmd_fit(args) -> int:
     fitter, bounds = build_fitter(config)
     output = output_directory(config, args.output)
     try:
-        fitter.fit(n_rounds=config.get("fit", "n_rounds"), resume=args.resume, **bounds)
+        fitter.fit(n_rounds=config.get("fit", "n_rounds"), resume=args.resume,
+                   objectives=config.get("fit", "objectives"), **bounds)
     except KeyboardInterrupt:
         print(interruption_report(args, config, fitter), file=sys.stderr)
         return INTERRUPTED
@@ -95,6 +96,10 @@ def _cmd_fit(args) -> int:
                     float(fitter.dt), unit_label="SI", scale=1.0,
                     path=output / "fit.png")
         paths.append(output / "fit.png")
+    if history.front is not None and len(history.front):
+        from modelfit_core.tools.pareto_plots import write_front_plots
+        fitter.pareto_front(format="dataframe").to_csv(output / "front.csv", index=False)
+        paths += [output / "front.csv", *write_front_plots(fitter, output)]
     print()
     _print_best(history)
     print("wrote " + ", ".join(str(p) for p in [output / "results.csv", output / "best.json",
@@ -151,13 +156,19 @@ def _cmd_results(args) -> int:
     for index, value, n_diverged in rows:
         print(f"{index:>6}{value:>16.6g}{n_diverged:>10}")
     _print_best(history)
+    if history.front is not None and len(history.front):
+        from modelfit_core.tools.pareto_plots import front_table, write_front_plots
+        print(front_table(history))
     if args.output:
         paths = _write_history_plots(history, Path(args.output))
+        if history.front is not None and len(history.front):
+            paths += write_front_plots(history, Path(args.output))
         print("wrote " + ", ".join(map(str, paths)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from modelfit_core.registry.parts import DEFAULT_NAMES
     parser = argparse.ArgumentParser(prog="modelfit", description="Fit Brian 2 neuron models "
                                      "to recordings.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=30)
     demo.add_argument("--samples", type=int, default=100)
     demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--optimizer", default="nevergrad")
+    demo.add_argument("--optimizer", default=DEFAULT_NAMES["optimizers"])
     demo.add_argument("--backend", default="runtime")
     demo.add_argument("--data-dir", default=None,
                       help="folder with input_traces_hh.csv/output_traces_hh.csv")

@@ -29,6 +29,7 @@ Example (all sections; see docs/distributed_and_storage.md, "Command line")::
     metric = "mse"
     backend = "runtime"
     seed = 1
+    # objectives = "features"   # a Pareto front (docs/multiobjective.md); optimizer "nsga2"
     storage = "sqlite:///fit.db"
     output_dir = "results"
 
@@ -69,6 +70,7 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
+from modelfit_core.registry.parts import DEFAULT_NAMES
 
 SECTIONS = {
     "model": {"equations", "file", "method", "threshold", "reset", "refractory",
@@ -77,7 +79,7 @@ SECTIONS = {
              "output_unit", "dt"},
     "fit": {"kind", "n_samples", "n_rounds", "optimizer", "optimizer_options", "metric",
             "metric_options", "backend", "backend_options", "seed", "storage", "study",
-            "output_dir", "feedback"},
+            "output_dir", "feedback", "objectives"},
     "bounds": None,
 }
 REQUIRED = {"data": ("input", "output", "dt", "input_variable", "output_variable"),
@@ -116,6 +118,8 @@ TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
             "n_rounds": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
             "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
             "kind": (lambda v: v in ("trace", "spike"), "\"trace\" or \"spike\""),
+            "objectives": (lambda v: v in ("separate", "features"),
+                           "\"separate\" or \"features\" (several objectives)"),
             "feedback": (lambda v: isinstance(v, str) or v is False,
                          "a feedback name (\"text\", \"progressbar\") or false"),
             "optimizer_options": _TABLE, "metric_options": _TABLE, "backend_options": _TABLE,
@@ -385,9 +389,11 @@ def build_fitter(config: FitConfig):
         if not location.is_absolute():
             fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
     feedback = fit.get("feedback", "progressbar")
+    if fit.get("objectives"):  # a multi-objective fit: NSGA-II unless named
+        fit.setdefault("optimizer", "nsga2")
     try:
         pipe = Pipeline.from_names(
-            optimizer=fit.get("optimizer", "nevergrad"), metric=fit.get("metric", "mse"),
+            optimizer=fit.get("optimizer", DEFAULT_NAMES["optimizers"]), metric=fit.get("metric", "mse"),
             backend=fit.get("backend", "runtime"),
             feedback=None if feedback is False else feedback,
             optimizer_options=fit.get("optimizer_options"), metric_options=metric_options,

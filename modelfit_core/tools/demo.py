@@ -9,7 +9,7 @@ import numpy as np
 
 
 def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_samples: int = 100,
-             seed: int | None = 1, optimizer: str = "nevergrad", backend: str = "runtime",
+             seed: int | None = 1, optimizer: str = "pymoo", backend: str = "runtime",
              feedback: str | None = "progressbar", data_dir: str | Path | None = None) -> dict:
     """Fit the HH conductances with the default pipeline; write plots; return a summary.
 

@@ -212,6 +212,10 @@ class Brian2RuntimeBackend:
     def prepare(self, spec: SimulationSpec) -> RuntimeSimulation:
         return RuntimeSimulation(spec, _CODE_TARGETS[self.codegen_target])
 
+    def neuron_group(self, spec: SimulationSpec, name: str):
+        """The spec's NeuronGroup, for a network the caller runs (see ``BuildsBrianGroups``)."""
+        return build_group(spec, name=name)[0]
+
     def __repr__(self):
         target = self._chosen_target or "cython if available, else numpy"
         return f"Brian2RuntimeBackend(codegen_target={target!r})"

@@ -21,6 +21,7 @@ active again with its options. So several fitters, ``generate()`` and
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ import numpy as np
 from brian2 import Network, Quantity, prefs, second
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import get_device
+from brian2.utils.logger import BrianLogger
 
 from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
@@ -48,15 +50,30 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+class _WithoutOpenMPWarning(logging.Filter):
+    """Hides Brian's "OpenMP code is not yet well tested" warning: the backend, not the
+    user, chose OpenMP (brian2modelfitting builds single-threaded and never shows it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.endswith(".openmp")
+
+
 @contextlib.contextmanager
 def _openmp_threads(threads: int):
     """Brian's OpenMP preference for the code generated and built in the block."""
     previous = prefs[_THREADS_PREF]
     prefs[_THREADS_PREF] = threads
+    hidden = _WithoutOpenMPWarning()
+    handler = BrianLogger.console_handler
+    chosen_here = previous <= 0 and threads > 0
+    if chosen_here and handler is not None:
+        handler.addFilter(hidden)
     try:
         yield
     finally:
         prefs[_THREADS_PREF] = previous
+        if handler is not None:
+            handler.removeFilter(hidden)
 
 
 def _remove_tree(path: str) -> None:
@@ -231,6 +248,10 @@ class Brian2StandaloneBackend:
             if not self.keep:
                 _remove_tree(project_dir)
             raise
+
+    def neuron_group(self, spec: SimulationSpec, name: str):
+        """The spec's NeuronGroup on Brian's active device (see ``BuildsBrianGroups``)."""
+        return build_group(spec, name=name)[0]
 
     def single_run_backend(self):
         """Single runs (``generate``, ``refine``) simulate in runtime mode, as the manual

@@ -85,9 +85,23 @@ def _scalar(value: Any, feature: Callable, index: int, output: str, where: str) 
     return float(array.reshape(()))
 
 
+def _call(feature, data):
+    """``feature(data)``; Brian 2.9's unit-aware functions (``ptp``, ...) fail on plain
+    arrays, which older Brian accepted: those get the same SI values as a Quantity."""
+    try:
+        return feature(data)
+    except AttributeError as exc:
+        if "dim" not in str(exc) or not isinstance(data, np.ndarray):
+            raise
+        from brian2 import Quantity
+        if isinstance(data, Quantity):
+            raise
+        return feature(Quantity(data))
+
+
 def _apply(feature, data, index, output, where) -> float:
     try:
-        value = feature(data)
+        value = _call(feature, data)
     except ConfigurationError:
         raise
     except Exception as exc:

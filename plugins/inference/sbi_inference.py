@@ -27,7 +27,8 @@ import numpy as np
 
 from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
                                             ParameterError)
-from modelfit_core.fitting import generation
+from modelfit_core.fitting import brian_networks, generation
+from modelfit_core.fitting.fitter_attributes import ProblemAttributes
 from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
 from modelfit_core.model.data import as_named
 from modelfit_core.registry.parts import Parts
@@ -45,7 +46,7 @@ def _power_of_ten(values: np.ndarray) -> float:
     return float(10.0 ** math.floor(math.log10(float(np.median(values)))))
 
 
-class Inferencer(PosteriorMethods):
+class Inferencer(ProblemAttributes, PosteriorMethods):
     """Infer the posterior over a model's parameters with simulation-based inference.
 
     Parameters
@@ -104,29 +105,9 @@ class Inferencer(PosteriorMethods):
         self._simulation_key = None
         self.show_progress_bars = True
 
-    # -- the problem, as the manual's attributes ------------------------------------
-    dt = property(lambda self: self.problem.dt, doc="Time step.")
-    model = property(lambda self: self.problem.model, doc="The parsed model.")
-    param_init = property(lambda self: self.problem.param_init, doc="Initial values.")
-    threshold = property(lambda self: self.problem.threshold, doc="Spike condition.")
-    backend = property(lambda self: self.problem.backend, doc="Backend of the simulations.")
-    output_names = property(lambda self: self.problem.output_names, doc="Outputs.")
-    output_dims = property(lambda self: self.problem.output_dims, doc="Output dimensions.")
-    n_traces = property(lambda self: self.problem.n_traces, doc="Number of input traces.")
-    input_signals = property(lambda self: self.problem.recordings.inputs, doc="Inputs.")
-    output_signals = property(lambda self: self.problem.recordings.traces,
-                              doc="Recorded trace outputs.")
+    # the problem's attributes under the manual's names come from ProblemAttributes
     output_spikes = property(lambda self: self.problem.recordings.spikes,
                              doc="Recorded spike trains, or None.")
-
-    @property
-    def input_var(self):
-        names = list(self.input_signals)
-        return names[0] if len(names) == 1 else names
-
-    @property
-    def output_var(self):
-        return self.output_names[0] if len(self.output_names) == 1 else self.output_names
 
     def fit(self, *args, **kwargs):
         raise ConfigurationError("The Inferencer does not fit: call infer() for a posterior "
@@ -151,6 +132,16 @@ class Inferencer(PosteriorMethods):
         return generation.generate_outputs(self.problem, space, vector, output_var=output_var,
                                            param_init=param_init, iteration=iteration,
                                            level=level, use_units=self.use_units)
+
+    def setup_simulator(self, network_name, n_neurons, output_var, param_init, level=1):
+        """A ``Simulator`` for Brian's active device with the model's network for
+        ``n_neurons`` neurons (samples x traces) and monitors for ``output_var``, as
+        ``TraceFitter.setup_simulator``; ``level=1`` takes the constants from the
+        caller's namespace."""
+        namespace = self.problem.resolve_namespace(max(int(level) - 1, 0))
+        return brian_networks.simulator_for(
+            self.problem, network_name, n_neurons, output_var, param_init, namespace,
+            self.space if self.space is not None else self.problem.free_parameters())
 
     @property
     def param_names(self) -> list[str]:
