@@ -29,6 +29,9 @@ parser.add_argument("--data-dir", required=True)
 parser.add_argument("--n-samples", type=int, default=100)
 parser.add_argument("--n-rounds", type=int, default=10)
 parser.add_argument("--cython-cache-dir", default=None)
+parser.add_argument("--import-optimizer-first", action="store_true",
+                    help="import nevergrad with the package (brian2modelfitting always does; "
+                         "modelfit otherwise imports it in the first round)")
 args = parser.parse_args()
 marks = {"started": 0.0}
 
@@ -44,6 +47,8 @@ if args.package == "modelfit":
     from modelfit_core import *  # noqa: E402,F401,F403
 else:
     from brian2modelfitting import *  # noqa: E402,F401,F403
+if args.import_optimizer_first:
+    import nevergrad  # noqa: E402,F401
 mark("package")
 if args.cython_cache_dir:
     prefs.codegen.runtime.cython.cache_dir = os.path.abspath(args.cython_cache_dir)  # noqa: F405

@@ -7,13 +7,22 @@ modelfit (this environment) and the reference (brian2modelfitting in
 
 * warm caches: one untimed run per side first, so Brian's Cython cache (and
   modelfit's code cache) on disk hold the compiled model;
-* empty caches (a new machine): every run gets new, empty cache folders.
+* empty caches (a new machine): every run gets new, empty cache folders (Brian's
+  Cython cache, and modelfit's code cache through ``MODELFIT_CACHE_DIR``), one
+  set per side.
 
 The table gives medians per phase (imports, data and construction, first
 round, later rounds, generate, process wall time) and the ratio
-modelfit/reference.
+modelfit/reference, then the first round over a later round (the median of
+each run's ratio). ``--import-optimizer-first`` imports nevergrad with the
+package (brian2modelfitting does; modelfit imports it in the first round), so
+that the first round is compared without it.
 
     .venv/bin/python benchmarks/whole_script.py [--repeats 5] [--cold-repeats 3]
+                                                [--import-optimizer-first] [--no-code-cache]
+
+``--no-code-cache`` runs modelfit without its code cache (``MODELFIT_CACHE=off``),
+as it ran before the cache existed.
 
 Not a test: it prints, it asserts nothing. A default run takes about five
 minutes.
@@ -47,16 +56,24 @@ def parse_args():
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--reference-python", default=str(ROOT / ".refvenv" / "bin" / "python"))
     parser.add_argument("--n-rounds", type=int, default=10)
+    parser.add_argument("--import-optimizer-first", action="store_true",
+                        help="import nevergrad with the package, before the first round")
+    parser.add_argument("--no-code-cache", action="store_true",
+                        help="run modelfit with MODELFIT_CACHE=off (as before its code cache)")
     return parser.parse_args()
 
 
 def run_once(python: str, package: str, args, cache: Path | None) -> dict:
     command = [python, str(SCRIPT), "--package", package, "--data-dir", args.data_dir,
                "--n-rounds", str(args.n_rounds)]
+    if args.import_optimizer_first:
+        command.append("--import-optimizer-first")
     env = dict(os.environ)
-    if cache is not None:
-        command += ["--cython-cache-dir", str(cache / "cython")]
-        env["MODELFIT_CACHE_DIR"] = str(cache / "modelfit")
+    if args.no_code_cache:
+        env["MODELFIT_CACHE"] = "off"
+    if cache is not None:  # empty folders of this side's own
+        command += ["--cython-cache-dir", str(cache / package / "cython")]
+        env["MODELFIT_CACHE_DIR"] = str(cache / package / "modelfit")
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=env,
                                cwd=ROOT, timeout=900)
@@ -76,6 +93,16 @@ def phase_times(result: dict) -> dict[str, float]:
     return times
 
 
+def first_round_ratio(results: list[dict]) -> float:
+    """Median over runs of the first round's time over a later round's (their mean)."""
+    ratios = []
+    for result in results:
+        times = phase_times(result)
+        later = times["later rounds (9)"] / max(result["n_rounds"] - 1, 1)
+        ratios.append(times["first round"] / later)
+    return statistics.median(ratios)
+
+
 def medians(results: list[dict]) -> dict[str, float]:
     per_phase = [phase_times(r) for r in results]
     return {name: statistics.median(t[name] for t in per_phase) for name in per_phase[0]}
@@ -91,6 +118,11 @@ def table(title: str, ours: dict, theirs: dict | None) -> None:
             continue
         ratio = value / theirs[name] if theirs[name] > 0 else float("nan")
         print(f"{name:<26}{value:>10.3f}{theirs[name]:>11.3f}{ratio:>8.2f}")
+
+
+def ratios(ours: list[dict], theirs: list[dict]) -> None:
+    print(f"first round / later round (median of runs): modelfit {first_round_ratio(ours):.2f}"
+          + (f", reference {first_round_ratio(theirs):.2f}" if theirs else ""))
 
 
 def series(args, python_ref, repeats: int, cold: bool) -> tuple[list, list]:
@@ -120,6 +152,7 @@ def main():
     ours, theirs = series(args, python_ref, args.repeats, cold=False)
     table(f"Warm caches: {args.repeats} alternating fresh processes per side", medians(ours),
           medians(theirs) if theirs else None)
+    ratios(ours, theirs)
     errors = (statistics.median(r["error"] for r in ours),
               statistics.median(r["error"] for r in theirs) if theirs else float("nan"))
     print(f"final error (V^2, median): modelfit {errors[0]:.3g}, reference {errors[1]:.3g}")
@@ -128,6 +161,7 @@ def main():
         table(f"Empty caches (new Cython and modelfit cache folders for every run): "
               f"{args.cold_repeats} runs per side", medians(cold_ours),
               medians(cold_theirs) if cold_theirs else None)
+        ratios(cold_ours, cold_theirs)
     if theirs:
         ratio = medians(ours)["whole process"] / medians(theirs)["whole process"]
         print(f"\ntarget: whole process <= 0.25 x the reference (warm): "

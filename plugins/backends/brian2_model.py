@@ -18,6 +18,8 @@ from brian2.units.fundamentalunits import get_unit
 from modelfit_core.model.data import get_spikes
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec, online_error_variable
 
+from .brian2_code_cache import install as install_code_cache
+
 INPUT_PREFIX = "modelfit_input_"
 TARGET_PREFIX = "modelfit_target_"
 
@@ -134,6 +136,7 @@ def timed_arrays(spec: SimulationSpec) -> dict[str, TimedArray]:
 
 def build_group(spec: SimulationSpec, codeobj_class=None, name: str | None = None):
     """Create the NeuronGroup and monitors for ``spec``; returns (group, monitors)."""
+    install_code_cache()  # Brian's symbolic work read from (and kept on) disk
     namespace = dict(spec.namespace)
     namespace.update(timed_arrays(spec))
     group = NeuronGroup(spec.n_neurons, full_equations(spec), threshold=spec.threshold,

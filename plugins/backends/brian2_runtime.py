@@ -27,6 +27,7 @@ from brian2.devices.device import runtime_device
 from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
+from .brian2_code_cache import install as install_code_cache
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
                            device_active, interrupted, set_parameters, stop_on_interrupt,
                            stop_requested)
@@ -206,6 +207,7 @@ class Brian2RuntimeBackend:
         """The code generation target; by default found out when first needed (Brian
         compiles test programs to see whether Cython works: 0.2 s)."""
         if self._chosen_target is None:
+            install_code_cache()  # the compiler-flag probes of the check are kept on disk
             self._chosen_target = "cython" if CythonCodeObject.is_available() else "numpy"
         return self._chosen_target
 
