@@ -110,8 +110,59 @@ def parse_api_reference(text: str) -> dict[tuple[str, str], list[tuple[str, bool
     return found
 
 
+_METHOD = re.compile(r"^\s?([a-z_]\w*)(\(.*)$")
+_PROSE_CALLS = {"func"}
+"""Calls at the start of a line that are prose, not methods (``func(parameters, ...)``
+in the description of ``callback``)."""
+
+
+def _parameters(signature: str) -> list[tuple[str, bool]]:
+    inner = signature[1:signature.rindex(")")] if signature else ""
+    parameters = []
+    for part in inner.split(","):
+        if part.strip():
+            parameter, equals, _ = part.partition("=")
+            parameters.append((parameter.strip(), bool(equals)))
+    return parameters
+
+
+def _joined(signature: str, lines: list[str], index: int) -> tuple[str, int]:
+    """A signature wrapped over lines, hyphenated words joined; and the next line."""
+    while signature.count("(") > signature.count(")") and index < len(lines):
+        following = lines[index].strip()
+        index += 1
+        if re.search(r"[A-Za-z_]-$", signature):
+            signature = signature[:-1] + following
+        else:
+            signature = f"{signature} {following}"
+    return signature, index
+
+
+def parse_api_methods(text: str) -> dict[tuple[str, str, str], list[tuple[str, bool]]]:
+    """``(module, class, method) -> [(parameter, has_default), ...]``: the methods
+    documented under each class of the API reference chapter."""
+    lines = text.split(HEADING, 1)[1].splitlines()
+    found: dict[tuple[str, str, str], list[tuple[str, bool]]] = {}
+    owner = None
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        entry = _ENTRY.match(line)
+        if entry:
+            owner = entry.groups()[:2] if line.lstrip().startswith("class ") else None
+            continue
+        match = _METHOD.match(line)
+        if owner is None or not match or match.group(1) in _PROSE_CALLS:
+            continue
+        signature, index = _joined(match.group(2).strip(), lines, index)
+        found[(*owner, match.group(1))] = _parameters(signature)
+    return found
+
+
 SEED_TEXT = _seed_text()
 PARSED = parse_api_reference(SEED_TEXT) if SEED_TEXT is not None else None
+METHODS = parse_api_methods(SEED_TEXT) if SEED_TEXT is not None else {}
 NAMES = sorted(PARSED) if PARSED is not None else sorted(
     (module, name) for module, names in HAND_LIST.items() for name in names)
 
@@ -151,8 +202,9 @@ def test_the_name_is_importable_and_callable(module, name):
 
 
 def _accepts_documented_parameters(value, documented: list[tuple[str, bool]]) -> list[str]:
-    """What a call written from the documented signature would get wrong."""
-    signature = inspect.signature(value)
+    """What a call written from the documented signature would get wrong (``value``: a
+    callable, or its signature)."""
+    signature = value if isinstance(value, inspect.Signature) else inspect.signature(value)
     parameters = signature.parameters.values()
     problems = []
     if any(p.startswith("**") for p, _ in documented) and \
@@ -184,6 +236,39 @@ def test_the_signature_accepts_the_documented_parameters(module, name):
         assert problems, (f"{name} now accepts the documented parameters: remove it from "
                           f"SIGNATURE_DIFFERENCES and update docs/compatibility.md")
         return
+    assert not problems, problems
+
+
+def _unbound_signature(function):
+    """The signature of a method as called on an instance (without ``self``)."""
+    signature = inspect.signature(function)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
+def test_every_documented_method_was_read():
+    if PARSED is None:
+        pytest.skip(f"the manual's text is not in {SEEDS}")
+    assert len(METHODS) >= 80, "the API reference's methods were not parsed"
+    assert METHODS[("fitter", "TraceFitter", "optimization_iter")] == [
+        ("optimizer", False), ("metric", False), ("penalty", False)]
+    assert ("online_error", True) in METHODS[("fitter", "Fitter", "setup_neuron_group")]
+
+
+@pytest.mark.parametrize("module, name, method", sorted(METHODS),
+                         ids=[".".join(key) for key in sorted(METHODS)])
+def test_every_documented_method_accepts_the_documented_parameters(module, name, method):
+    cls = getattr(_compat(module), name)
+    function = inspect.getattr_static(cls, method, None)
+    assert function is not None, f"{name} has no {method}"
+    if isinstance(function, property):
+        pytest.fail(f"{name}.{method} is a property, documented as a method")
+    if isinstance(function, staticmethod):
+        signature = inspect.signature(function.__func__)
+    elif isinstance(function, classmethod):
+        signature = _unbound_signature(function.__func__)
+    else:
+        signature = _unbound_signature(function)
+    problems = _accepts_documented_parameters(signature, METHODS[(module, name, method)])
     assert not problems, problems
 
 

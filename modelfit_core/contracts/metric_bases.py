@@ -85,7 +85,9 @@ class Metric:
     def validate_data(self, data_results, dt) -> None:
         """Check the recorded data before any simulation (override to add checks)."""
 
-    def get_features(self, model_results, data_results, dt):
+    def get_features(self, model_results, target_results, dt):
+        """Per-trace values (n_samples, n_traces) from which ``get_errors`` makes the
+        errors (parameter names as in the manual)."""
         raise NotImplementedError
 
     def get_errors(self, features):
@@ -103,6 +105,12 @@ class TraceMetric(Metric):
     """A metric on traces: ``get_features`` gets (n_samples, n_traces, n_steps) arrays."""
 
     compares = "traces"
+
+    def get_features(self, model_traces, data_traces, dt):
+        """Per-trace values (n_samples, n_traces) of simulated traces (n_samples,
+        n_traces, n_steps) against recorded ones (n_traces, n_steps), cut at ``t_start``
+        and normalized."""
+        raise NotImplementedError
 
     def validate_data(self, data_traces, dt) -> None:
         """``t_start`` must leave some of the trace, ``t_weights`` match its length."""
@@ -140,6 +148,11 @@ class SpikeMetric(Metric):
     """A metric on spike trains: nested lists of spike-time arrays in seconds."""
 
     compares = SPIKES
+
+    def get_features(self, model_spikes, data_spikes, dt):
+        """Per-train values (n_samples, n_traces) of simulated spike trains
+        (``[sample][trace]``) against recorded ones (``[trace]``), in seconds."""
+        raise NotImplementedError
 
     def calc(self, model_spikes, data_spikes, dt):
         """Errors (n_samples,) between simulated and recorded spike trains."""

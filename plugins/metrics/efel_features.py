@@ -519,14 +519,14 @@ class FeatureMetric(TraceMetric):
         return self._data_cache[key]
 
     # -- the Metric interface ------------------------------------------------------
-    def get_features(self, model_traces, data_traces, dt):
+    def get_features(self, traces, output, dt):
         """Error of each simulated trace: (n_samples, n_traces).
 
-        ``model_traces`` (n_samples, n_traces, n_steps) and ``data_traces``
-        (n_traces, n_steps) in volts, already cut at ``t_start``; ``dt`` the
-        time step (Quantity or seconds).
+        ``traces`` (n_samples, n_traces, n_steps) simulated and ``output``
+        (n_traces, n_steps) recorded, in volts, already cut at ``t_start`` (names
+        as in the manual); ``dt`` the time step (Quantity or seconds).
         """
-        return self._trace_errors(model_traces, data_traces, dt, self.feat_to_err, ())
+        return self._trace_errors(traces, output, dt, self.feat_to_err, ())
 
     def _trace_errors(self, model_traces, data_traces, dt, compare, shape):
         """``compare(model features, data features)`` (of ``shape``) for each simulated

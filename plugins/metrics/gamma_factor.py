@@ -136,11 +136,14 @@ class GammaFactor(SpikeMetric):
                     f"GammaFactor: delta = {self.delta!r} is too long for recorded trace {k} "
                     f"({len(train)} spikes in {self.time!r}); 2·delta·rate must stay below 1.")
 
-    def get_features(self, model_spikes, data_spikes, dt):
+    def get_features(self, traces, output, dt):
+        """Gamma-factor errors (n_samples, n_traces) of the simulated spike trains
+        ``traces[sample][trace]`` against the recorded ``output[trace]`` (names as in
+        the manual)."""
         delta, time = float(self.delta), float(self.time)
         return np.array([[gamma_factor_error(model, data, delta, time, self.rate_correction)
-                          for model, data in zip(sample, data_spikes)]
-                         for sample in model_spikes])
+                          for model, data in zip(sample, output)]
+                         for sample in traces])
 
     def get_errors(self, features):
         return np.asarray(features, dtype=float).mean(axis=1)
