@@ -7,7 +7,10 @@ parameters ``TRUE_PARAMS``.
 """
 
 import gc
+import os
+import shutil
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -29,6 +32,20 @@ DT = 0.1 * ms
 N_TRACES, N_STEPS = 2, 200
 TRUE_PARAMS = {"gl": 10 * nS, "C": 50 * pF}  # time constant 5 ms
 BOUNDS = {"gl": [1 * nS, 100 * nS], "C": [10 * pF, 500 * pF]}
+
+
+def pytest_configure(config):
+    """The suite's own code cache (plugins/backends/brian2_code_cache.py), shared by its
+    workers and removed at the end: the user's ~/.cache/modelfit is left as found."""
+    if "MODELFIT_CACHE_DIR" not in os.environ:
+        os.environ["MODELFIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="modelfit-test-cache-")
+        config.modelfit_cache_dir = os.environ["MODELFIT_CACHE_DIR"]
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "modelfit_cache_dir", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def step_currents():

@@ -23,6 +23,7 @@ import sqlite3
 import time
 import uuid
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,10 @@ class FitStore:
         self.lease_timeout = float(lease_timeout)
         self.token = uuid.uuid4().hex
         self.connection = open_for_writing(self.path)
+        # closed when the store is collected, or at the latest when the interpreter
+        # exits (even if the store sits in a reference cycle that no collection reaches):
+        # SQLite then folds its -wal file back into the database and removes it
+        self._closer = weakref.finalize(self, self.connection.close)
         self._new_study: tuple[StudyDescription, bool] | None = None
         self._run_id: str | None = None
         self._stored = 0
@@ -281,7 +286,8 @@ class FitStore:
                           stacklevel=3)
 
     def close(self) -> None:
-        self.connection.close()
+        """Close the database connection (also done at exit)."""
+        self._closer()
 
 
 # -- reading ------------------------------------------------------------------------------
