@@ -58,6 +58,9 @@ def parse_args():
     parser.add_argument("--n-rounds", type=int, default=10)
     parser.add_argument("--import-optimizer-first", action="store_true",
                         help="import nevergrad with the package, before the first round")
+    parser.add_argument("--modelfit-optimizer", choices=["nevergrad", "default"],
+                        default="nevergrad", help="modelfit's side: the tutorial's "
+                        "NevergradOptimizer() or the default optimizer (pymoo's DE)")
     parser.add_argument("--no-code-cache", action="store_true",
                         help="run modelfit with MODELFIT_CACHE=off (as before its code cache)")
     return parser.parse_args()
@@ -68,6 +71,8 @@ def run_once(python: str, package: str, args, cache: Path | None) -> dict:
                "--n-rounds", str(args.n_rounds)]
     if args.import_optimizer_first:
         command.append("--import-optimizer-first")
+    if package == "modelfit":
+        command += ["--optimizer", args.modelfit_optimizer]
     env = dict(os.environ)
     if args.no_code_cache:
         env["MODELFIT_CACHE"] = "off"

@@ -162,3 +162,15 @@ def test_features_may_use_brians_unit_aware_functions_on_traces():
     x = summary_statistics(traces, None, {"v": [lambda x: ptp(x), lambda x: np.mean(x)]},
                            ["v"], 1, 1)
     np.testing.assert_allclose(x, [[0.003, 0.001 / 3]])
+
+
+def test_refine_after_a_fit_with_a_list_of_metrics():
+    """brian2modelfitting's multiobjective example fits with metric=[...] and refines."""
+    inputs, outputs, _ = recordings()
+    fitter = TraceFitter(MODEL, {"I": inputs}, {"v": outputs}, DT, 6, method="exact",
+                         param_init={"v": 0 * mV})
+    with pytest.warns(FutureWarning):
+        fitter.fit(NevergradOptimizer("RandomSearch", seed=7), [MSEMetric()], n_rounds=1,
+                   callback=None, **BOUNDS)
+    params, result = fitter.refine(max_nfev=5)
+    assert set(params) == {"R", "tau"} and result.n_simulations >= 1

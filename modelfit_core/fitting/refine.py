@@ -76,6 +76,12 @@ def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residu
     Only trace outputs are refined; a spike output of the fitter is left out.
     """
     names = problem.recordings.trace_outputs
+    if isinstance(metric, (list, tuple)):  # the deprecated list form that fit() accepted
+        outputs = problem.recordings.output_names
+        if len(metric) != len(outputs):
+            raise ConfigurationError(f"The list of metrics has {len(metric)} entries for "
+                                     f"{len(outputs)} outputs ({', '.join(outputs)}).")
+        metric = dict(zip(outputs, metric))
     if isinstance(metric, Mapping):
         missing = [n for n in names if n not in metric]
         if missing:
