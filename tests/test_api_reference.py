@@ -93,20 +93,8 @@ def parse_api_reference(text: str) -> dict[tuple[str, str], list[tuple[str, bool
         signature = rest.strip()
         if signature and not signature.startswith("("):
             continue  # "brian2modelfitting.fitter module" and the like
-        while signature.count("(") > signature.count(")") and index < len(lines):
-            following = lines[index].strip()
-            index += 1
-            if re.search(r"[A-Za-z_]-$", signature):
-                signature = signature[:-1] + following
-            else:
-                signature = f"{signature} {following}"
-        inner = signature[1:signature.rindex(")")] if signature else ""
-        parameters = []
-        for part in inner.split(","):
-            if part.strip():
-                parameter, equals, _ = part.partition("=")
-                parameters.append((parameter.strip(), bool(equals)))
-        found[(module, name)] = parameters
+        signature, index = _joined(signature, lines, index)
+        found[(module, name)] = _parameters(signature)
     return found
 
 

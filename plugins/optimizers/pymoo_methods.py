@@ -175,13 +175,17 @@ def check_options(spec: MethodSpec, options: dict) -> None:
     if spec.name == "DE" and "variant" in options:
         check_de_variant(options["variant"])
     if "pop_size" in options:
-        size = options["pop_size"]
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise ArgumentTypeError(f"PymooOptimizer({spec.name!r}): pop_size must be an "
-                                    f"integer; got {size!r}.")
-        if size < 1:
-            raise ConfigurationError(f"PymooOptimizer({spec.name!r}): pop_size must be at "
-                                     f"least 1; got {size!r}.")
+        check_integer(options["pop_size"], f"PymooOptimizer({spec.name!r}): pop_size", 1)
+
+
+def check_integer(value, what: str, minimum: int) -> int:
+    """``value`` as an int: an ArgumentTypeError if it is no integer (bools are not),
+    a ConfigurationError if it is below ``minimum``; ``what`` names it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ArgumentTypeError(f"{what} must be an integer; got {value!r}.")
+    if value < minimum:
+        raise ConfigurationError(f"{what} must be at least {minimum}; got {value!r}.")
+    return int(value)
 
 
 DE_VARIANT_PARTS = (("rand", "best", "target-to-best"), ("1", "2"),

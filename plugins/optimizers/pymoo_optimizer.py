@@ -20,8 +20,9 @@ import numpy as np
 from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,
                                             FitStateError)
 from modelfit_plugins.optimizers.bounds import calc_bounds
-from modelfit_plugins.optimizers.pymoo_methods import (build_algorithm, check_options,
-                                                       population_size, resolve_method)
+from modelfit_plugins.optimizers.pymoo_methods import (build_algorithm, check_integer,
+                                                       check_options, population_size,
+                                                       resolve_method)
 
 
 class Generation:
@@ -168,12 +169,7 @@ class PymooOptimizer:
         int
             The generation size the algorithm uses (see the class's notes).
         """
-        if isinstance(popsize, bool) or not isinstance(popsize, (int, np.integer)):
-            raise ArgumentTypeError(f"PymooOptimizer.initialize: popsize must be an "
-                                    f"integer; got {popsize!r}.")
-        if popsize < 1:
-            raise ConfigurationError(f"PymooOptimizer.initialize: popsize must be at "
-                                     f"least 1; got {popsize!r}.")
+        popsize = check_integer(popsize, "PymooOptimizer.initialize: popsize", 1)
         self.parameter_names = list(parameter_names)
         pairs = np.array(calc_bounds(self.parameter_names, **bounds), dtype=float)
         self._lower, self._upper = pairs[:, 0], pairs[:, 1]
@@ -190,13 +186,7 @@ class PymooOptimizer:
     def ask(self, n_samples: int) -> list[np.ndarray]:
         """``n_samples`` parameter vectors inside the bounds, in SI units."""
         self._check_initialized()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-            raise ArgumentTypeError(f"PymooOptimizer.ask: n_samples must be an integer; "
-                                    f"got {n_samples!r}.")
-        if n_samples < 0:
-            raise ConfigurationError(f"PymooOptimizer.ask: n_samples must be >= 0; got "
-                                     f"{n_samples!r}.")
-        need, pieces = int(n_samples), []
+        need, pieces = check_integer(n_samples, "PymooOptimizer.ask: n_samples", 0), []
         while need > 0:
             current = self._open[-1] if self._open else None
             if current is not None and current.handed < current.size:
