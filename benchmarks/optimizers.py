@@ -19,7 +19,7 @@ tutorial's bounds for gl, g_na and g_kd, MSE.
                                               [--n-rounds 10 5] [--methods DE pymoo-DE ...]
 
 ``--n-rounds`` gives the rounds for each ``--n-samples`` value (one value: the same
-for all). ask and tell are timed by wrapping the optimizer in a proxy that
+for all). A pymoo method may carry options: ``"pymoo-PSO:adaptive=False"``. ask and tell are timed by wrapping the optimizer in a proxy that
 delegates to it (``TimedOptimizer``); no library is patched. Not a test: it
 prints tables, it asserts nothing; timings on a shared machine are noisy. The
 default run takes about five minutes on two cores, most of it the 1000-sample
@@ -34,6 +34,7 @@ tell) and far longer at 1000. ``--skopt-max-samples 100`` runs it anyway.
 from __future__ import annotations
 
 import argparse
+import ast
 import statistics
 import time
 import warnings
@@ -89,7 +90,11 @@ def make_optimizer(method, seed):
                               acq_optimizer_kwargs={"n_points": 2000})
     if method.startswith(PYMOO_PREFIX):
         from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
-        return PymooOptimizer(method[len(PYMOO_PREFIX):], seed=seed)
+        # "pymoo-PSO:adaptive=False": options after the name, values as Python literals
+        name, _, listed = method[len(PYMOO_PREFIX):].partition(":")
+        options = {key: ast.literal_eval(value) for key, _, value in
+                   (item.partition("=") for item in listed.split(",") if item)}
+        return PymooOptimizer(name, seed=seed, **options)
     return NevergradOptimizer(method, seed=seed)
 
 
