@@ -174,3 +174,19 @@ def test_refine_after_a_fit_with_a_list_of_metrics():
                    callback=None, **BOUNDS)
     params, result = fitter.refine(max_nfev=5)
     assert set(params) == {"R", "tau"} and result.n_simulations >= 1
+
+
+def test_generate_after_a_fit_repeats_the_point_over_the_fits_simulation():
+    """No second simulation is prepared (or compiled) for generate(); the traces are those
+    of a simulation of the point alone."""
+    fitter = trace_fitter()
+    fitter.fit(NevergradOptimizer("RandomSearch", seed=8), MSEMetric(), n_rounds=1,
+               callback=None, **BOUNDS)
+    keys = fitter.problem.prepared_keys
+    point = {"R": 10 * Mohm, "tau": 2 * ms}
+    reused = fitter.generate(params=point)
+    assert fitter.problem.prepared_keys == keys
+    alone = trace_fitter().generate(params=point)
+    np.testing.assert_allclose(np.asarray(reused), np.asarray(alone), rtol=1e-12, atol=0)
+    fitter.generate(params=point, param_init={"v": 1 * mV})  # other initial values
+    assert len(fitter.problem.prepared_keys) == len(keys) + 1

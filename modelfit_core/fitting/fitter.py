@@ -21,7 +21,7 @@ from modelfit_core.fitting.fit_arguments import check_count, require_optimizer_m
 from modelfit_core.fitting.fit_results import FitResults
 from modelfit_core.fitting.fitter_attributes import ProblemAttributes
 from modelfit_core.fitting.objective import Objective
-from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+from modelfit_core.fitting.problem import FIT_SIMULATION, GENERATE_ITERATION, FittingProblem
 from modelfit_core.fitting.replay import initialize_optimizer, replay_rounds
 from modelfit_core.fitting.round_building_blocks import RoundBuildingBlocks
 from modelfit_core.fitting.study_identity import describe_study
@@ -337,7 +337,7 @@ class Fitter(ProblemAttributes, FitResults, RoundBuildingBlocks, MultiObjectiveR
             self.problem.check_memory(self.n_samples, objective.record, remote=getattr(
                 self.problem.backend, "scores_remotely", False))
             self.simulation = self.problem.prepared(key, lambda: self.problem.simulation_spec(
-                self.n_samples, space.names, namespace, name="modelfit_fit",
+                self.n_samples, space.names, namespace, name=FIT_SIMULATION,
                 record=objective.record, record_spikes=objective.record_spikes,
                 record_final=objective.record_final, online_error=objective.online_spec))
             self._simulation_key = key

@@ -65,13 +65,18 @@ def generate_outputs(problem: FittingProblem, space: ParameterSpace, vector: np.
     init = dict(problem.param_init)
     init.update(param_init or {})
     record = tuple(n for n in names if n != SPIKES)
-    key = ("generate", record, SPIKES in names, space.names,
-           repr(sorted(init.items(), key=str)))
-    simulation = problem.prepared(key, lambda: problem.simulation_spec(
-        1, space.names, problem.resolve_namespace(level), name="modelfit_generate",
-        record=record, record_spikes=SPIKES in names, param_init=init),
-        backend=problem.single_run_backend)
-    result = simulation.run({n: np.array([v]) for n, v in zip(space.names, vector)},
+    batch = problem.batch_recording(record, SPIKES in names, space.names, init)
+    if batch is not None:  # the fit's compiled simulation, the point in every slot
+        simulation, n_samples = batch
+    else:
+        n_samples = 1
+        key = ("generate", record, SPIKES in names, space.names,
+               repr(sorted(init.items(), key=str)))
+        simulation = problem.prepared(key, lambda: problem.simulation_spec(
+            1, space.names, problem.resolve_namespace(level), name="modelfit_generate",
+            record=record, record_spikes=SPIKES in names, param_init=init),
+            backend=problem.single_run_backend)
+    result = simulation.run({n: np.full(n_samples, v) for n, v in zip(space.names, vector)},
                             iteration=iteration)
     out = {}
     for name in names:

@@ -20,7 +20,7 @@ from brian2 import Quantity, second
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
-from modelfit_core.contracts.protocols import SingleRunDelegation
+from modelfit_core.contracts.protocols import RemoteScoring, SingleRunDelegation
 from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
 from modelfit_core.model.equations import (ModelDescription, check_units, describe_model,
                                            initial_values)
@@ -31,6 +31,14 @@ from modelfit_core.model.recordings import Recordings
 GENERATE_ITERATION = 1e9
 """The ``iteration`` value of single runs (``generate``, ``refine``): high, so that a
 coupling to the target that fades with the rounds is switched off."""
+
+FIT_SIMULATION = "modelfit_fit"
+"""The name of the simulation a fitter prepares for its rounds."""
+
+REUSED_BATCH_SAMPLES = 256
+"""A single run repeats its point over a fit's prepared batch of at most this many
+parameter sets rather than preparing a simulation of its own (see
+:meth:`FittingProblem.batch_recording`)."""
 
 
 def check_time_step(dt) -> None:
@@ -92,6 +100,7 @@ class FittingProblem:
     namespace: dict[str, Any] = attrs.field(factory=dict, repr=False)
     """Names given explicitly; they win over the caller's."""
     _prepared: dict[Hashable, Any] = attrs.field(factory=dict, init=False, repr=False)
+    _specs: dict[Hashable, SimulationSpec] = attrs.field(factory=dict, init=False, repr=False)
 
     @classmethod
     def from_user(cls, model, input, output: Mapping[str, Any], dt, *, backend,
@@ -251,13 +260,42 @@ class FittingProblem:
         simulation = self._prepared.get(key)
         if simulation is None:
             backend = self.backend if backend is None else backend
-            simulation = backend.prepare(make_spec())
+            spec = make_spec()
+            simulation = backend.prepare(spec)
             self._prepared[key] = simulation
+            self._specs[key] = spec
         return simulation
+
+    def batch_recording(self, record, record_spikes: bool, parameter_names,
+                        param_init: Mapping[str, Any]):
+        """The fit's prepared simulation, if it records ``record`` (and spikes if
+        asked) for these fitted parameters and initial values, runs in this process
+        and simulates at most ``REUSED_BATCH_SAMPLES`` sets: ``(simulation,
+        n_samples)``, else None.
+
+        A single run (``generate``) then repeats its point over the batch instead of
+        preparing, and on a new machine compiling, a simulation of its own.
+        """
+        initial, constants = initial_values(param_init, self.model, set(parameter_names))
+        wanted = (tuple(parameter_names), repr(sorted(initial.items(), key=str)),
+                  repr(sorted(constants.items())))
+        for key, spec in self._specs.items():
+            simulation = self._prepared.get(key)
+            if (spec.name != FIT_SIMULATION or spec.n_samples > REUSED_BATCH_SAMPLES
+                    or simulation is None or isinstance(simulation, RemoteScoring)):
+                continue  # another purpose, too large, or scored where it ran
+            found = (tuple(spec.parameter_names), repr(sorted(spec.param_init.items(),
+                                                              key=str)),
+                     repr(sorted(spec.constants.items())))
+            if found == wanted and set(record) <= set(spec.record) and (
+                    spec.record_spikes or not record_spikes):
+                return simulation, spec.n_samples
+        return None
 
     def release(self, key: Hashable) -> None:
         """Close and forget the simulation prepared for ``key`` (if any)."""
         simulation = self._prepared.pop(key, None)
+        self._specs.pop(key, None)
         if simulation is not None:
             simulation.close()
 
