@@ -350,6 +350,10 @@ class Fitter(ProblemAttributes, FitResults, RoundBuildingBlocks, MultiObjectiveR
                  iteration=GENERATE_ITERATION, level=0):
         """Simulate the inputs with the best (or given) parameters.
 
+        After a fit, the point runs on the fit's compiled simulation when that records
+        what is asked with the same initial values (nothing is compiled again); the
+        model's constants are those the simulation was prepared with.
+
         Parameters
         ----------
         output_var : str or list of str, optional
