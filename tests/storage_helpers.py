@@ -7,6 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from brian2 import amp, mV, ms, nS, pF
+
+from modelfit_core import Pipeline
+from modelfit_core.registry.plugin_registry import Registry
+
 WORKER = Path(__file__).with_name("storage_worker.py")
 INTERRUPTED_EXIT = 130
 
@@ -66,3 +72,36 @@ def wait_for_line(process, text, timeout=240):
         if line.startswith(text):
             return line
     raise AssertionError(f"no {text!r} within {timeout} s")
+
+
+MODEL = """
+dv/dt = (gl*(El - v) + I)/C : volt
+gl : siemens (constant)
+C : farad (constant)
+"""
+BOUNDS = {"gl": [1 * nS, 50 * nS], "C": [50 * pF, 500 * pF]}
+
+
+def execute(db, *statements):
+    """Run ``(sql, parameters)`` statements in one transaction, then close (the last
+    connection to close also folds the -wal file into the database)."""
+    connection = sqlite3.connect(db)
+    try:
+        with connection:
+            for sql, *parameters in statements:
+                connection.execute(sql, *parameters)
+    finally:
+        connection.close()
+
+
+def make_fitter(db, model=MODEL, seed=11, metric="mse", n_samples=8, **options):
+    t = np.arange(300) * 1e-4
+    currents = np.zeros((2, 300))
+    currents[:, 30:] = [[0.1e-9], [0.3e-9]]
+    v = -70e-3 + currents / 10e-9 * (1 - np.exp(-np.clip(t - 3e-3, 0, None) / 20e-3))
+    pipe = Pipeline.from_names(seed=seed, feedback=None, metric=metric, storage=str(db),
+                               study="s", registry=Registry(distributions=["modelfit-brian2"]),
+                               **options)
+    return pipe.trace_fitter(model=model, input={"I": currents * amp},
+                             output={"v": v * 1e3 * mV}, dt=0.1 * ms, n_samples=n_samples,
+                             param_init={"v": -70 * mV}, namespace={"El": -70 * mV})
