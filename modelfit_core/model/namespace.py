@@ -16,6 +16,15 @@ from brian2.utils.stringtools import get_identifiers
 _OWN_PACKAGES = ("modelfit_core", "modelfit_plugins")
 
 
+def _first_frame_outside_modelfit(frame):
+    """The first frame from ``frame`` outwards whose module is not modelfit's (its core
+    or its plugins), and its depth counted from ``frame`` as 1."""
+    depth = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGES):
+        frame, depth = frame.f_back, depth + 1
+    return frame, depth
+
+
 def user_namespace(level: int = 0) -> dict[str, Any]:
     """Globals and locals of the user's frame: the first frame outside modelfit
     (its core and its plugins), then ``level`` frames further up.
@@ -23,9 +32,7 @@ def user_namespace(level: int = 0) -> dict[str, Any]:
     ``level`` is the argument of the manual's methods (``fit(level=1)`` from a
     helper function looks one frame above the helper).
     """
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGES):
-        frame = frame.f_back
+    frame, _ = _first_frame_outside_modelfit(sys._getframe(1))
     for _ in range(level):
         if frame is not None and frame.f_back is not None:
             frame = frame.f_back
@@ -39,10 +46,7 @@ def user_namespace(level: int = 0) -> dict[str, Any]:
 def user_stacklevel() -> int:
     """The ``stacklevel`` of a warning issued here that points at the user's line: the
     first frame outside modelfit, however deep inside modelfit the warning is raised."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(_OWN_PACKAGES):
-        frame, level = frame.f_back, level + 1
-    return level
+    return _first_frame_outside_modelfit(sys._getframe(1))[1]
 
 
 def identifiers_in(*codes: Any) -> set[str]:
