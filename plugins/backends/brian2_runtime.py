@@ -31,6 +31,7 @@ from .brian2_code_cache import install as install_code_cache
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
                            device_active, interrupted, set_parameters, stop_on_interrupt,
                            stop_requested)
+from .brian2_parallel_build import parallel_cython_builds, settle_code_objects
 
 _CODE_TARGETS = {"cython": CythonCodeObject, "numpy": NumpyCodeObject}
 
@@ -127,8 +128,11 @@ class RuntimeSimulation:
         if self._compiled:
             self._step_compiled()
         else:
-            with _without_brian_gc():
+            # the network's Cython extensions compile side by side (a new model or cache)
+            with _without_brian_gc(), parallel_cython_builds():
                 self.network.run(spec.duration * second, namespace={})
+            settle_code_objects(codeobj for obj in self.network.objects
+                                for codeobj in obj._code_objects)
             # Ctrl-C makes Brian end Network.run early: a cut run is no result (its
             # online errors would look complete, its traces would be short)
             if stop_requested() or self._steps_done() < spec.n_steps:
