@@ -24,6 +24,11 @@ that the first round is compared without it.
 ``--no-code-cache`` runs modelfit without its code cache (``MODELFIT_CACHE=off``),
 as it ran before the cache existed.
 
+A third process per warm run, ``benchmarks/floor_script.py``, does the same
+simulations with Brian alone; the floor table adds up what no fitting package
+avoids (Brian's import, the data phase, the seconds spent in Brian's compiled
+code) and shows how far modelfit is above it.
+
 Not a test: it prints, it asserts nothing. A default run takes about five
 minutes.
 """
@@ -42,6 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "tutorial_script.py"
+FLOOR_SCRIPT = ROOT / "benchmarks" / "floor_script.py"
 PHASES = [("imports", "started", "package"), ("data + construction", "package", "construction"),
           ("first round", "construction", "first_round"),
           ("later rounds (9)", "first_round", "later_rounds"),
@@ -67,9 +73,13 @@ def parse_args():
 
 
 def run_once(python: str, package: str, args, cache: Path | None) -> dict:
-    command = [python, str(SCRIPT), "--package", package, "--data-dir", args.data_dir,
-               "--n-rounds", str(args.n_rounds)]
-    if args.import_optimizer_first:
+    if package == "floor":
+        command = [python, str(FLOOR_SCRIPT), "--data-dir", args.data_dir,
+                   "--n-rounds", str(args.n_rounds)]
+    else:
+        command = [python, str(SCRIPT), "--package", package, "--data-dir", args.data_dir,
+                   "--n-rounds", str(args.n_rounds)]
+    if args.import_optimizer_first and package != "floor":
         command.append("--import-optimizer-first")
     if package == "modelfit":
         command += ["--optimizer", args.modelfit_optimizer]
@@ -130,7 +140,27 @@ def ratios(ours: list[dict], theirs: list[dict]) -> None:
           + (f", reference {first_round_ratio(theirs):.2f}" if theirs else ""))
 
 
-def series(args, python_ref, repeats: int, cold: bool) -> tuple[list, list]:
+def floor_table(floors: list[dict], ours: dict, theirs: dict | None, n_rounds: int) -> None:
+    """What no fitting package can avoid: Brian's import, the script's data phase and
+    the simulations themselves (seconds in Brian's compiled code, floor_script.py)."""
+    parts = {
+        "import brian2": statistics.median(r["marks"]["brian"] for r in floors),
+        "data + network": statistics.median(r["marks"]["construction"] - r["marks"]["package"]
+                                            for r in floors),
+        f"simulation ({n_rounds} runs)": n_rounds * statistics.median(
+            statistics.median(r["simulated"]) for r in floors),
+    }
+    floor = sum(parts.values())
+    print("\nThe floor (Brian alone: floor_script.py; medians)")
+    for name, value in parts.items():
+        print(f"{name:<26}{value:>10.3f}")
+    print(f"{'floor':<26}{floor:>10.3f}" + (f"   {floor / theirs['whole process']:.2f} x the "
+                                             f"reference" if theirs else ""))
+    print(f"{'modelfit above the floor':<26}{ours['whole process'] - floor:>10.3f}")
+
+
+def series(args, python_ref, repeats: int, cold: bool, floors: list | None = None
+           ) -> tuple[list, list]:
     ours, theirs = [], []
     for k in range(repeats):
         with tempfile.TemporaryDirectory(prefix="modelfit-bench-") as folder:
@@ -138,6 +168,8 @@ def series(args, python_ref, repeats: int, cold: bool) -> tuple[list, list]:
             ours.append(run_once(sys.executable, "modelfit", args, cache))
             if python_ref:
                 theirs.append(run_once(python_ref, "reference", args, cache))
+            if floors is not None:
+                floors.append(run_once(sys.executable, "floor", args, cache))
         print(f"  {'cold' if cold else 'warm'} run {k + 1}/{repeats}: modelfit "
               f"{ours[-1]['wall']:.2f} s" +
               (f", reference {theirs[-1]['wall']:.2f} s" if theirs else ""), flush=True)
@@ -154,10 +186,13 @@ def main():
     run_once(sys.executable, "modelfit", args, None)
     if python_ref:
         run_once(python_ref, "reference", args, None)
-    ours, theirs = series(args, python_ref, args.repeats, cold=False)
+    run_once(sys.executable, "floor", args, None)
+    floors = []
+    ours, theirs = series(args, python_ref, args.repeats, cold=False, floors=floors)
     table(f"Warm caches: {args.repeats} alternating fresh processes per side", medians(ours),
           medians(theirs) if theirs else None)
     ratios(ours, theirs)
+    floor_table(floors, medians(ours), medians(theirs) if theirs else None, args.n_rounds)
     errors = (statistics.median(r["error"] for r in ours),
               statistics.median(r["error"] for r in theirs) if theirs else float("nan"))
     print(f"final error (V^2, median): modelfit {errors[0]:.3g}, reference {errors[1]:.3g}")
