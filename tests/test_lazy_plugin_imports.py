@@ -29,6 +29,8 @@ IMPORTED_ON_USE = {
         "imported on dask workers only (a WorkerPlugin needs distributed at import)",
     "modelfit_plugins.optimizers.skopt_models":
         "subclasses skopt's estimators; imported when a SkoptOptimizer is set up",
+    "modelfit_plugins.optimizers.pymoo_de":
+        "subclasses pymoo's DE; imported when a PymooOptimizer('DE') starts a fit",
 }
 
 LOADED = """

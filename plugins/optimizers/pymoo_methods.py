@@ -45,6 +45,9 @@ class MethodSpec:
     ``np.random.randn`` and reseeds it), which the optimizer then swaps for its own."""
     library_options: str | None = None
     """Another library whose own options the algorithm passes on (``"cma"``)."""
+    scipy_spatial: bool = True
+    """pymoo imports scipy.spatial (0.1-0.2 s) in the middle of a later round (duplicate
+    checks, Latin hypercube sampling): imported when the fit starts instead."""
     quiet_overflow: bool = False
     """Overflow in the algorithm's own formulas is expected and harmless (PSO's
     inertia ``1 / (1 + 1.5 exp(-2.6 f))`` overflows to its limit 0 when all particles
@@ -61,9 +64,10 @@ METHODS: dict[str, MethodSpec] = {
         # few, large generations. On the tutorial's HH fit (seeds 1-3) its median error
         # is 0.39 mV^2 at 100 samples x 10 rounds and 0.72 at 1000 x 5, against 15 and
         # 60 with CR = 0.2 and DE/rand/1/bin at 100 x 10 (nevergrad's DE: 0.90, 0.91)
-        MethodSpec("DE", "pymoo.algorithms.soo.nonconvex.de", "DE",
+        # pymoo's class with its duplicate check in numpy, not scipy.spatial (pymoo_de.py)
+        MethodSpec("DE", "modelfit_plugins.optimizers.pymoo_de", "DE",
                    ("variant", "F", "CR", "jitter", "prob_mut", "sampling"),
-                   defaults={"variant": "DE/best/1/bin", "CR": 0.9},
+                   defaults={"variant": "DE/best/1/bin", "CR": 0.9}, scipy_spatial=False,
                    # DE/x/1 draws three other members besides the target
                    min_population=4),
         # PSO's adaptation divides by (population - 1)
@@ -236,9 +240,8 @@ def build_algorithm(spec: MethodSpec, options: dict, population: int, n_var: int
     (``NoTermination``), except CMA-ES when it has converged: the caller then
     starts another one. Options pymoo refuses raise a ConfigurationError.
     """
-    # pymoo imports scipy.spatial on its first duplicate check, inside the second
-    # round's tell: imported here, the cost falls on initialize, not on a round
-    import scipy.spatial.distance  # noqa: F401
+    if spec.scipy_spatial:  # its cost falls on initialize, not on a round
+        import scipy.spatial.distance  # noqa: F401
     from pymoo.core.problem import Problem
     from pymoo.core.termination import NoTermination
 

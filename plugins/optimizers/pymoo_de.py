@@ -1,0 +1,77 @@
+"""pymoo's differential evolution, with its duplicate check done in numpy.
+
+pymoo's DE keeps an offspring only if it improves on its parent and is not
+already in the population; that last check measures distances with
+``scipy.spatial.distance.cdist``, whose import costs 0.1–0.2 s in a fresh
+process, in the middle of a fit's second round (and more than the rest of
+pymoo's import). With ``epsilon = 0`` the check only asks whether two rows are
+equal, which numpy answers directly. :class:`DE` is pymoo's class with that one
+step replaced; ``tests/test_pymoo_optimizer.py`` checks that it proposes
+exactly what pymoo's own DE proposes.
+
+Imported by :func:`~.pymoo_methods.build_algorithm` when a fit starts, never
+with the package (it imports pymoo).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymoo.algorithms.soo.nonconvex import de as pymoo_de
+from pymoo.core.replacement import ImprovementReplacement
+
+__all__ = ["DE", "NumpyImprovementReplacement", "duplicated_rows"]
+
+
+def _equal_rows(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """n × m: whether row i of ``rows`` equals row j of ``others`` (NaN equals nothing)."""
+    equal = np.empty((len(rows), len(others)), dtype=bool)
+    chunk = max(1, 2**22 // max(others.size, 1))  # at most ~4M comparisons at a time
+    for start in range(0, len(rows), chunk):
+        block = rows[start:start + chunk, None, :] == others[None, :, :]
+        equal[start:start + chunk] = block.all(axis=2)
+    return equal
+
+
+def duplicated_rows(rows, others) -> np.ndarray:
+    """For each row of ``rows`` (n × d): whether it equals an earlier row of ``rows`` or
+    any row of ``others`` (m × d); pymoo's duplicate check with ``epsilon = 0``.
+
+    NaN equals nothing, as pymoo counts no NaN distance as a duplicate.
+    """
+    rows, others = np.asarray(rows, dtype=float), np.asarray(others, dtype=float)
+    rows, others = (a[:, None] if a.ndim == 1 else a for a in (rows, others))
+    duplicated = np.tril(_equal_rows(rows, rows), k=-1).any(axis=1)
+    if len(others):
+        duplicated |= _equal_rows(rows, others).any(axis=1)
+    return duplicated
+
+
+class NumpyImprovementReplacement(ImprovementReplacement):
+    """pymoo's ``ImprovementReplacement``: an offspring replaces its parent if it is
+    better, and is neither in the population nor equal to an earlier offspring
+    (equal rows found with numpy)."""
+
+    def _do(self, problem, pop, off, **kwargs):
+        replace = np.full((len(pop), 1), False)
+        pop_F, pop_CV, pop_feas = pop.get("F", "CV", "FEAS")
+        off_F, off_CV, off_feas = off.get("F", "CV", "FEAS")
+        if problem.has_constraints() > 0:
+            replace[(~pop_feas & ~off_feas) & (off_CV < pop_CV)] = True
+            replace[~pop_feas & off_feas] = True
+            replace[(pop_feas & off_feas) & (off_F < pop_F)] = True
+        else:
+            replace[off_F < pop_F] = True
+        replace[duplicated_rows(off.get("X"), pop.get("X"))] = False
+        return replace[:, 0]
+
+
+class DE(pymoo_de.DE):
+    """pymoo's DE (same options, same proposals) without scipy.spatial."""
+
+    def _advance(self, infills=None, **kwargs):
+        assert infills is not None, "DE is driven through ask and tell: tell it the infills"
+        parents = infills.get("index")
+        self.pop[parents] = NumpyImprovementReplacement().do(self.problem, self.pop[parents],
+                                                             infills)
+        pymoo_de.FitnessSurvival().do(self.problem, self.pop, return_indices=True)
+
