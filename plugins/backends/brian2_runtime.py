@@ -1,11 +1,13 @@
 """Brian 2 runtime backend: one vectorised NeuronGroup, compiled once.
 
-The first run goes through :meth:`brian2.Network.run`, which generates and
-compiles the code. Later runs reuse those code objects and step the clock
-directly, skipping what ``Network.run`` redoes every time although nothing
-changed: code generation for every object and a full ``gc.collect()`` (which
-costs more than the simulation itself once nevergrad and sympy objects fill
-the heap). Results are identical; ``tests/test_runtime_backend.py`` checks it.
+Before the first run, :meth:`brian2.Network.run` for no time at all generates
+and compiles the code (the Cython extensions side by side:
+:mod:`.brian2_parallel_build`). Every run then reuses those code objects and
+steps the clock directly, skipping what ``Network.run`` redoes every time
+although nothing changed: code generation for every object, a full
+``gc.collect()`` (which costs more than the simulation itself once nevergrad
+and sympy objects fill the heap) and two layers of Python calls per step.
+Results are identical; ``tests/test_runtime_backend.py`` checks it.
 
 Ctrl-C stops a simulation early (Brian's SIGINT handler, which the stepping
 loop honours as ``Network.run`` does); a run that did not reach the end raises
@@ -125,23 +127,25 @@ class RuntimeSimulation:
         if spec.uses_iteration:
             self.group.variables["iteration"].set_value(iteration)
         apply_string_initializers(self.group, spec)
-        if self._compiled:
-            self._step_compiled()
-        else:
-            # the network's Cython extensions compile side by side (a new model or cache)
-            with _without_brian_gc(), parallel_cython_builds():
-                self.network.run(spec.duration * second, namespace={})
-            settle_code_objects(codeobj for obj in self.network.objects
-                                for codeobj in obj._code_objects)
-            # Ctrl-C makes Brian end Network.run early: a cut run is no result (its
-            # online errors would look complete, its traces would be short)
-            if stop_requested() or self._steps_done() < spec.n_steps:
-                raise interrupted("the simulation of this round")
-            self._compiled = True
+        if not self._compiled:
+            self._compile()
+        self._step_compiled()
         return collect_result(self.group, self.monitors, spec)
 
-    def _steps_done(self) -> int:
-        return int(self.group.clock.variables["timestep"].get_value()[0])
+    def _compile(self) -> None:
+        """Generate and compile the network's code objects: ``Network.run`` for no time
+        at all; the steps are then taken by :meth:`_step_compiled`, as in later rounds."""
+        # the network's Cython extensions compile side by side (a new model or cache)
+        with _without_brian_gc(), parallel_cython_builds():
+            self.network.run(0 * second, namespace={})
+            settle_code_objects(self._code_objects())
+        if stop_requested():  # Ctrl-C while Brian prepared the run
+            raise interrupted("the preparation of this round's simulation")
+        self._compiled = True
+
+    def _code_objects(self) -> list:
+        objects = [obj for obj in self.network.sorted_objects if obj.active]
+        return [codeobj for obj in objects for codeobj in obj._code_objects]
 
     def _step_compiled(self) -> None:
         """The loop of ``Network.run`` for one clock, reusing compiled code objects."""
@@ -149,8 +153,7 @@ class RuntimeSimulation:
         timestep = clock.variables["timestep"].get_value()
         t = clock.variables["t"].get_value()
         dt = clock.variables["dt"].get_value()
-        objects = [obj for obj in self.network.sorted_objects if obj.active]
-        code_objects = [codeobj for obj in objects for codeobj in obj._code_objects]
+        code_objects = self._code_objects()
         for codeobj in code_objects:
             codeobj.before_run()
         # What CodeObject.__call__ does, minus two layers of Python calls per step.
