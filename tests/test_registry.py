@@ -267,6 +267,7 @@ def test_discovery_imports_no_plugin():
                                    "modelfit_plugins.backends.brian2_runtime",
                                    "modelfit_plugins.backends.brian2_model",
                                    "modelfit_plugins.backends.brian2_code_cache",
+                                   "modelfit_plugins.backends.brian2_parallel_build",
                                    "modelfit_plugins.backends.disk_cache",
                                    "modelfit_plugins.feedback",
                                    "modelfit_plugins.feedback.text"}, found["after"]
