@@ -145,3 +145,56 @@ def test_a_network_compiled_into_an_empty_cache_runs_as_with_numpy(tmp_path):
     assert len(list(tmp_path.glob("*.so"))) == 2
     assert not any(isinstance(module, DeferredExtension) for module in compiled)
     np.testing.assert_allclose(cython_v, numpy_v, rtol=1e-12)
+
+
+# -- the runtime backend ------------------------------------------------------------------
+BACKEND_PROGRAM = """
+import sys, tempfile
+import numpy as np
+from brian2 import amp, get_dimensions, prefs
+prefs["codegen.runtime.cython.cache_dir"] = tempfile.mkdtemp()
+from brian2.codegen.runtime.numpy_rt import NumpyCodeObject
+from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
+from modelfit_plugins.backends import brian2_parallel_build
+from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
+
+batches = []
+build_pending = brian2_parallel_build.ExtensionBatch.build_pending
+def recording(batch):
+    before = len(batch.built_together)
+    build_pending(batch)
+    batches.extend(batch.built_together[before:])
+brian2_parallel_build.ExtensionBatch.build_pending = recording
+
+spec = SimulationSpec(model="dv/dt = (-v + gl*I*ohm)/(5*ms) : volt\\ngl : 1 (constant)",
+                      parameter_names=("gl",), n_samples=2, n_traces=1, n_steps=20, dt=1e-4,
+                      inputs={"I": InputSignal(values=np.ones((1, 20)), dim=get_dimensions(amp))},
+                      record=("v",), param_init={}, namespace={}, name="pb_backend")
+backend = Brian2RuntimeBackend()
+simulation = backend.prepare(spec)
+v = simulation.run({"gl": np.array([1.0, 2.0])}).traces["v"][:, 0, -1]
+print(backend.codegen_target, simulation.codeobj_class is NumpyCodeObject, batches,
+      [round(float(x), 6) for x in v / (1 - np.exp(-1.9e-3 / 5e-3))])
+"""
+
+
+def run_backend(tmp_path, **environment):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", BACKEND_PROGRAM], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **environment},
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip().splitlines()[-1], done.stderr
+
+
+def test_brians_cython_check_is_built_with_the_first_networks_extensions(tmp_path):
+    shown, _ = run_backend(tmp_path)
+    # the test compilation, the state updater and the monitor in one batch
+    assert shown == "cython False [3] [1.0, 2.0]"
+
+
+def test_without_a_working_compiler_the_simulation_falls_back_to_numpy(tmp_path):
+    shown, messages = run_backend(tmp_path, CC="/nonexistent/cc", CXX="/nonexistent/c++")
+    assert shown.startswith("numpy True") and shown.endswith("[1.0, 2.0]")
+    assert "Cannot use Cython" in messages

@@ -78,11 +78,18 @@ def _without_brian_gc():
 
 
 class RuntimeSimulation:
-    """A prepared runtime simulation; see :class:`Brian2RuntimeBackend`."""
+    """A prepared runtime simulation; see :class:`Brian2RuntimeBackend`.
 
-    def __init__(self, spec: SimulationSpec, codeobj_class):
+    ``check_cython``, if given, is called with whether Cython works, once Brian's
+    test compilation has been built together with this simulation's extensions
+    (the simulation was prepared with Cython before knowing); if it does not, the
+    simulation is prepared again with numpy code.
+    """
+
+    def __init__(self, spec: SimulationSpec, codeobj_class, check_cython=None):
         self.spec = spec
         self.codeobj_class = codeobj_class
+        self._check_cython = check_cython
         self._numpy_twin: RuntimeSimulation | None = None
         # A stable name (Brian appends _1, _2 only if taken) keeps the generated
         # code, and so Brian's on-disk compilation cache, the same across runs.
@@ -121,14 +128,14 @@ class RuntimeSimulation:
             return self._run_on_device(parameters, iteration)
 
     def _run_on_device(self, parameters, iteration: float) -> SimulationResult:
+        if not self._compiled:
+            self._compile()  # before the values: it may prepare a new (numpy) network
         spec = self.spec
         self.network.restore("modelfit_initial")
         set_parameters(self.group, spec, parameters)
         if spec.uses_iteration:
             self.group.variables["iteration"].set_value(iteration)
         apply_string_initializers(self.group, spec)
-        if not self._compiled:
-            self._compile()
         self._step_compiled()
         return collect_result(self.group, self.monitors, spec)
 
@@ -138,10 +145,22 @@ class RuntimeSimulation:
         # the network's Cython extensions compile side by side (a new model or cache)
         with _without_brian_gc(), parallel_cython_builds():
             self.network.run(0 * second, namespace={})
+            if self._check_cython is not None and not self._cython_works():
+                return self._compile()  # again, with numpy code
             settle_code_objects(self._code_objects())
         if stop_requested():  # Ctrl-C while Brian prepared the run
             raise interrupted("the preparation of this round's simulation")
         self._compiled = True
+
+    def _cython_works(self) -> bool:
+        """Brian's test compilation, built in the same batch as the network's extensions
+        (run last, it starts the batch); without Cython, prepare again with numpy."""
+        works = CythonCodeObject.is_available()
+        self._check_cython, check = None, self._check_cython
+        check(works)
+        if not works:
+            self.__init__(self.spec, NumpyCodeObject)
+        return works
 
     def _code_objects(self) -> list:
         objects = [obj for obj in self.network.sorted_objects if obj.active]
@@ -212,14 +231,23 @@ class Brian2RuntimeBackend:
     @property
     def codegen_target(self) -> str:
         """The code generation target; by default found out when first needed (Brian
-        compiles test programs to see whether Cython works: 0.2 s)."""
+        compiles a test program to see whether Cython works)."""
         if self._chosen_target is None:
             install_code_cache()  # the compiler-flag probes of the check are kept on disk
-            self._chosen_target = "cython" if CythonCodeObject.is_available() else "numpy"
+            self._cython_checked(CythonCodeObject.is_available())
         return self._chosen_target
 
+    def _cython_checked(self, works: bool) -> None:
+        self._chosen_target = "cython" if works else "numpy"
+
     def prepare(self, spec: SimulationSpec) -> RuntimeSimulation:
-        return RuntimeSimulation(spec, _CODE_TARGETS[self.codegen_target])
+        """A simulation of ``spec``. Before Cython is known to work, it is prepared
+        with Cython and Brian's test compilation is built with its extensions, side by
+        side (on a new machine the test alone takes 1-1.5 s); numpy if it fails."""
+        if self._chosen_target is None:
+            install_code_cache()
+            return RuntimeSimulation(spec, CythonCodeObject, check_cython=self._cython_checked)
+        return RuntimeSimulation(spec, _CODE_TARGETS[self._chosen_target])
 
     def neuron_group(self, spec: SimulationSpec, name: str):
         """The spec's NeuronGroup, for a network the caller runs (see ``BuildsBrianGroups``)."""
