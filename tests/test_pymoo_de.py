@@ -34,7 +34,7 @@ def test_finds_the_duplicates_pymoo_finds(rows_and_others):
     assert list(np.flatnonzero(duplicated_rows(rows, others))) == list(expected)
 
 
-def test_large_populations_are_compared_in_chunks():
+def test_large_populations():
     rng = np.random.default_rng(0)
     others = rng.random((3000, 2))
     rows = np.vstack([rng.random((1500, 2)), others[::2], others[:1]])

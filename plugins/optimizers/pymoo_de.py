@@ -22,27 +22,23 @@ from pymoo.core.replacement import ImprovementReplacement
 __all__ = ["DE", "NumpyImprovementReplacement", "duplicated_rows"]
 
 
-def _equal_rows(rows: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """n × m: whether row i of ``rows`` equals row j of ``others`` (NaN equals nothing)."""
-    equal = np.empty((len(rows), len(others)), dtype=bool)
-    chunk = max(1, 2**22 // max(others.size, 1))  # at most ~4M comparisons at a time
-    for start in range(0, len(rows), chunk):
-        block = rows[start:start + chunk, None, :] == others[None, :, :]
-        equal[start:start + chunk] = block.all(axis=2)
-    return equal
-
-
 def duplicated_rows(rows, others) -> np.ndarray:
     """For each row of ``rows`` (n × d): whether it equals an earlier row of ``rows`` or
     any row of ``others`` (m × d); pymoo's duplicate check with ``epsilon = 0``.
 
+    Rows are compared by their bytes (after -0.0 is made 0.0), in one pass over a
+    set: linear in n + m, where distances between all pairs grow with n × m.
     NaN equals nothing, as pymoo counts no NaN distance as a duplicate.
     """
-    rows, others = np.asarray(rows, dtype=float), np.asarray(others, dtype=float)
+    rows, others = (np.asarray(a, dtype=float) for a in (rows, others))
     rows, others = (a[:, None] if a.ndim == 1 else a for a in (rows, others))
-    duplicated = np.tril(_equal_rows(rows, rows), k=-1).any(axis=1)
-    if len(others):
-        duplicated |= _equal_rows(rows, others).any(axis=1)
+    rows, others = rows + 0.0, others + 0.0  # -0.0 + 0.0 is 0.0: equal values, equal bytes
+    seen = {row.tobytes() for row in others[~np.isnan(others).any(axis=1)]}
+    duplicated = np.zeros(len(rows), dtype=bool)
+    for index in np.flatnonzero(~np.isnan(rows).any(axis=1)):
+        key = rows[index].tobytes()
+        duplicated[index] = key in seen
+        seen.add(key)
     return duplicated
 
 
