@@ -258,7 +258,8 @@ def test_discovery_imports_no_plugin():
     found = json.loads(completed.stdout.splitlines()[-1])
     assert found["listed"]
     assert found["before"] == []
-    assert set(found["after"]) <= {"modelfit_plugins", "modelfit_plugins.optimizers",
+    assert set(found["after"]) <= {"modelfit_plugins", "modelfit_plugins.cores",
+                                   "modelfit_plugins.optimizers",
                                    "modelfit_plugins.optimizers.pymoo_optimizer",
                                    "modelfit_plugins.optimizers.pymoo_methods",
                                    "modelfit_plugins.optimizers.bounds",

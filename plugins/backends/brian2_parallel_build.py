@@ -36,22 +36,15 @@ from concurrent.futures import ThreadPoolExecutor
 from brian2 import prefs
 from brian2.codegen.runtime.cython_rt.extension_manager import cython_extension_manager
 
+from ..cores import available_cores
+
 # the module itself (a plain import of it resolves to a same-named attribute)
 _brian_extension_manager = importlib.import_module(
     "brian2.codegen.runtime.cython_rt.extension_manager")
 
-__all__ = ["DeferredExtension", "ExtensionBatch", "available_cores", "parallel_cython_builds",
-           "settle_code_objects"]
+__all__ = ["DeferredExtension", "ExtensionBatch", "parallel_cython_builds", "settle_code_objects"]
 
 _ACTIVE = threading.Lock()  # one batch at a time replaces Brian's create_extension
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class DeferredExtension:

@@ -88,16 +88,19 @@ class RuntimeSimulation:
 
     def __init__(self, spec: SimulationSpec, codeobj_class, check_cython=None):
         self.spec = spec
-        self.codeobj_class = codeobj_class
         self._check_cython = check_cython
         self._numpy_twin: RuntimeSimulation | None = None
+        self._build_network(codeobj_class)
+
+    def _build_network(self, codeobj_class) -> None:
+        self.codeobj_class = codeobj_class
         # A stable name (Brian appends _1, _2 only if taken) keeps the generated
         # code, and so Brian's on-disk compilation cache, the same across runs.
         # Runtime device even after set_device('cpp_standalone'): generate() and
         # refine() always simulate in runtime mode, as the manual says.
         with device_active(runtime_device):
-            self.group, self.monitors = build_group(spec, codeobj_class=codeobj_class,
-                                                    name=f"{spec.name}*")
+            self.group, self.monitors = build_group(self.spec, codeobj_class=codeobj_class,
+                                                    name=f"{self.spec.name}*")
             self.network = Network(self.group, *self.monitors.values())
             self.network.store("modelfit_initial")
         self._compiled = False
@@ -159,7 +162,7 @@ class RuntimeSimulation:
         self._check_cython, check = None, self._check_cython
         check(works)
         if not works:
-            self.__init__(self.spec, NumpyCodeObject)
+            self._build_network(NumpyCodeObject)
         return works
 
     def _code_objects(self) -> list:

@@ -36,18 +36,11 @@ from brian2.utils.logger import BrianLogger
 from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
+from ..cores import available_cores
 from .brian2_model import (apply_string_initializers, build_group, collect_result,
                            device_active, forget_stop_request, interrupted, stop_requested)
 
 _THREADS_PREF = "devices.cpp_standalone.openmp_threads"
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class _WithoutOpenMPWarning(logging.Filter):

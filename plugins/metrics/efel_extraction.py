@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import multiprocessing
-import os
 import sys
 import warnings
 import weakref
@@ -25,6 +24,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from ..cores import available_cores
 
 MIN_PARALLEL_TRACES = 64
 """With ``n_jobs=None``, rounds with fewer traces than this are extracted serially."""
@@ -107,13 +108,6 @@ def _shutdown(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 class EfelExtractor:
     """eFEL feature extraction for batches of traces.
 
@@ -142,7 +136,7 @@ class EfelExtractor:
             return 1  # e.g. on a dask worker: daemonic processes cannot start a pool
         if self.n_jobs is not None:
             return min(self.n_jobs, max(n_traces, 1))
-        cpus = _available_cpus()
+        cpus = available_cores()
         if not sys.platform.startswith("linux") or n_traces < MIN_PARALLEL_TRACES or \
                 cpus < MIN_PARALLEL_CPUS:
             return 1
