@@ -15,38 +15,9 @@ import pytest
 from modelfit_core.tools.cli import main
 from modelfit_core.tools.config import ConfigError, load_config
 
-CONFIG = """
-[model]
-equations = '''
-dv/dt = (gl*(El - v) + I)/C : volt
-gl : siemens (constant)
-C : farad (constant)
-'''
-param_init = { v = "-70*mV" }
-constants = { El = "-70*mV" }
+from config_project import passive_config, write_project
 
-[data]
-input = "input.csv"
-input_variable = "I"
-input_unit = "amp"
-output = "output.csv"
-output_variable = "v"
-output_unit = "mV"
-dt = "0.1*ms"
-
-[fit]
-n_samples = 30
-n_rounds = 3
-seed = 2
-storage = "sqlite:///fit.db"
-study = "passive"
-output_dir = "out"
-feedback = "text"
-
-[bounds]
-gl = ["1*nS", "50*nS"]
-C = ["50*pF", "500*pF"]
-"""
+CONFIG = passive_config(n_samples=30, n_rounds=3)
 
 
 @pytest.fixture
@@ -55,10 +26,7 @@ def project(tmp_path):
     currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
     t = np.clip(np.arange(300) * 1e-4 - 30e-4, 0, None)
     v_mv = (-70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))) * 1e3
-    pd.DataFrame(currents).to_csv(tmp_path / "input.csv")
-    pd.DataFrame(v_mv).to_csv(tmp_path / "output.csv")
-    (tmp_path / "fit.toml").write_text(CONFIG)
-    return tmp_path
+    return write_project(tmp_path, CONFIG, currents, v_mv)
 
 
 def test_fit_and_results_commands(project, capsys):

@@ -12,7 +12,6 @@ import os
 import sqlite3
 
 import numpy as np
-import pandas as pd
 import pytest
 from brian2 import meter, msiemens, mV, ms, nS, psiemens, siemens
 from brian2.core.namespace import DEFAULT_UNITS
@@ -26,48 +25,16 @@ from modelfit_core.tools.config import (ConfigError, FitConfig, brian_value, bui
                                         load_config, option_value, quantity)
 from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
 
-CONFIG = """\
-[model]
-equations = '''
-dv/dt = (gl*(El - v) + I)/C : volt
-gl : siemens (constant)
-C : farad (constant)
-'''
-param_init = { v = "-70*mV" }
-constants = { El = "-70*mV" }
+from config_project import passive_config, write_project
 
-[data]
-input = "input.csv"
-input_variable = "I"
-input_unit = "amp"
-output = "output.csv"
-output_variable = "v"
-output_unit = "mV"
-dt = "0.1*ms"
-
-[fit]
-n_samples = 4
-n_rounds = 1
-seed = 2
-storage = "sqlite:///fit.db"
-study = "passive"
-output_dir = "out"
-feedback = "text"
-
-[bounds]
-gl = ["1*nS", "50*nS"]
-C = ["50*pF", "500*pF"]
-"""
+CONFIG = passive_config(n_samples=4, n_rounds=1)
 
 
 @pytest.fixture
 def project(tmp_path):
     currents = np.zeros((2, 100))
     currents[:, 10:] = 0.1e-9
-    pd.DataFrame(currents).to_csv(tmp_path / "input.csv")
-    pd.DataFrame(np.full((2, 100), -70.0)).to_csv(tmp_path / "output.csv")
-    (tmp_path / "fit.toml").write_text(CONFIG)
-    return tmp_path
+    return write_project(tmp_path, CONFIG, currents, np.full((2, 100), -70.0))
 
 
 def toml_string(text: str) -> str:

@@ -11,7 +11,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from modelfit_core import ConfigurationError, StorageError
@@ -19,6 +18,7 @@ from modelfit_core.results.database import APPLICATION_ID, SCHEMA_VERSION, open_
 from modelfit_core.results.storage import FitStore, list_studies, read_history, read_results
 from modelfit_core.tools.cli import main
 
+from config_project import passive_config, write_project
 from storage_helpers import BOUNDS, execute, make_fitter, query, run_worker, stored_rounds
 
 
@@ -225,45 +225,13 @@ def test_a_missing_study_is_named_with_those_stored(tmp_path):
         read_history(db, "other")
 
 
-CONFIG = """
-[model]
-equations = '''
-dv/dt = (gl*(El - v) + I)/C : volt
-gl : siemens (constant)
-C : farad (constant)
-'''
-param_init = { v = "-70*mV" }
-constants = { El = "-70*mV" }
-
-[data]
-input = "input.csv"
-input_variable = "I"
-input_unit = "amp"
-output = "output.csv"
-output_variable = "v"
-output_unit = "mV"
-dt = "0.1*ms"
-
-[fit]
-n_samples = 8
-n_rounds = 1
-seed = 2
-storage = "sqlite:///fit.db"
-study = "passive"
-feedback = "text"
-
-[bounds]
-gl = ["1*nS", "50*nS"]
-C = ["50*pF", "500*pF"]
-"""
+CONFIG = passive_config(n_samples=8, n_rounds=1, output_dir=None)
 
 
 def test_modelfit_fit_reports_a_corrupted_database(tmp_path, capsys):
     currents = np.zeros((2, 300))
     currents[:, 30:] = [[0.1e-9], [0.3e-9]]
-    pd.DataFrame(currents).to_csv(tmp_path / "input.csv")
-    pd.DataFrame(np.full((2, 300), -70.0)).to_csv(tmp_path / "output.csv")
-    (tmp_path / "fit.toml").write_text(CONFIG)
+    write_project(tmp_path, CONFIG, currents, np.full((2, 300), -70.0))
     random_bytes(tmp_path / "fit.db")
     assert main(["fit", str(tmp_path / "fit.toml")]) == 2
     err = capsys.readouterr().err
