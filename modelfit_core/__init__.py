@@ -68,17 +68,8 @@ _CORE_NAMES = {
     "HH_MODEL": "modelfit_core.tools.datasets",
     # the rest of brian2modelfitting's API reference (docs/compatibility.md); the
     # helpers that live in plugins come from the modelfit.exports entry points
-    "Simulator": "modelfit_core.compat.simulator",
-    "RuntimeSimulator": "modelfit_core.compat.simulator",
-    "CPPStandaloneSimulator": "modelfit_core.compat.simulator",
-    "initialize_neurons": "modelfit_core.compat.simulator",
-    "initialize_parameter": "modelfit_core.compat.simulator",
-    "set_parameter_value": "modelfit_core.compat.simulator",
-    "set_states": "modelfit_core.compat.simulator",
-    "run_again": "modelfit_core.compat.simulator",
     "get_param_dic": "modelfit_core.compat.fitter",
     "get_full_namespace": "modelfit_core.compat.fitter",
-    "setup_fit": "modelfit_core.compat.fitter",
     "get_param_dict": "modelfit_core.compat.inferencer",
     "configure_simulator": "modelfit_core.compat.inferencer",
     "normalize_weights": "modelfit_core.compat.metric",
@@ -89,15 +80,9 @@ _CORE_NAMES = {
     "ProgressBar": "modelfit_core.compat.utils",
 }
 
-_registry = None
-
-
 def _plugin_registry():
-    global _registry
-    if _registry is None:
-        from modelfit_core.registry.plugin_registry import Registry
-        _registry = Registry()
-    return _registry
+    from modelfit_core.registry.plugin_registry import shared_registry
+    return shared_registry()
 
 
 def __getattr__(name: str):

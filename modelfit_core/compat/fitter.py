@@ -2,8 +2,9 @@
 
 The classes and ``get_spikes``/``get_sensitivity_*`` are the core's own
 (imported when first used); ``get_param_dic``, ``get_full_namespace`` and
-``setup_fit`` are brian2modelfitting's helpers for scripts that drive a Brian
-network themselves (with :mod:`modelfit_core.compat.simulator`).
+``setup_fit`` (from the Brian backend plugins) are brian2modelfitting's
+helpers for scripts that drive a Brian network themselves (with
+:mod:`modelfit_core.compat.simulator`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from modelfit_core.compat.simulator import Simulator, simulator_for_device
+from modelfit_core.compat.plugin_names import find_plugin_name
 from modelfit_core.contracts.errors import DataError
 from modelfit_core.model.namespace import user_namespace
 
@@ -27,20 +28,26 @@ _CORE = {
     "get_sensitivity_equations": "modelfit_core.model.sensitivity",
     "get_sensitivity_init": "modelfit_core.model.sensitivity",
 }
+_FROM_PLUGINS = ("setup_fit",)
+"""Names the Brian backend plugins offer (``modelfit.exports``)."""
 
-__all__ = sorted([*_CORE, "get_full_namespace", "get_param_dic", "setup_fit"])
+__all__ = sorted([*_CORE, *_FROM_PLUGINS, "get_full_namespace", "get_param_dic"])
 
 
 def __getattr__(name: str):
+    value = None
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _FROM_PLUGINS:
+        value = find_plugin_name("backends", name)
+    if value is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_CORE))
+    return sorted(set(globals()) | set(__all__))
 
 
 def get_param_dic(params, param_names: Sequence[str], n_traces: int, n_samples: int
@@ -112,18 +119,3 @@ def get_full_namespace(additional_namespace: Mapping[str, Any], level: int = 0
                  if isinstance(value, (Quantity, numbers.Number, Function))}
     namespace.update(additional_namespace)
     return namespace
-
-
-def setup_fit() -> Simulator:
-    """The simulator for Brian's active device.
-
-    A :class:`~modelfit_core.compat.simulator.RuntimeSimulator` for the runtime
-    device, a :class:`~modelfit_core.compat.simulator.CPPStandaloneSimulator`
-    for ``cpp_standalone``, which is reset (keeping its build options) if it
-    has already run a simulation.
-
-    Returns
-    -------
-    Simulator
-    """
-    return simulator_for_device()

@@ -52,7 +52,8 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
     print(f"\nFitted {n_rounds} rounds x {n_samples} samples in {elapsed:.2f} s "
           f"({fitter.history.n_evaluations} simulations)")
     print(f"{'parameter':<10}{'fitted':>16}{'ground truth':>16}{'ratio':>8}")
-    for name, dim in zip(fitter.space.names, fitter.space.dims):
+    space = fitter.current_fit.space
+    for name, dim in zip(space.names, space.dims):
         value = float(best[name])
         truth = dataset.ground_truth.get(name)
         truth_text = format_quantity(truth, dim) if truth is not None else "?"
