@@ -2,11 +2,13 @@
 :mod:`modelfit_core.tools.contract_checks` and
 :mod:`modelfit_core.tools.multiobjective_checks`); needs ``hypothesis``."""
 
-from modelfit_core.tools import contract_checks, multiobjective_checks
-from modelfit_core.tools.contract_checks import (  # noqa: F401
+from modelfit_core.tools.contract_checks import (
     check_feedback, check_optimizer, check_registered, check_spike_metric,
     check_trace_metric, optimizer_problems, spike_cases, trace_cases)
-from modelfit_core.tools.multiobjective_checks import (  # noqa: F401
+from modelfit_core.tools.multiobjective_checks import (
     check_multiobjective_optimizer, objective_problems)
 
-__all__ = [*contract_checks.__all__, *multiobjective_checks.__all__]
+# written out for type checkers; tests/test_public_names.py checks it against the tools'
+__all__ = ["check_feedback", "check_multiobjective_optimizer", "check_optimizer",
+           "check_registered", "check_spike_metric", "check_trace_metric", "objective_problems",
+           "optimizer_problems", "spike_cases", "trace_cases"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import numbers
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -28,10 +28,20 @@ _CORE = {
     "get_sensitivity_init": "modelfit_core.model.sensitivity",
 }
 
-__all__ = sorted([*_CORE, "get_full_namespace", "get_param_dic", "setup_fit"])
+__all__ = ["Fitter", "OnlineTraceFitter", "SpikeFitter", "TraceFitter", "get_full_namespace",
+           "get_param_dic", "get_sensitivity_equations", "get_sensitivity_init", "get_spikes",
+           "setup_fit"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_core.fitting.fitter import Fitter
+    from modelfit_core.fitting.online_trace_fitter import OnlineTraceFitter
+    from modelfit_core.fitting.spike_fitter import SpikeFitter
+    from modelfit_core.fitting.trace_fitter import TraceFitter
+    from modelfit_core.model.data import get_spikes
+    from modelfit_core.model.sensitivity import get_sensitivity_equations, get_sensitivity_init
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
         globals()[name] = value
@@ -39,7 +49,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_CORE))
 
 

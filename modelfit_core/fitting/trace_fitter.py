@@ -68,8 +68,9 @@ class TraceFitter(Fitter):
     online_error = False
     """Whether the last ``fit()`` accumulated the trace errors during the simulation."""
 
-    def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
-            online_error=False, start_iteration=None, penalty=None, level=0, resume=False,
+    # the manual's signature, which puts online_error before the arguments Fitter.fit shares
+    def fit(self, optimizer=None, metric=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
+            callback=DEFAULT, restart=False, online_error=False, start_iteration=None, penalty=None, level=0, resume=False,
             **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 

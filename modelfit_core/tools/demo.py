@@ -43,6 +43,7 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
                              g_na=[200 * nsiemens, 0.4 * msiemens],
                              g_kd=[200 * nsiemens, 200 * usiemens])
     elapsed = time.perf_counter() - started
+    assert best is not None, "a fit of one round or more has a best parameter set"
     fitted = fitter.generate_traces()
     plot_traces(dataset.outputs * 1e-3, np.asarray(fitted), dataset.dt_s,
                 title=f"bundled HH data: fit after {n_rounds} rounds",
