@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from brian2 import amp, mV, ms, nS, pF
 
-pytest.importorskip("distributed")
-
-from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,  # noqa: E402
+from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,
                            TraceFitter)
-from modelfit_core.registry.plugin_registry import Registry  # noqa: E402
+from modelfit_core.registry.plugin_registry import Registry
 
 MODEL = """
 dv/dt = (gl*(El - v) + I)/C : volt

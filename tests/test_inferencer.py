@@ -13,12 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sbi")
+import torch
+from brian2 import amp, mV, ms, nS, pF, volt
 
-from brian2 import amp, mV, ms, nS, pF, volt  # noqa: E402
-
-from modelfit_core import ConfigurationError, DataError, FitStateError, ParameterError  # noqa: E402
+from modelfit_core import ConfigurationError, DataError, FitStateError, ParameterError
 
 torch.set_num_threads(1)
 pytestmark = [pytest.mark.filterwarnings("ignore:Maximum number of epochs"),
@@ -434,7 +432,6 @@ def test_pipeline_inferencer_uses_the_pipeline_backend():
 @pytest.mark.slow
 def test_training_data_simulated_on_dask_equals_runtime():
     """The same parameter sets give the same summary statistics on 2 dask workers."""
-    pytest.importorskip("distributed")
     from modelfit_core.registry.plugin_registry import Registry
     dask = Registry(distributions=["modelfit-brian2"]).lookup("backends", "dask")(n_workers=2)
     try:
