@@ -215,16 +215,6 @@ iteration : integer (constant, shared)
 """Relaxation to ``El`` (from the caller's namespace): exact solution known."""
 
 
-@pytest.fixture
-def numpy_target():
-    """Brian's numpy code generation: nothing to compile for these tiny networks."""
-    from brian2 import prefs
-    previous = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    yield
-    prefs.codegen.target = previous
-
-
 def _network(name_suffix="", threshold=None):
     from brian2 import Network, NeuronGroup, SpikeMonitor, StateMonitor
     neurons = NeuronGroup(3, MODEL, method="exact", threshold=threshold,

@@ -165,7 +165,7 @@ inputs = np.zeros((2, 100))*amp
 inputs[:, 20:] = 0.2*nA
 fitter = TraceFitter(model=model, input={'I': inputs}, output={'v': np.zeros((2, 100))*mV + El},
                      dt=0.1*ms, n_samples=4, param_init={'v': El},
-                     backend=DaskBackend(n_workers=2))
+                     backend=DaskBackend(n_workers=1))
 best, error = fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
                          callback=None, gl=[1*nS, 10*nS], C=[10*pF, 100*pF])
 print("FITTED", sorted(best), __file__.endswith("script.py"))
@@ -175,7 +175,8 @@ print("FITTED", sorted(best), __file__.endswith("script.py"))
 @pytest.mark.slow
 def test_a_script_without_main_guard_fits_on_dask(tmp_path):
     """Every script of the manual runs at module level, without
-    ``if __name__ == "__main__":``; the workers must not run it again."""
+    ``if __name__ == "__main__":``; the worker (a spawned process, which imports the
+    script's module as __mp_main__) must not run it again."""
     import subprocess
     import sys
 
