@@ -109,6 +109,8 @@ def test_workers_send_errors_not_traces(dask_backend):
     assert fitter.simulation.run(parameters).traces["v"].shape == (n, 2, 300)
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 @pytest.mark.parametrize("online_error", [False, True])
 def test_traces_and_spikes_on_workers_equal_runtime(dask_backend, online_error):

@@ -217,6 +217,8 @@ def test_training_data_go_through_the_backend_in_fixed_batches():
 
 
 # -- simple interface -----------------------------------------------------------------
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_posterior_covers_the_ground_truth(trained):
     assert trained.param_names == ["C", "gl"]  # alphabetical, as brian2modelfitting's
@@ -265,6 +267,8 @@ def test_likelihood_and_ratio_estimation(method, estimator, posterior_kwargs):
     assert (C >= 50e-12).all() and (C <= 500e-12).all()
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_voltage_and_spike_features():
     from modelfit_core import Inferencer
