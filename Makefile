@@ -27,8 +27,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelfit demo --output output/demo
 
+# the suite includes the architecture (lint-imports: tests/test_architecture.py) and the
+# type checker (pyright: tests/test_types.py), each run once
 test: $(STAMP)
-	$(BIN)/lint-imports --no-cache   # the architecture: pyproject.toml [tool.importlinter]
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -7,9 +7,14 @@ Two ways in:
   ``MSEMetric``, ... so ``from modelfit_core import *`` runs the manual's scripts.
 
 Core names and plugin classes are resolved lazily (PEP 562 ``__getattr__``):
-importing this package loads neither Brian 2 nor any plugin. ``__all__`` and
-``dir()`` list the plugins' class names from the installed metadata; a
-plugin's module (and its library) is imported when its name is first used.
+importing this package loads neither Brian 2 nor any plugin; a plugin's module
+(and its library) is imported when its name is first used. ``__all__`` is
+written out below, the same whatever extras are installed: the core's names and
+the classes and helpers of modelfit's own plugins (a name whose extra is
+missing is bound to a stand-in that says what to install, see
+:mod:`modelfit_core.public_names`). Third-party plugins' classes are found by
+``__getattr__`` and listed by ``dir()``, but are not in ``__all__``. Type
+checkers read the ``TYPE_CHECKING`` imports, which Python never runs.
 
 The layers of the core, each a sub-package importing only those below it:
 ``contracts`` -> ``model`` -> ``registry`` | ``results`` -> ``fitting`` ->
@@ -21,10 +26,90 @@ submodules above them (``modelfit_core.compat.utils`` for
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from modelfit_core.contracts.hookspecs import hookimpl, hookspec  # noqa: F401 (public names)
+from modelfit_core.contracts.hookspecs import hookimpl, hookspec
 
 __version__ = "0.2.0"
+
+__all__ = [
+    # the core's names (where each lives: _CORE_NAMES)
+    "ArgumentTypeError", "CPPStandaloneSimulator", "ConfigurationError", "DataError",
+    "DuplicatePluginError", "Feedback", "FitStateError", "Fitter", "FittingProblem",
+    "HH_MODEL", "LeastSquaresMetric", "Metric", "MetricWithUnits", "ModelDefinitionError",
+    "ModelfitError", "OnlineTraceFitter", "Optimizer", "ParameterError", "ParameterSpace",
+    "Parts", "Pipeline", "PluginContractError", "PluginLoadError", "ProgressBar", "Registry",
+    "ResidualForm", "RuntimeSimulator", "SimulationBackend", "SimulationError",
+    "SimulationResult", "SimulationSpec", "Simulator", "SpikeFitter", "SpikeMetric",
+    "StorageError", "TraceFitter", "TraceMetric", "UnitMismatchError", "UnknownPluginError",
+    "callback_none", "callback_setup", "callback_text", "configure_simulator",
+    "get_full_namespace", "get_param_dic", "get_param_dict", "get_sensitivity_equations",
+    "get_sensitivity_init", "get_spikes", "initialize_neurons", "initialize_parameter",
+    "load_hh_dataset", "make_dic", "normalize_weights", "run_again", "set_parameter_value",
+    "set_states", "setup_fit",
+    # the classes and helpers of modelfit's own plugins (found through the registry)
+    "Brian2RuntimeBackend", "Brian2StandaloneBackend", "DaskBackend", "FeatureMetric",
+    "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer", "NSGA3Optimizer",
+    "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer", "SkoptOptimizer",
+    "TextFeedback", "calc_bounds", "calc_eFEL", "calc_prior", "firing_rate",
+    "get_gamma_factor",
+    # the hook markers, and the version
+    "__version__", "hookimpl", "hookspec",
+]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
+    from modelfit_core.compat.fitter import get_full_namespace, get_param_dic, setup_fit
+    from modelfit_core.compat.inferencer import configure_simulator, get_param_dict
+    from modelfit_core.compat.metric import normalize_weights
+    from modelfit_core.compat.simulator import (CPPStandaloneSimulator, RuntimeSimulator,
+                                                Simulator, initialize_neurons,
+                                                initialize_parameter, run_again,
+                                                set_parameter_value, set_states)
+    from modelfit_core.compat.utils import (ProgressBar, callback_none, callback_setup,
+                                            callback_text, make_dic)
+    from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,
+                                                DataError, DuplicatePluginError,
+                                                FitStateError, ModelDefinitionError,
+                                                ModelfitError, ParameterError,
+                                                PluginContractError, PluginLoadError,
+                                                SimulationError, StorageError,
+                                                UnknownPluginError)
+    from modelfit_core.contracts.metric_bases import Metric, SpikeMetric, TraceMetric
+    from modelfit_core.contracts.protocols import (Feedback, LeastSquaresMetric,
+                                                   MetricWithUnits, Optimizer, ResidualForm,
+                                                   SimulationBackend)
+    from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
+    from modelfit_core.contracts.units import UnitMismatchError
+    from modelfit_core.fitting.fitter import Fitter
+    from modelfit_core.fitting.online_trace_fitter import OnlineTraceFitter
+    from modelfit_core.fitting.pipeline import Pipeline
+    from modelfit_core.fitting.problem import FittingProblem
+    from modelfit_core.fitting.spike_fitter import SpikeFitter
+    from modelfit_core.fitting.trace_fitter import TraceFitter
+    from modelfit_core.model.data import get_spikes
+    from modelfit_core.model.parameters import ParameterSpace
+    from modelfit_core.model.sensitivity import (get_sensitivity_equations,
+                                                 get_sensitivity_init)
+    from modelfit_core.registry.parts import Parts
+    from modelfit_core.registry.plugin_registry import Registry
+    from modelfit_core.tools.datasets import HH_MODEL, load_hh_dataset
+    # modelfit's own plugins: the modules their entry points name (pyproject.toml)
+    from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
+    from modelfit_plugins.backends.brian2_standalone import Brian2StandaloneBackend
+    from modelfit_plugins.backends.dask_backend import DaskBackend
+    from modelfit_plugins.feedback.progressbar import ProgressBarFeedback
+    from modelfit_plugins.feedback.text import TextFeedback
+    from modelfit_plugins.inference.sbi_inference import Inferencer
+    from modelfit_plugins.inference.sbi_prior import calc_prior
+    from modelfit_plugins.metrics.efel_calc import calc_eFEL
+    from modelfit_plugins.metrics.efel_features import FeatureMetric
+    from modelfit_plugins.metrics.gamma_factor import GammaFactor, firing_rate, get_gamma_factor
+    from modelfit_plugins.metrics.mse import MSEMetric
+    from modelfit_plugins.optimizers.bounds import calc_bounds
+    from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
+    from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer, NSGA3Optimizer
+    from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
+    from modelfit_plugins.optimizers.skopt_optimizer import SkoptOptimizer
 
 _CORE_NAMES = {
     "TraceFitter": "modelfit_core.fitting.trace_fitter",
@@ -85,25 +170,28 @@ def _plugin_registry():
     return shared_registry()
 
 
-def __getattr__(name: str):
+def _find_plugin_name(name: str) -> Any:
+    registry = _plugin_registry()
+    found = registry.find_class(name)
+    return found if found is not None else registry.find_export(name)
+
+
+def __getattr__(name: str) -> Any:
     if name in _CORE_NAMES:
         value = getattr(importlib.import_module(_CORE_NAMES[name]), name)
         globals()[name] = value
         return value
-    if name == "__all__":
-        registry = _plugin_registry()
-        return sorted(set(_CORE_NAMES) | set(registry.class_names())
-                      | set(registry.export_names()) | {"hookimpl", "hookspec", "__version__"})
-    if not name.startswith("_"):
-        registry = _plugin_registry()
-        found = registry.find_class(name)
-        if found is None:
-            found = registry.find_export(name)
-        if found is not None:
-            globals()[name] = found
-            return found
-    raise AttributeError(f"module 'modelfit_core' has no attribute {name!r}")
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from modelfit_core.public_names import UnavailableName, offered_name
+    value = offered_name(__name__, name, __all__, _find_plugin_name)
+    if not isinstance(value, UnavailableName):
+        globals()[name] = value
+    return value
 
 
-def __dir__():
-    return __getattr__("__all__")
+def __dir__() -> list[str]:
+    """``__all__`` and the classes and helpers of every installed plugin (third-party ones
+    included)."""
+    registry = _plugin_registry()
+    return sorted(set(__all__) | set(registry.class_names()) | set(registry.export_names()))

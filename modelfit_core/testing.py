@@ -1,12 +1,17 @@
 """Contract checks for plugin authors (the public face of
-:mod:`modelfit_core.tools.contract_checks` and
-:mod:`modelfit_core.tools.multiobjective_checks`); needs ``hypothesis``."""
+:mod:`modelfit_core.tools.contract_checks`,
+:mod:`modelfit_core.tools.multiobjective_checks` and
+:mod:`modelfit_core.tools.simulation_checks`); needs ``hypothesis``."""
 
-from modelfit_core.tools import contract_checks, multiobjective_checks
-from modelfit_core.tools.contract_checks import (  # noqa: F401
+from modelfit_core.tools.contract_checks import (
     check_feedback, check_optimizer, check_registered, check_spike_metric,
     check_trace_metric, optimizer_problems, spike_cases, trace_cases)
-from modelfit_core.tools.multiobjective_checks import (  # noqa: F401
+from modelfit_core.tools.multiobjective_checks import (
     check_multiobjective_optimizer, objective_problems)
+from modelfit_core.tools.simulation_checks import check_backend, check_inference
 
-__all__ = [*contract_checks.__all__, *multiobjective_checks.__all__]
+# written out, for type checkers (tests/test_public_names.py)
+__all__ = ["check_backend", "check_feedback", "check_inference",
+           "check_multiobjective_optimizer", "check_optimizer", "check_registered",
+           "check_spike_metric", "check_trace_metric", "objective_problems",
+           "optimizer_problems", "spike_cases", "trace_cases"]

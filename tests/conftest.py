@@ -125,6 +125,17 @@ def make_fitter(passive_data):
     return factory
 
 
+@pytest.fixture
+def numpy_target():
+    """Brian's numpy code generation for a test's own tiny networks (data made with
+    Brian's run(), monitors read by modelfit): nothing to compile with Cython."""
+    from brian2 import prefs
+    previous = prefs.codegen.target
+    prefs.codegen.target = "numpy"
+    yield
+    prefs.codegen.target = previous
+
+
 def release_brian_objects():
     """Free Brian groups kept alive by reference cycles (e.g. a traceback held by
     ``pytest.raises``), so that the next group gets the same stable name and reuses

@@ -1,12 +1,13 @@
 """Every module-level name of brian2modelfitting's API reference, checked against modelfit.
 
-The names and their documented parameters are read from the manual's API
-reference chapter ("3.1 brian2modelfitting package" of the seed text next to
-the repository); a hand-written list stands in when the seed is absent. Each
-name must be importable from ``modelfit_core`` (``from modelfit_core import *``
-included) and from ``modelfit_core.compat.<module>``, be callable, accept the
-documented parameters, and have a row in docs/compatibility.md. The behaviour
-of the compat layer's helpers is tested in tests/test_compat_helpers.py.
+The names, their documented parameters and the methods documented under each class
+come from the manual's API reference chapter, carried in tests/data/api_reference.json
+(tests/api_reference.py reads the manual; the first test compares the file with the
+manual when the manual is next to the repository). Each name must be importable
+from ``modelfit_core`` (``from modelfit_core import *`` included) and from
+``modelfit_core.compat.<module>``, be callable, accept the documented parameters,
+and have a row in docs/compatibility.md. The behaviour of the compat layer's helpers
+is tested in tests/test_compat_helpers.py.
 """
 
 from __future__ import annotations
@@ -23,29 +24,10 @@ from pathlib import Path
 import pytest
 
 import modelfit_core
+from api_reference import SEEDS, from_manual, load, manual_text, parse_api_reference
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-HEADING = "3.1 brian2modelfitting package"
 DOC = ROOT / "docs" / "compatibility.md"
-
-HAND_LIST = {
-    "fitter": ["Fitter", "OnlineTraceFitter", "SpikeFitter", "TraceFitter", "get_full_namespace",
-               "get_param_dic", "get_sensitivity_equations", "get_sensitivity_init",
-               "get_spikes", "setup_fit"],
-    "inferencer": ["Inferencer", "calc_prior", "configure_simulator", "get_full_namespace",
-                   "get_param_dict"],
-    "metric": ["FeatureMetric", "GammaFactor", "MSEMetric", "Metric", "SpikeMetric",
-               "TraceMetric", "calc_eFEL", "firing_rate", "get_gamma_factor",
-               "normalize_weights"],
-    "optimizer": ["NevergradOptimizer", "Optimizer", "SkoptOptimizer", "calc_bounds"],
-    "simulator": ["CPPStandaloneSimulator", "RuntimeSimulator", "Simulator",
-                  "initialize_neurons", "initialize_parameter", "run_again",
-                  "set_parameter_value", "set_states"],
-    "tests": ["run"],
-    "utils": ["ProgressBar", "callback_none", "callback_setup", "callback_text", "make_dic"],
-}
-"""The API reference's module-level names, by module (used when the seed is absent)."""
 
 NOT_IN_STAR_IMPORT = {("tests", "run"): "it would hide Brian's run() after `from brian2 import *`"}
 
@@ -55,117 +37,38 @@ SIGNATURE_DIFFERENCES: dict[str, str] = {}
 PLUGIN_LIBRARIES = ("nevergrad", "skopt", "sklearn", "efel", "sbi", "torch", "dask",
                     "distributed", "cma", "pymoo", "tqdm")
 
-
-# -- reading the API reference -----------------------------------------------------------
-_ENTRY = re.compile(r"^\s*(?:class\s+)?brian2modelfitting\.(\w+)\.(\w+)(.*)$")
-
-
-def _seed_text() -> str | None:
-    if not SEEDS.is_dir():
-        return None
-    for path in sorted(SEEDS.glob("*.txt")):
-        text = path.read_text(errors="replace")
-        if HEADING in text:
-            return text
-    return None
-
-
-def parse_api_reference(text: str) -> dict[tuple[str, str], list[tuple[str, bool]]]:
-    """``(module, name) -> [(parameter, has_default), ...]`` from the API reference chapter.
-
-    Signatures wrap over several lines in the PDF's text, breaking words with a
-    hyphen (``in-`` / ``put_var``); defaults use typographic quotes (``’DE’``),
-    which do not matter since only the names and whether there is a default are kept.
-    """
-    lines = text.split(HEADING, 1)[1].splitlines()
-    found: dict[tuple[str, str], list[tuple[str, bool]]] = {}
-    index = 0
-    while index < len(lines):
-        match = _ENTRY.match(lines[index])
-        index += 1
-        if not match:
-            continue
-        module, name, rest = match.groups()
-        signature = rest.strip()
-        if signature and not signature.startswith("("):
-            continue  # "brian2modelfitting.fitter module" and the like
-        signature, index = _joined(signature, lines, index)
-        found[(module, name)] = _parameters(signature)
-    return found
-
-
-_METHOD = re.compile(r"^\s?([a-z_]\w*)(\(.*)$")
-_PROSE_CALLS = {"func"}
-"""Calls at the start of a line that are prose, not methods (``func(parameters, ...)``
-in the description of ``callback``)."""
-
-
-def _parameters(signature: str) -> list[tuple[str, bool]]:
-    inner = signature[1:signature.rindex(")")] if signature else ""
-    parameters = []
-    for part in inner.split(","):
-        if part.strip():
-            parameter, equals, _ = part.partition("=")
-            parameters.append((parameter.strip(), bool(equals)))
-    return parameters
-
-
-def _joined(signature: str, lines: list[str], index: int) -> tuple[str, int]:
-    """A signature wrapped over lines, hyphenated words joined; and the next line."""
-    while signature.count("(") > signature.count(")") and index < len(lines):
-        following = lines[index].strip()
-        index += 1
-        if re.search(r"[A-Za-z_]-$", signature):
-            signature = signature[:-1] + following
-        else:
-            signature = f"{signature} {following}"
-    return signature, index
-
-
-def parse_api_methods(text: str) -> dict[tuple[str, str, str], list[tuple[str, bool]]]:
-    """``(module, class, method) -> [(parameter, has_default), ...]``: the methods
-    documented under each class of the API reference chapter."""
-    lines = text.split(HEADING, 1)[1].splitlines()
-    found: dict[tuple[str, str, str], list[tuple[str, bool]]] = {}
-    owner = None
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        index += 1
-        entry = _ENTRY.match(line)
-        if entry:
-            owner = entry.groups()[:2] if line.lstrip().startswith("class ") else None
-            continue
-        match = _METHOD.match(line)
-        if owner is None or not match or match.group(1) in _PROSE_CALLS:
-            continue
-        signature, index = _joined(match.group(2).strip(), lines, index)
-        found[(*owner, match.group(1))] = _parameters(signature)
-    return found
-
-
-SEED_TEXT = _seed_text()
-PARSED = parse_api_reference(SEED_TEXT) if SEED_TEXT is not None else None
-METHODS = parse_api_methods(SEED_TEXT) if SEED_TEXT is not None else {}
-NAMES = sorted(PARSED) if PARSED is not None else sorted(
-    (module, name) for module, names in HAND_LIST.items() for name in names)
+PARSED, METHODS = load()
+NAMES = sorted(PARSED)
 
 
 def _ids(pairs):
     return [f"{module}.{name}" for module, name in pairs]
 
 
-def test_the_seed_and_the_hand_list_agree():
-    if PARSED is None:
-        pytest.skip(f"the manual's text is not in {SEEDS} (only the hand-written list is "
-                    f"checked)")
-    assert len(PARSED) >= 40, "the API reference chapter was not parsed"
-    hand = {(module, name) for module, names in HAND_LIST.items() for name in names}
-    assert set(PARSED) == hand
-    # wrapped, hyphenated signatures are joined
+def test_the_data_file_is_what_the_manual_says():
+    """tests/data/api_reference.json is the manual's API reference as tests/api_reference.py
+    reads it (regenerate it with ``python tests/api_reference.py``)."""
+    text = manual_text()
+    if text is None:
+        pytest.skip(f"the manual is not in {SEEDS}: the data file stands in for it")
+    assert load(from_manual(text)) == (PARSED, METHODS), (
+        "tests/data/api_reference.json differs from the manual: run "
+        "`python tests/api_reference.py`")
+    # the parser on what the PDF's text does: wrapped, hyphenated signatures are joined
+    parsed = parse_api_reference(text)
+    assert ("input_var", True) in parsed[("fitter", "Fitter")]
+
+
+def test_the_data_file_holds_the_whole_reference():
+    assert len(PARSED) == 43 and len(METHODS) >= 100
+    assert {module for module, _ in PARSED} == {"fitter", "inferencer", "metric", "optimizer",
+                                                "simulator", "tests", "utils"}
     assert ("input_var", True) in PARSED[("fitter", "Fitter")]
     assert [p for p, _ in PARSED[("utils", "callback_text")]][-1] == "additional_info"
     assert PARSED[("simulator", "RuntimeSimulator")] == []
+    assert METHODS[("fitter", "TraceFitter", "optimization_iter")] == [
+        ("optimizer", False), ("metric", False), ("penalty", False)]
+    assert ("online_error", True) in METHODS[("fitter", "Fitter", "setup_neuron_group")]
 
 
 # -- importable, callable, documented parameters ------------------------------------------
@@ -212,8 +115,6 @@ def _accepts_documented_parameters(value, documented: list[tuple[str, bool]]) ->
 
 @pytest.mark.parametrize("module, name", NAMES, ids=_ids(NAMES))
 def test_the_signature_accepts_the_documented_parameters(module, name):
-    if PARSED is None:
-        pytest.skip(f"the manual's text is not in {SEEDS}")
     problems = _accepts_documented_parameters(getattr(_compat(module), name),
                                               PARSED[(module, name)])
     if name in SIGNATURE_DIFFERENCES:
@@ -227,15 +128,6 @@ def _unbound_signature(function):
     """The signature of a method as called on an instance (without ``self``)."""
     signature = inspect.signature(function)
     return signature.replace(parameters=list(signature.parameters.values())[1:])
-
-
-def test_every_documented_method_was_read():
-    if PARSED is None:
-        pytest.skip(f"the manual's text is not in {SEEDS}")
-    assert len(METHODS) >= 80, "the API reference's methods were not parsed"
-    assert METHODS[("fitter", "TraceFitter", "optimization_iter")] == [
-        ("optimizer", False), ("metric", False), ("penalty", False)]
-    assert ("online_error", True) in METHODS[("fitter", "Fitter", "setup_neuron_group")]
 
 
 @pytest.mark.parametrize("module, name, method", sorted(METHODS),

@@ -138,7 +138,7 @@ def test_bad_spike_trains(spy, data, trains, words):
     expect(ModelfitError, *words, call=lambda: spike_fitter(spy, data, trains))
 
 
-def test_spike_monitor_views_are_seconds(spy, data):
+def test_spike_monitor_views_are_seconds(spy, data, numpy_target):
     """brian2modelfitting accepts ``spike_monitor.t_`` (a unitless view) as seconds."""
     from brian2 import NeuronGroup, SpikeMonitor, run
 

@@ -160,7 +160,6 @@ def _spiking_trace(n_steps=1000, spikes_at=(200, 450, 700)) -> np.ndarray:
 
 
 def test_calc_eFEL_returns_the_features_of_each_trace():
-    pytest.importorskip("efel")
     from brian2 import mV, ms
     traces = np.vstack([_spiking_trace(), _spiking_trace(spikes_at=(300,))])
     plain = compat_metric.calc_eFEL(traces, [(10, 90), (10, 90)], ["spike_count"], 0.1e-3)
@@ -174,7 +173,6 @@ def test_calc_eFEL_returns_the_features_of_each_trace():
 
 # -- inferencer: calc_prior ----------------------------------------------------------------
 def test_calc_prior_is_a_box_uniform_over_the_bounds():
-    pytest.importorskip("sbi")
     from brian2 import nS, pF
     from sbi.utils import BoxUniform
     prior = compat_inferencer.calc_prior(["gl", "C"], gl=[1 * nS, 100 * nS], C=[500 * pF, 10 * pF])
@@ -215,16 +213,6 @@ tau : second (constant)
 iteration : integer (constant, shared)
 """
 """Relaxation to ``El`` (from the caller's namespace): exact solution known."""
-
-
-@pytest.fixture
-def numpy_target():
-    """Brian's numpy code generation: nothing to compile for these tiny networks."""
-    from brian2 import prefs
-    previous = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    yield
-    prefs.codegen.target = previous
 
 
 def _network(name_suffix="", threshold=None):

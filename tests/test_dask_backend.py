@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 from brian2 import amp, mV, ms, nS, pF
 
-pytest.importorskip("distributed")
-
-from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,  # noqa: E402
+from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,
                            TraceFitter)
-from modelfit_core.registry.plugin_registry import Registry  # noqa: E402
+from modelfit_core.registry.plugin_registry import Registry
 
 MODEL = """
 dv/dt = (gl*(El - v) + I)/C : volt
@@ -111,6 +109,8 @@ def test_workers_send_errors_not_traces(dask_backend):
     assert fitter.simulator.run(parameters).traces["v"].shape == (n, 2, 300)
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 @pytest.mark.parametrize("online_error", [False, True])
 def test_traces_and_spikes_on_workers_equal_runtime(dask_backend, online_error):
@@ -167,7 +167,7 @@ inputs = np.zeros((2, 100))*amp
 inputs[:, 20:] = 0.2*nA
 fitter = TraceFitter(model=model, input={'I': inputs}, output={'v': np.zeros((2, 100))*mV + El},
                      dt=0.1*ms, n_samples=4, param_init={'v': El},
-                     backend=DaskBackend(n_workers=2))
+                     backend=DaskBackend(n_workers=1))
 best, error = fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=1), metric=MSEMetric(),
                          callback=None, gl=[1*nS, 10*nS], C=[10*pF, 100*pF])
 print("FITTED", sorted(best), __file__.endswith("script.py"))
@@ -177,7 +177,8 @@ print("FITTED", sorted(best), __file__.endswith("script.py"))
 @pytest.mark.slow
 def test_a_script_without_main_guard_fits_on_dask(tmp_path):
     """Every script of the manual runs at module level, without
-    ``if __name__ == "__main__":``; the workers must not run it again."""
+    ``if __name__ == "__main__":``; the worker (a spawned process, which imports the
+    script's module as __mp_main__) must not run it again."""
     import subprocess
     import sys
 

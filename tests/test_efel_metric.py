@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from brian2 import mV, ms, msiemens, nA, nsiemens, psiemens, second, usiemens
 
-efel = pytest.importorskip("efel")
-
-from modelfit_core.contracts.errors import ConfigurationError, DataError  # noqa: E402
+import efel
+from modelfit_core.contracts.errors import ConfigurationError, DataError
 from modelfit_core.contracts.units import UnitMismatchError
-from modelfit_plugins.metrics.efel_features import FeatureMetric  # noqa: E402
+from modelfit_plugins.metrics.efel_features import FeatureMetric
 
 DT = 0.01 * ms
 STIM = [(5 * ms, 10 * ms)]

@@ -13,12 +13,10 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sbi")
+import torch
+from brian2 import amp, mV, ms, nS, pF, volt
 
-from brian2 import amp, mV, ms, nS, pF, volt  # noqa: E402
-
-from modelfit_core import ConfigurationError, DataError, FitStateError, ParameterError  # noqa: E402
+from modelfit_core import ConfigurationError, DataError, FitStateError, ParameterError
 
 torch.set_num_threads(1)
 pytestmark = [pytest.mark.filterwarnings("ignore:Maximum number of epochs"),
@@ -219,6 +217,8 @@ def test_training_data_go_through_the_backend_in_fixed_batches():
 
 
 # -- simple interface -----------------------------------------------------------------
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_posterior_covers_the_ground_truth(trained):
     assert trained.param_names == ["C", "gl"]  # alphabetical, as brian2modelfitting's
@@ -267,6 +267,8 @@ def test_likelihood_and_ratio_estimation(method, estimator, posterior_kwargs):
     assert (C >= 50e-12).all() and (C <= 500e-12).all()
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_voltage_and_spike_features():
     from modelfit_core import Inferencer
@@ -434,7 +436,6 @@ def test_pipeline_inferencer_uses_the_pipeline_backend():
 @pytest.mark.slow
 def test_training_data_simulated_on_dask_equals_runtime():
     """The same parameter sets give the same summary statistics on 2 dask workers."""
-    pytest.importorskip("distributed")
     from modelfit_core.registry.plugin_registry import Registry
     dask = Registry(distributions=["modelfit-brian2"]).lookup("backends", "dask")(n_workers=2)
     try:

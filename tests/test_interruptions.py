@@ -225,6 +225,8 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 def test_a_stopped_standalone_binary_is_never_scored(tmp_path):
     """Ctrl-C to the binary alone (it stops early and exits normally), to the worker

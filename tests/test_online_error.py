@@ -78,6 +78,8 @@ def test_online_trace_fitter_is_mse_from_t_start(passive_data):
     assert online.generate_traces().shape == (N_TRACES, N_STEPS)
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 def test_online_error_keeps_spike_outputs_recorded(passive_data):
     """With outputs v and spikes, v's error is online, the spikes are recorded."""
     from modelfit_core import GammaFactor

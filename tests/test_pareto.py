@@ -101,7 +101,6 @@ def test_hypervolume_matches_a_monte_carlo_count_of_the_dominated_region(values)
 
 
 def test_hypervolume_agrees_with_pymoo():
-    pytest.importorskip("pymoo")
     from pymoo.indicators.hv import HV
     rng = np.random.default_rng(3)
     for k in (2, 3, 4):

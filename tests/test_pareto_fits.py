@@ -26,9 +26,7 @@ from modelfit_core.results.pareto import hypervolume, non_dominated
 from modelfit_core.results.storage import read_history, read_results
 from modelfit_core.testing import check_multiobjective_optimizer
 
-pytest.importorskip("pymoo")
-
-from modelfit_plugins.optimizers.pymoo_multiobjective import (NSGA2Optimizer,  # noqa: E402
+from modelfit_plugins.optimizers.pymoo_multiobjective import (NSGA2Optimizer,
                                                               NSGA3Optimizer)
 
 MODEL = """
@@ -223,13 +221,7 @@ def test_single_objective_fits_have_no_front_and_mismatched_counts_are_refused()
         NSGA3Optimizer().initialize(["x"], 4, 1, x=[0, 1])
 
 
-# -- the optimizers' contract ----------------------------------------------------------------
-@pytest.mark.parametrize("name", ["nsga2", "nsga3"])
-def test_built_in_multi_objective_optimizers_keep_the_contract(name):
-    cls = BUILT_IN.lookup("optimizers", name)
-    check_multiobjective_optimizer(cls, max_examples=6)
-
-
+# -- the optimizers' contract (nsga2 and nsga3: tests/test_plugin_contracts.py) ------------
 class Forgetful:
     """Ignores its objectives: recommends the first point asked, accepts any shape."""
 

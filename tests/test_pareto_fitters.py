@@ -18,15 +18,12 @@ from modelfit_core.tools.pareto_plots import (front_table, plot_front_traces,
 from conftest import BOUNDS, DT, PASSIVE_MODEL
 from test_cli import CONFIG as CLI_CONFIG
 
-pytest.importorskip("pymoo")
-
 FEATURES = ["maximum_voltage", "steady_state_voltage_stimend",
             "decay_time_constant_after_stim"]
 STIMULI = [(2 * ms, 15 * ms), (5 * ms, 18 * ms)]
 
 
 def test_features_become_objectives(make_fitter, passive_data):
-    pytest.importorskip("efel")
     metric = FeatureMetric(STIMULI, FEATURES, n_jobs=1)
     fitter = make_fitter(n_samples=8)
     fitter.fit(n_rounds=3, metric=metric, objectives="features", optimizer="nsga3",
@@ -133,7 +130,6 @@ C = ["10*pF", "500*pF"]
 
 
 def test_a_config_file_runs_a_multi_objective_fit(tmp_path, passive_data, capsys):
-    pytest.importorskip("efel")
     pd.DataFrame(np.asarray(passive_data["I"])).to_csv(tmp_path / "input.csv")
     pd.DataFrame(np.asarray(passive_data["v"]) * 1e3).to_csv(tmp_path / "output.csv")
     (tmp_path / "fit.toml").write_text(CONFIG)
@@ -151,8 +147,6 @@ def test_a_config_file_runs_a_multi_objective_fit(tmp_path, passive_data, capsys
 
 @pytest.mark.slow
 def test_the_dask_backend_gives_the_same_front(make_fitter):
-    pytest.importorskip("distributed")
-    pytest.importorskip("efel")
     from modelfit_core.registry.plugin_registry import Registry
     from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer
     backend = Registry(distributions=["modelfit-brian2"]).lookup("backends", "dask")(

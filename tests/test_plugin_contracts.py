@@ -1,5 +1,11 @@
-"""The contract checks of ``modelfit_core.testing``, run on the built-in plugins,
-and shown to catch plugins that break the contracts."""
+"""The contract checks of ``modelfit_core.testing``, run on every built-in plugin,
+and shown to catch plugins that break the contracts.
+
+Every plugin modelfit registers (optimizers, metrics, backends, feedback, inference)
+goes through the check of its kind on a tiny problem: the cases are made from the
+registry, and tests/test_meta.py checks that they cover every entry point of
+pyproject.toml (:func:`checked_plugins`).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ import pytest
 from brian2 import mV, ms, second
 
 from modelfit_core.registry.plugin_registry import Registry
-from modelfit_core.testing import (check_feedback, check_optimizer, check_registered,
-                                   check_spike_metric, check_trace_metric)
+from modelfit_core.testing import (check_backend, check_feedback, check_inference,
+                                   check_multiobjective_optimizer, check_optimizer,
+                                   check_registered, check_spike_metric, check_trace_metric)
 
 BUILT_IN = Registry(distributions=["modelfit-brian2"])
 
@@ -24,8 +31,9 @@ OPTIMIZER_CASES = {
                {"max_examples": 3, "max_samples": 3, "n_rounds": 2})],
     "pymoo": [({"method": method}, {"max_examples": 6}) for method in
               ("DE", "PSO", "GA", "CMAES")],
-    # multi-objective: checked by check_multiobjective_optimizer (tests/test_pareto_fits.py)
-    "nsga2": [], "nsga3": [],
+    # multi-objective optimizers: check_multiobjective_optimizer
+    "nsga2": [({}, {"max_examples": 6, "objectives": True})],
+    "nsga3": [({}, {"max_examples": 6, "objectives": True})],
 }
 """(options, check_optimizer settings) for each built-in optimizer; one not listed is
 checked with default options."""
@@ -37,7 +45,7 @@ METRIC_FACTORIES = {
     "gamma_factor": [("spike", {"delta": 2 * ms, "time": 1 * second}),
                      ("spike", {"delta": 1 * ms, "time": 1 * second, "rate_correction": False})],
     "efel": [("efel", {"stim_times": [(1 * ms, 4 * ms)], "n_jobs": 1,
-                       "feat_list": ["voltage_base", "Spikecount", "mean_frequency"]})],
+                       "feat_list": ["voltage_base", "spike_count", "mean_frequency"]})],
 }
 """How to make and check each built-in metric: every registered one must be listed."""
 
@@ -52,7 +60,11 @@ def optimizer_cases():
 @pytest.mark.parametrize("name,options,settings", list(optimizer_cases()))
 def test_built_in_optimizers_keep_the_optimizer_contract(name, options, settings):
     cls = BUILT_IN.lookup("optimizers", name)
-    check_optimizer(functools.partial(cls, **options), **{"max_examples": 12, **settings})
+    settings = dict(settings)
+    if settings.pop("objectives", False):
+        check_multiobjective_optimizer(functools.partial(cls, **options), **settings)
+    else:
+        check_optimizer(functools.partial(cls, **options), **{"max_examples": 12, **settings})
 
 
 def metric_cases():
@@ -85,7 +97,67 @@ def test_built_in_feedback_keeps_the_feedback_contract(name, capsys):
     check_feedback(BUILT_IN.lookup("feedback", name))
 
 
-@pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback"])
+BACKEND_OPTIONS = {"dask": {"n_workers": 1}}
+"""Options of the built-in backends for their contract check (a one-worker cluster)."""
+
+
+@pytest.mark.parametrize("name", BUILT_IN.names("backends"))
+def test_built_in_backends_keep_the_backend_contract(name):
+    cls = BUILT_IN.lookup("backends", name)
+    made = []
+
+    def factory():
+        made.append(cls(**BACKEND_OPTIONS.get(name, {})))
+        return made[-1]
+
+    try:
+        check_backend(factory)
+    finally:
+        for backend in made:
+            if hasattr(backend, "shutdown"):
+                backend.shutdown()
+
+
+def _sbi_posterior():
+    """An amortized posterior of the passive membrane's gl and C from 60 simulations."""
+    from brian2 import amp, nS, pF, volt
+    from modelfit_core.tools.simulation_checks import passive_spec, passive_traces
+    spec = passive_spec(n_samples=1, n_traces=1, n_steps=60)
+    recorded = passive_traces(spec, np.array([20e-9]), np.array([200e-12]))[0]
+    inferencer = BUILT_IN.lookup("inference", "sbi")(
+        dt=spec.dt * second, model=spec.model, input={"I": spec.inputs["I"].values * amp},
+        output={"v": recorded * volt}, features={"v": [lambda x: x[-1] - x[0]]},
+        method="exact", param_init={"v": spec.param_init["v"] * volt},
+        namespace=dict(spec.namespace))
+    inferencer.infer(n_samples=60, density_estimator_model="mdn", seed=1,
+                     inference_kwargs={"show_progress_bars": False},
+                     train_kwargs={"max_num_epochs": 5}, gl=[5 * nS, 50 * nS],
+                     C=[50 * pF, 500 * pF])
+    return inferencer  # sample() and log_prob() in SI units, as the manual's Inferencer
+
+
+INFERENCE_RUNS = {"sbi": (_sbi_posterior, {"C": (50e-12, 500e-12), "gl": (5e-9, 50e-9)})}
+"""How to run each built-in inference plugin on a tiny problem, and its bounds (SI, in the
+order of its posterior's columns)."""
+
+
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs")
+@pytest.mark.parametrize("name", BUILT_IN.names("inference"))
+def test_built_in_inference_keeps_the_inference_contract(name):
+    run, bounds = INFERENCE_RUNS[name]
+    check_inference(run, bounds)
+
+
+def checked_plugins() -> dict[str, set[str]]:
+    """kind -> the built-in plugins the contract tests above check."""
+    return {"optimizers": {name for name, _, _ in (p.values for p in optimizer_cases())},
+            "metrics": {name for name, _, _ in (p.values for p in metric_cases())},
+            "backends": set(BUILT_IN.names("backends")),
+            "feedback": set(BUILT_IN.names("feedback")),
+            "inference": set(BUILT_IN.names("inference")) & set(INFERENCE_RUNS)}
+
+
+@pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback", "inference"])
 def test_every_built_in_name_is_registered_through_modelfit(kind):
     for name in BUILT_IN.names(kind):
         check_registered(kind, name, distribution="modelfit-brian2", registry=BUILT_IN)
@@ -236,6 +308,29 @@ def test_check_spike_metric_passes_and_catches():
     check_spike_metric(SpikeCountDifference, max_examples=10)
     with pytest.raises(AssertionError, match="modified the spike trains"):
         check_spike_metric(DropsSpikes, max_examples=30)
+
+
+class SwapsParameterSets:
+    """Runs the runtime backend on the parameter sets in reverse order."""
+
+    name = "swaps"
+
+    def prepare(self, spec):
+        inner = BUILT_IN.lookup("backends", "runtime")().prepare(spec)
+
+        class Prepared:
+            def run(self, parameters, iteration=0.0):
+                return inner.run({k: v[::-1] for k, v in parameters.items()}, iteration)
+
+            def close(self):
+                inner.close()
+
+        return Prepared()
+
+
+def test_check_backend_catches_a_backend_that_mixes_up_parameter_sets():
+    with pytest.raises(AssertionError, match=r"parameter set 0 \(gl=4e-08 S"):
+        check_backend(SwapsParameterSets)
 
 
 def test_check_feedback_catches_a_bad_answer():

@@ -17,17 +17,14 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("pymoo")
+from modelfit_core import Pipeline
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError, FitStateError
+from modelfit_core.testing import check_optimizer
+from modelfit_plugins.optimizers.bounds import BoundsError
+from modelfit_plugins.optimizers.pymoo_methods import METHODS
+from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
 
-from modelfit_core import Pipeline  # noqa: E402
-from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,  # noqa: E402
-                                            FitStateError)
-from modelfit_core.testing import check_optimizer  # noqa: E402
-from modelfit_plugins.optimizers.bounds import BoundsError  # noqa: E402
-from modelfit_plugins.optimizers.pymoo_methods import METHODS  # noqa: E402
-from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer  # noqa: E402
-
-from conftest import BOUNDS, DT, PASSIVE_MODEL, TRUE_PARAMS, El  # noqa: E402,F401
+from conftest import BOUNDS, DT, PASSIVE_MODEL, TRUE_PARAMS, El  # noqa: F401
 
 NAMES = ["g", "c", "e", "tau"]
 LOWER = np.array([1e-9, 1e-12, -0.08, 1e-3])

@@ -198,7 +198,7 @@ def test_a_whole_sequential_fit_repeats(passive_data):
 
 
 def test_a_whole_fit_repeats_with_skopt(passive_data):
-    skopt = pytest.importorskip("modelfit_plugins.optimizers.skopt_optimizer")
+    from modelfit_plugins.optimizers import skopt_optimizer as skopt
     make = lambda: skopt.SkoptOptimizer("ET", random_state=3, n_initial_points=3,  # noqa: E731
                                         acq_optimizer="sampling",
                                         acq_optimizer_kwargs={"n_points": 200})

@@ -6,15 +6,13 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("skopt")
+from modelfit_core import MSEMetric, Optimizer, Pipeline, TraceFitter
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
+from modelfit_plugins.optimizers.bounds import BoundsError, calc_bounds
+from modelfit_plugins.optimizers.skopt_models import _QuantileGBRT
+from modelfit_plugins.optimizers.skopt_optimizer import METHODS, SkoptOptimizer
 
-from modelfit_core import MSEMetric, Optimizer, Pipeline, TraceFitter  # noqa: E402
-from modelfit_core.contracts.errors import ConfigurationError, FitStateError  # noqa: E402
-from modelfit_plugins.optimizers.bounds import BoundsError, calc_bounds  # noqa: E402
-from modelfit_plugins.optimizers.skopt_models import _QuantileGBRT  # noqa: E402
-from modelfit_plugins.optimizers.skopt_optimizer import METHODS, SkoptOptimizer  # noqa: E402
-
-from conftest import BOUNDS, DT, PASSIVE_MODEL, El  # noqa: E402,F401
+from conftest import BOUNDS, DT, PASSIVE_MODEL, El  # noqa: F401
 
 BOX = {"a": [0.0, 1.0], "b": [1e-9, 1e-6]}
 FAST = {"n_initial_points": 3, "acq_optimizer": "sampling",

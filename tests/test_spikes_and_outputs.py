@@ -340,7 +340,7 @@ def test_gamma_factor_recording_without_spikes():
         gamma_factor_error([0.1], [], DELTA, TIME) > 1.0
 
 
-def test_get_spikes_splits_a_monitor_by_sample_and_trace():
+def test_get_spikes_splits_a_monitor_by_sample_and_trace(numpy_target):
     """get_spikes (API reference): neuron sample*n_traces + trace, times in seconds."""
     from brian2 import Network, SpikeGeneratorGroup, SpikeMonitor
     from modelfit_core import get_spikes

@@ -81,6 +81,8 @@ def builds(tmp_path_factory):
         sim.close()
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_results_equal_runtime(builds, threads):
     """Traces, spikes, end values and online errors as the runtime backend's, for
@@ -177,6 +179,8 @@ def fits(passive_data, spikes, optimizer_seed, backend=None):
     return trace, online, spike
 
 
+# a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
+@pytest.mark.timeout(900)
 def test_manual_standalone_mode_several_fitters_in_one_script(passive_data, tmp_path):
     """set_device('cpp_standalone') selects the backend; three fitters, generate()
     and refine() in one process, each fitter with its own build; the results are

@@ -47,7 +47,7 @@ def test_killed_fit_resumes_to_the_uninterrupted_result(tmp_path):
     # a concurrent reader sees the running fit
     assert len(read_results(db, "s", format="dataframe")) >= 3 * 30
     os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    process.communicate()  # reaps it and closes its pipes
     done = stored_rounds(db, "s")
     assert 3 <= done < n_rounds
     resumed = run_worker(db, "s", n_rounds, "--resume")

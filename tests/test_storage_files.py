@@ -253,3 +253,28 @@ def test_an_existing_study_is_refused_without_restart(tmp_path):
         make_fitter(db).fit(n_rounds=1, **BOUNDS)
     make_fitter(db).fit(n_rounds=2, restart=True, **BOUNDS)
     assert stored_rounds(db, "s") == 2
+
+
+# -- closing ------------------------------------------------------------------------------
+def test_a_store_collected_in_another_thread_closes_its_database(tmp_path):
+    """The store's finalizer runs in whichever thread collects it (a dask or tqdm thread,
+    say): closing there works, and SQLite folds its -wal file back into the database."""
+    import threading
+
+    path = tmp_path / "fit.db"
+    store = FitStore(path, "s")
+    assert path.with_name("fit.db-wal").exists()
+    failures = []
+
+    def close_here():
+        try:
+            store.close()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=close_here)
+    thread.start()
+    thread.join()
+    assert failures == []
+    assert not path.with_name("fit.db-wal").exists()
+    assert list_studies(path) == []

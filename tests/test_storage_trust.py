@@ -162,7 +162,7 @@ def test_a_killed_fits_lease_is_taken_over_by_resume(tmp_path):
     wait_for_rounds(process, db, "s", 2)
     assert query(db, "SELECT pid FROM leases WHERE study = 's'") == [(process.pid,)]
     os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    process.communicate()  # reaps it and closes its pipes
     assert query(db, "SELECT pid FROM leases WHERE study = 's'") == [(process.pid,)]
     run_worker(db, "s", 6, "--resume")
     assert stored_rounds(db, "s") == 6

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import numbers
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -31,10 +31,21 @@ _CORE = {
 _FROM_PLUGINS = ("setup_fit",)
 """Names the Brian backend plugins offer (``modelfit.exports``)."""
 
-__all__ = sorted([*_CORE, *_FROM_PLUGINS, "get_full_namespace", "get_param_dic"])
+__all__ = ["Fitter", "OnlineTraceFitter", "SpikeFitter", "TraceFitter", "get_full_namespace",
+           "get_param_dic", "get_sensitivity_equations", "get_sensitivity_init", "get_spikes",
+           "setup_fit"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_core.fitting.fitter import Fitter
+    from modelfit_core.fitting.online_trace_fitter import OnlineTraceFitter
+    from modelfit_core.fitting.spike_fitter import SpikeFitter
+    from modelfit_core.fitting.trace_fitter import TraceFitter
+    from modelfit_core.model.data import get_spikes
+    from modelfit_core.model.sensitivity import get_sensitivity_equations, get_sensitivity_init
+    from modelfit_plugins.backends.brian2_manual_simulator import setup_fit
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     value = None
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
@@ -46,7 +57,7 @@ def __getattr__(name: str):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 

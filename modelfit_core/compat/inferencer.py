@@ -9,28 +9,30 @@ for scripts that drive a Brian network themselves.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from modelfit_core.compat.fitter import get_full_namespace  # noqa: F401 (a name of this module)
+from modelfit_core.compat.fitter import get_full_namespace
 from modelfit_core.compat.plugin_names import find_plugin_name, module_getattr, plugin_names
 from modelfit_core.contracts.errors import DataError
 
+__all__ = ["Inferencer", "calc_prior", "configure_simulator", "get_full_namespace",
+           "get_param_dict"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_plugins.inference.sbi_inference import Inferencer
+    from modelfit_plugins.inference.sbi_prior import calc_prior
+
 _KIND = "inference"
-_OWN = ["configure_simulator", "get_full_namespace", "get_param_dict"]
 
 
-def __getattr__(name: str):
-    if name == "__all__":
-        return sorted(set(_OWN) | set(plugin_names(_KIND)))
-    value = module_getattr(__name__, _KIND, name)
-    globals()[name] = value
-    return value
+def __getattr__(name: str) -> Any:
+    return module_getattr(__name__, _KIND, name, __all__)
 
 
-def __dir__():
-    return sorted(set(globals()) | set(__getattr__("__all__")))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(plugin_names(_KIND)))
 
 
 def configure_simulator():

@@ -10,31 +10,38 @@ imported only when a feature is computed.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from modelfit_core.compat.plugin_names import module_getattr, plugin_names
 from modelfit_core.contracts.errors import ConfigurationError
 
+__all__ = ["FeatureMetric", "GammaFactor", "MSEMetric", "Metric", "SpikeMetric", "TraceMetric",
+           "calc_eFEL", "firing_rate", "get_gamma_factor", "normalize_weights"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_core.contracts.metric_bases import Metric, SpikeMetric, TraceMetric
+    from modelfit_plugins.metrics.efel_calc import calc_eFEL
+    from modelfit_plugins.metrics.efel_features import FeatureMetric
+    from modelfit_plugins.metrics.gamma_factor import GammaFactor, firing_rate, get_gamma_factor
+    from modelfit_plugins.metrics.mse import MSEMetric
+
 _KIND = "metrics"
 _CORE = {name: "modelfit_core.contracts.metric_bases"
          for name in ("Metric", "TraceMetric", "SpikeMetric")}
-_OWN = ["normalize_weights"]
 
 
-def __getattr__(name: str):
-    if name == "__all__":
-        return sorted(set(_CORE) | set(_OWN) | set(plugin_names(_KIND)))
+def __getattr__(name: str) -> Any:
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
-    else:
-        value = module_getattr(__name__, _KIND, name)
-    globals()[name] = value
-    return value
+        globals()[name] = value
+        return value
+    return module_getattr(__name__, _KIND, name, __all__)
 
 
-def __dir__():
-    return sorted(set(globals()) | set(__getattr__("__all__")))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(plugin_names(_KIND)))
 
 
 def normalize_weights(t_weights) -> np.ndarray:

@@ -9,23 +9,32 @@ through the registry when first used.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
 from modelfit_core.compat.plugin_names import module_getattr, plugin_names
+
+__all__ = ["NSGA2Optimizer", "NSGA3Optimizer", "NevergradOptimizer", "Optimizer",
+           "PymooOptimizer", "SkoptOptimizer", "calc_bounds"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_core.contracts.protocols import Optimizer
+    from modelfit_plugins.optimizers.bounds import calc_bounds
+    from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
+    from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer, NSGA3Optimizer
+    from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
+    from modelfit_plugins.optimizers.skopt_optimizer import SkoptOptimizer
 
 _KIND = "optimizers"
 _CORE = {"Optimizer": "modelfit_core.contracts.protocols"}
 
 
-def __getattr__(name: str):
-    if name == "__all__":
-        return sorted(set(_CORE) | set(plugin_names(_KIND)))
+def __getattr__(name: str) -> Any:
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
-    else:
-        value = module_getattr(__name__, _KIND, name)
-    globals()[name] = value
-    return value
+        globals()[name] = value
+        return value
+    return module_getattr(__name__, _KIND, name, __all__)
 
 
-def __dir__():
-    return sorted(set(globals()) | set(__getattr__("__all__")))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(plugin_names(_KIND)))

@@ -8,15 +8,17 @@ for one plugin kind and offers, under their Python names:
 * the ``modelfit.exports`` objects defined in a package that holds plugins of
   that kind (``firing_rate`` sits next to the metric plugins).
 
-Nothing is named here: what is installed decides, as for
-``from modelfit_core import *``.
+A compat module's ``__all__`` is written out in it (the same whatever is
+installed, see :mod:`modelfit_core.public_names`); third-party classes and
+exports of its kind are found here too, but are not in ``__all__``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
-from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.contracts.kinds import kind_called
+from modelfit_core.public_names import offered_name
 from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
 
@@ -30,7 +32,7 @@ def _kind_packages(registry: Registry, kind: str) -> set[str]:
 
 
 def _is_of_kind(obj: Any, kind: str) -> bool:
-    return isinstance(obj, type) and kind_named(kind).problem_with(obj) is None
+    return isinstance(obj, type) and kind_called(kind).problem_with(obj) is None
 
 
 def find_plugin_name(kind: str, name: str) -> Any | None:
@@ -80,9 +82,9 @@ def plugin_names(kind: str) -> list[str]:
     return sorted(set(names))
 
 
-def module_getattr(module_name: str, kind: str, name: str) -> Any:
-    """The body of a compat module's ``__getattr__``: a plugin name, or AttributeError."""
-    found = find_plugin_name(kind, name)
-    if found is None:
-        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
-    return found
+def module_getattr(module_name: str, kind: str, name: str, offered: Collection[str] = ()
+                   ) -> Any:
+    """The body of a compat module's ``__getattr__``: a plugin name, a stand-in for one of
+    ``offered`` (the module's ``__all__``) that cannot be used here, or AttributeError."""
+    return offered_name(module_name, name, offered,
+                        lambda wanted: find_plugin_name(kind, wanted))

@@ -8,11 +8,18 @@ keeps the manual's module name.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelfit_core.compat.plugin_names import module_getattr
 
 _KIND = "backends"
 __all__ = ["CPPStandaloneSimulator", "RuntimeSimulator", "Simulator", "initialize_neurons",
            "initialize_parameter", "run_again", "set_parameter_value", "set_states"]
+
+if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
+    from modelfit_plugins.backends.brian2_manual_simulator import (
+        CPPStandaloneSimulator, RuntimeSimulator, Simulator, initialize_neurons,
+        initialize_parameter, run_again, set_parameter_value, set_states)
 
 
 def __getattr__(name: str):

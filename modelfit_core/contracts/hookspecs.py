@@ -40,9 +40,7 @@ def _registration_hook(kind: Kind):
     return hookspec(register)
 
 
-for _kind in KINDS:
-    globals()[_kind.hook] = _registration_hook(_kind)
-del _kind
+globals().update({kind.hook: _registration_hook(kind) for kind in KINDS})
 
 REGISTRATION_HOOKS: tuple[str, ...] = tuple(kind.hook for kind in KINDS)
 

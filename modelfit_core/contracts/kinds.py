@@ -107,3 +107,18 @@ KIND_NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 def kind_named(name: str) -> Kind | None:
     """The :class:`Kind` called ``name`` (``'optimizers'``), or None."""
     return next((kind for kind in KINDS if kind.name == name), None)
+
+
+def kind_called(name: str) -> Kind:
+    """The :class:`Kind` called ``name``, for names written in the code (``'optimizers'``).
+
+    Raises
+    ------
+    ValueError
+        No kind has that name (the kinds are named).
+    """
+    kind = kind_named(name)
+    if kind is None:
+        raise ValueError(f"No plugin kind is called {name!r}; the kinds are "
+                         f"{', '.join(KIND_NAMES)}.")
+    return kind

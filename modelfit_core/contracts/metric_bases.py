@@ -17,6 +17,11 @@ from brian2.units.fundamentalunits import DIMENSIONLESS
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.units import seconds
 
+# The manual names the parameters of get_features() and calc() differently in Metric,
+# TraceMetric and SpikeMetric (model_results/model_traces/model_spikes, ...); the core
+# passes them by position, and ported subclasses keep the manual's names: the overrides
+# below are marked for the type checker rather than renamed.
+
 SPIKES = "spikes"
 """The output name of spike trains, and the ``compares`` value of spike metrics."""
 
@@ -82,7 +87,7 @@ class Metric:
         """Undo the normalization of an error (identity unless overridden)."""
         return error
 
-    def validate_data(self, data_results, dt) -> None:
+    def validate_data(self, data_results, dt=None, /) -> None:
         """Check the recorded data before any simulation (override to add checks)."""
 
     def get_features(self, model_results, target_results, dt):
@@ -106,13 +111,13 @@ class TraceMetric(Metric):
 
     compares = "traces"
 
-    def get_features(self, model_traces, data_traces, dt):
+    def get_features(self, model_traces, data_traces, dt):  # pyright: ignore[reportIncompatibleMethodOverride]
         """Per-trace values (n_samples, n_traces) of simulated traces (n_samples,
         n_traces, n_steps) against recorded ones (n_traces, n_steps), cut at ``t_start``
         and normalized."""
         raise NotImplementedError
 
-    def validate_data(self, data_traces, dt) -> None:
+    def validate_data(self, data_traces, dt=None) -> None:
         """``t_start`` must leave some of the trace, ``t_weights`` match its length."""
         n_steps = np.shape(data_traces)[-1]
         if self.t_weights is not None and self.t_weights.shape[0] != n_steps:
@@ -126,7 +131,7 @@ class TraceMetric(Metric):
                     f"({n_steps} steps of {dt!r}); nothing would be compared. Use a smaller "
                     f"t_start.")
 
-    def calc(self, model_traces, data_traces, dt):
+    def calc(self, model_traces, data_traces, dt):  # pyright: ignore[reportIncompatibleMethodOverride]
         """Errors (n_samples,) between simulated and recorded traces (SI, no units)."""
         model_traces = np.asarray(model_traces, dtype=float)
         data_traces = np.asarray(data_traces, dtype=float)
@@ -149,12 +154,12 @@ class SpikeMetric(Metric):
 
     compares = SPIKES
 
-    def get_features(self, model_spikes, data_spikes, dt):
+    def get_features(self, model_spikes, data_spikes, dt):  # pyright: ignore[reportIncompatibleMethodOverride]
         """Per-train values (n_samples, n_traces) of simulated spike trains
         (``[sample][trace]``) against recorded ones (``[trace]``), in seconds."""
         raise NotImplementedError
 
-    def calc(self, model_spikes, data_spikes, dt):
+    def calc(self, model_spikes, data_spikes, dt):  # pyright: ignore[reportIncompatibleMethodOverride]
         """Errors (n_samples,) between simulated and recorded spike trains."""
         start = seconds(self.t_start, "t_start")
         if start > 0:

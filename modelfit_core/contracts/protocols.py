@@ -45,9 +45,11 @@ class Optimizer(Protocol):
                    rounds: int, **bounds: Sequence[float]) -> int:
         """Set up the search over ``bounds`` (name -> [lower, upper]); return the
         population size actually used."""
+        ...
 
     def ask(self, n_samples: int) -> list[Sequence[float]]:
         """Return ``n_samples`` parameter vectors, ordered as ``parameter_names``."""
+        ...
 
     def tell(self, parameters: Sequence[Sequence[float]], errors: Sequence[float]) -> None:
         """Report the errors of parameters returned by :meth:`ask`: one error per vector;
@@ -57,6 +59,7 @@ class Optimizer(Protocol):
 
     def recommend(self) -> Sequence[float]:
         """Return the optimizer's own best guess (a parameter vector)."""
+        ...
 
 
 @runtime_checkable
@@ -92,6 +95,7 @@ class Metric(Protocol):
 
     def calc(self, model_results: Any, data_results: Any, dt: Any) -> np.ndarray:
         """Return the errors, shape (n_samples,)."""
+        ...
 
 
 @runtime_checkable
@@ -116,10 +120,12 @@ class MultiObjectiveMetric(Protocol):
 
     def objective_names(self) -> Sequence[str]:
         """The objectives, in the order of the columns of :meth:`calc_objectives`."""
+        ...
 
     def calc_objectives(self, model_results: Any, data_results: Any, dt: Any) -> np.ndarray:
         """Errors of each objective, shape (n_samples, n_objectives), normalized as
         ``calc``: each row adds up to what ``calc`` returns for that sample."""
+        ...
 
 
 @attrs.frozen
@@ -150,6 +156,7 @@ class LeastSquaresMetric(Protocol):
 
     def residual_form(self, n_steps: int, dt: float) -> ResidualForm:
         """The residuals behind the error of traces of ``n_steps`` steps of ``dt`` seconds."""
+        ...
 
 
 @runtime_checkable
@@ -159,6 +166,7 @@ class PreparedSimulation(Protocol):
     def run(self, parameters: Mapping[str, np.ndarray],
             iteration: float = 0.0) -> "SimulationResult":
         """Simulate every parameter set (name -> array of n_samples SI values)."""
+        ...
 
     def close(self) -> None:
         """Release whatever the preparation holds (processes, files, devices)."""
@@ -190,6 +198,7 @@ class SimulationBackend(Protocol):
 
     def prepare(self, spec: "SimulationSpec") -> PreparedSimulation:
         """Build (and compile) the simulation described by ``spec``."""
+        ...
 
 
 @runtime_checkable
@@ -201,6 +210,7 @@ class SingleRunDelegation(Protocol):
 
     def single_run_backend(self) -> SimulationBackend:
         """The backend that simulates one parameter set at a time."""
+        ...
 
 
 @runtime_checkable

@@ -6,8 +6,9 @@ give, and attach units again to what they get back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 from brian2 import Quantity, get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError, get_unit
 
@@ -60,7 +61,8 @@ def format_quantity(value: float, dim) -> str:
     """Human-readable value with the best-fitting Brian unit (e.g. ``'12.3 nS'``)."""
     if dim is DIMENSIONLESS:
         return f"{value:.6g}"
-    return str(Quantity(value, dim=dim).in_best_unit(precision=6))
+    quantity = cast(Quantity, Quantity(value, dim=dim))  # Brian's __new__ is not annotated
+    return str(quantity.in_best_unit(precision=6))
 
 
 def with_unit(value, dim):
@@ -70,8 +72,9 @@ def with_unit(value, dim):
     return Quantity(value, dim=dim)
 
 
-def error_quantity(value: float, dim):
-    """An error as a Brian Quantity (plain float when dimensionless)."""
+def error_quantity(value: float | np.ndarray, dim):
+    """An error (or an array of errors) as a Brian Quantity (plain float or array when
+    dimensionless)."""
     return with_unit(value, dim)
 
 

@@ -41,11 +41,12 @@ class FeedbackListener:
         names = fit.problem.output_names
         raw = results.best_objective_errors or {}
         normalized = results.best_objective_errors_normalized or {}
+        best = fit.best_vector
         info = {"objective_errors": tuple(raw.get(n) for n in names),
                 "objective_errors_normalized": tuple(normalized.get(n) for n in names),
                 "output_var": list(names),
-                "best_params_text": fit.space.describe(fit.best_vector)
-                if fit.has_best else "(none yet: all diverged)",
+                "best_params_text": fit.space.describe(best)
+                if best is not None else "(none yet: all diverged)",
                 "diverged": round_record.diverged,
                 "round_objective_errors": round_record.objective_errors}
         arguments = (params, errors, results.best_params, results.best_error,

@@ -27,7 +27,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.contracts.protocols import RemoteScoring, StudyStorage
+from modelfit_core.contracts.protocols import PreparedSimulation, RemoteScoring, StudyStorage
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.interrupts import interrupts_deferred
 from modelfit_core.fitting.objective import Objective
@@ -163,7 +163,7 @@ class Fit:
                               first_iteration=self.iteration)
 
     # -- what the rounds simulate ---------------------------------------------------------
-    def prepared_simulation(self, level: int = 0):
+    def prepared_simulation(self, level: int = 0) -> PreparedSimulation:
         """The simulation of the rounds, prepared (and compiled) once per configuration:
         sample count, parameters and what the objective needs recorded.
 
@@ -186,8 +186,9 @@ class Fit:
                 record=objective.record, record_spikes=objective.record_spikes,
                 record_final=objective.record_final, online_error=objective.online_spec))
             self._simulation_key = key
-        if isinstance(self.simulation, RemoteScoring):
-            self.simulation.compute_errors_with(objective.where_simulated())
+        simulation: PreparedSimulation = self.simulation
+        if isinstance(simulation, RemoteScoring):
+            simulation.compute_errors_with(objective.where_simulated())
         return self.simulation
 
     def take_simulation_of(self, other: "Fit") -> None:

@@ -7,7 +7,7 @@ import inspect
 import numpy as np
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
-from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.contracts.kinds import kind_called
 
 
 def check_count(value, name: str, minimum: int, meaning: str = "") -> int:
@@ -36,7 +36,7 @@ def feedback_arity(feedback) -> int:
 def require_optimizer_methods(optimizer) -> None:
     """An optimizer needs the methods of the Optimizer Protocol: a TypeError (as the
     reference raises) naming the missing ones, before anything runs."""
-    missing = kind_named("optimizers").missing_methods(optimizer)
+    missing = kind_called("optimizers").missing_methods(optimizer)
     if missing:
         raise ArgumentTypeError(
             f"{optimizer!r} cannot be used as an optimizer: it has no "

@@ -27,9 +27,8 @@ class FitResults:
     @property
     def best_params(self) -> dict[str, Any] | None:
         """Best parameter set so far (None if every simulation diverged)."""
-        if not self.fit.has_best:
-            return None
-        return self.fit.space.to_dict(self.fit.best_vector, self.use_units)
+        best = self.fit.best_vector
+        return self.fit.space.to_dict(best, self.use_units) if best is not None else None
 
     @property
     def best_error(self):

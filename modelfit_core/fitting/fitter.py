@@ -261,10 +261,10 @@ class Fitter(ManualAttributes):
         fit's): an array (n_outputs, n_samples) of normalized errors, one row per
         output variable in ``output_var`` order, without the penalty."""
         fit = self.current_fit
-        last = fit.last_result if fit is not None else None
-        if last is None:
+        if fit is None or fit.last_result is None:
             raise FitStateError("No simulated round to score: call fit() or "
                                 "optimization_iter() first.")
+        last = fit.last_result
         if metric is None or metric is fit.metric:
             objective = fit.objective
         elif last.errors:
@@ -372,6 +372,11 @@ class Fitter(ManualAttributes):
         returns) once a fit started, ``requested_n_samples`` before."""
         return self.current_fit.n_samples if self.current_fit is not None \
             else self.requested_n_samples
+
+    @property
+    def n_neurons(self) -> int:
+        """Neurons simulated per round: ``n_samples`` x the number of traces."""
+        return self.n_samples * self.problem.n_traces
 
     @property
     def iteration(self) -> int:

@@ -21,12 +21,10 @@ def _from_problem(name: str, doc: str) -> property:
 
 class ManualAttributes:
     """Read-only views, under brian2modelfitting's names, of a fitter's public
-    ``problem`` (a FittingProblem), ``current_fit`` (a Fit or None) and
-    ``n_samples``."""
+    ``problem`` (a FittingProblem) and ``current_fit`` (a Fit or None)."""
 
     problem: Any
     current_fit: Any
-    n_samples: int
 
     dt = _from_problem("dt", "Time step of the recordings and simulations.")
     model = _from_problem("model", "The parsed model (ModelDescription).")
@@ -53,11 +51,6 @@ class ManualAttributes:
         """The output variable (a list of names if there are several)."""
         names = self.problem.output_names
         return names[0] if len(names) == 1 else names
-
-    @property
-    def n_neurons(self) -> int:
-        """Neurons simulated per round: ``n_samples`` x the number of traces."""
-        return self.n_samples * self.n_traces
 
     @property
     def parameter_names(self) -> list[str]:

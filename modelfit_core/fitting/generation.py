@@ -14,7 +14,7 @@ import numpy as np
 from brian2 import Quantity
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.fitting.problem import FittingProblem
 from modelfit_core.model.parameters import ParameterSpace
@@ -30,6 +30,9 @@ def parameter_point(problem: FittingProblem, space: ParameterSpace | None,
     must be given.
     """
     if params is None:
+        if space is None or best_vector is None:
+            raise FitStateError("There are no best parameters to simulate yet: call fit() "
+                                "first, or pass params={...}.")
         return space, best_vector
     if space is None:
         space = problem.free_parameters()

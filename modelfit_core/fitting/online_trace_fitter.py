@@ -5,7 +5,7 @@ See :mod:`modelfit_core.fitting.online_error` for how the error is accumulated.
 
 from __future__ import annotations
 
-from brian2 import second
+from brian2 import get_dimensions, second
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.units import UnitMismatchError
@@ -79,7 +79,7 @@ class OnlineTraceFitter(TraceFitter):
         if t_start is None:
             t_start = 0 * second
         try:
-            is_time = getattr(t_start, "dim", None) is second.dim
+            is_time = getattr(t_start, "dim", None) is get_dimensions(second)
         except AttributeError:
             is_time = False
         if not is_time:
@@ -101,7 +101,9 @@ class OnlineTraceFitter(TraceFitter):
         """The least-squares metric of the default plugin, with ``t_start``."""
         return self._online_metric
 
-    def fit(self, optimizer=None, n_rounds=1, callback=DEFAULT, restart=False,
+    # the manual's signature, which has no metric (the squared error is computed online)
+    def fit(self, optimizer=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
+            callback=DEFAULT, restart=False,
             start_iteration=None, penalty=None, level=0, resume=False, metric=None,
             objectives=None, **params):
         """Run ``n_rounds`` rounds; the error is the online mean squared error.

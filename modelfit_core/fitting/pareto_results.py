@@ -16,7 +16,7 @@ from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.fitting.fit import Fit
 from modelfit_core.results.history import History
-from modelfit_core.results.pareto import check_weights
+from modelfit_core.results.pareto import ParetoFront, check_weights
 
 
 def objective_names(fit: Fit | None) -> tuple[str, ...]:
@@ -24,19 +24,20 @@ def objective_names(fit: Fit | None) -> tuple[str, ...]:
     return tuple(getattr(fit.objective, "objective_names", ())) if fit is not None else ()
 
 
-def front_history(fit: Fit | None) -> History:
-    """The history of a multi-objective fit with a non-empty front (FitStateError
-    otherwise, saying why)."""
+def front_of(fit: Fit | None) -> tuple[Fit, History, ParetoFront]:
+    """A multi-objective fit with a non-empty front, its history and the front
+    (FitStateError otherwise, saying why)."""
     if fit is None:
         raise FitStateError("No Pareto front yet: call fit(objectives=...) first.")
     if not objective_names(fit):
         raise FitStateError("This fit minimizes a single error, so it has no Pareto "
                             "front; fit with objectives='separate' or 'features' "
                             "(restart=True).")
-    if fit.history.front is None or not len(fit.history.front):
+    front = fit.history.front
+    if front is None or not len(front):
         raise FitStateError("The Pareto front is empty: no evaluation gave finite "
                             "values of every objective yet.")
-    return fit.history
+    return fit, fit.history, front
 
 
 def objective_value(fit: Fit, name: str, value, use_units: bool):
@@ -46,9 +47,9 @@ def objective_value(fit: Fit, name: str, value, use_units: bool):
 
 def best_objectives(fit: Fit | None, use_units: bool) -> dict[str, Any] | None:
     """With several objectives: each objective's value for the chosen member."""
-    if not objective_names(fit) or fit.history.front is None:
+    front = fit.history.front if fit is not None and objective_names(fit) else None
+    if fit is None or front is None:
         return None
-    front = fit.history.front
     k = front.chosen()
     if k is None:
         return None
@@ -58,16 +59,16 @@ def best_objectives(fit: Fit | None, use_units: bool) -> dict[str, Any] | None:
 
 def select(fit: Fit | None, weights=None) -> None:
     """Choose the front member that the fit reports as its best (see ``Fitter.select``)."""
-    history = front_history(fit)
-    array = None if weights is None else check_weights(weights, history.front.names)
+    _, history, front = front_of(fit)
+    array = None if weights is None else check_weights(weights, front.names)
     history.choose_best(array, keep_weights=False)
 
 
 def pareto_front(fit: Fit | None, format: str = "list", use_units: bool = True):
     """The non-dominated parameter sets of every evaluation so far (see
     ``Fitter.pareto_front`` for the formats)."""
-    history = front_history(fit)
-    front, space = history.front, history.space
+    fit, history, front = front_of(fit)
+    space = history.space
     order = front.order()
     params = np.array([history.rounds[p].parameters[s] for p, s in front.rows[order]])
     totals = np.array([history.rounds[p].errors[s] for p, s in front.rows[order]])

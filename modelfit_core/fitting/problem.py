@@ -15,7 +15,7 @@ from typing import Any, Callable, Hashable, Mapping
 
 import attrs
 import numpy as np
-from brian2 import Quantity, second
+from brian2 import Quantity, get_dimensions, second
 
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.units import UnitMismatchError
@@ -43,7 +43,7 @@ parameter sets rather than preparing a simulation of its own (see
 
 def check_time_step(dt) -> None:
     """``dt`` must be one positive, finite time with units."""
-    if not isinstance(dt, Quantity) or dt.dim is not second.dim:
+    if not isinstance(dt, Quantity) or dt.dim is not get_dimensions(second):
         raise UnitMismatchError(f"dt must be a positive time with units, e.g. "
                                 f"dt=0.01*ms; got {dt!r}.")
     if np.ndim(dt) != 0:
@@ -184,7 +184,7 @@ class FittingProblem:
     def check_units(self, namespace: Mapping[str, Any]) -> None:
         """Brian's unit check of the equations with the inputs, and of the threshold,
         reset, refractoriness and method, before anything compiles."""
-        check_units(self.model, self.recordings.inputs, self._targets(()), namespace,
+        check_units(self.model, self.recordings.inputs, self._targets({}), namespace,
                     threshold=self.threshold, reset=self.reset, refractory=self.refractory,
                     method=self.method)
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, ParameterError, SimulationError
 from modelfit_core.contracts.protocols import LeastSquaresMetric
+from modelfit_core.contracts.simulation import SimulationResult
 from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.fitting.objective import normalized_dimensions
 from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
@@ -194,9 +195,10 @@ class _Evaluator:
     def to_si(self, x_unit) -> np.ndarray:
         return self.space.lower + np.asarray(x_unit, dtype=float) * self.width
 
-    def simulate(self, x_unit):
+    def simulate(self, x_unit) -> SimulationResult:
         x_unit = np.asarray(x_unit, dtype=float)
-        if self._last_x is not None and np.array_equal(x_unit, self._last_x):
+        if self._last is not None and self._last_x is not None \
+                and np.array_equal(x_unit, self._last_x):
             return self._last
         vector = self.to_si(x_unit)
         result = self.prepared.run({n: np.array([v]) for n, v in zip(self.space.names, vector)},
@@ -316,11 +318,13 @@ class _Progress:
         return residuals
 
     def stopped(self):
-        """The result of a refinement the feedback stopped: its best point."""
+        """The result of a refinement the feedback stopped: its best point (the
+        feedback is only called once there is one)."""
         from scipy.optimize import OptimizeResult
+        residuals = np.asarray(self.best_residuals)
         return OptimizeResult(
-            x=self.best_x, fun=self.best_residuals,
-            cost=0.5 * float(np.sum(self.best_residuals ** 2)), jac=None, grad=None,
+            x=self.best_x, fun=residuals,
+            cost=0.5 * float(np.sum(residuals ** 2)), jac=None, grad=None,
             optimality=None, active_mask=None, nfev=self.index + 1, njev=None,
             status=-1, message="Stopped by the callback.", success=False)
 
@@ -337,7 +341,8 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     kwds = dict(kwds)
     space = _refined_space(problem, fit_space, kwds)
     _check_scipy_options(kwds, calc_gradient, space)
-    best = fit_space.to_dict(best_vector, use_units=True) if best_vector is not None else {}
+    best = fit_space.to_dict(best_vector, use_units=True) \
+        if fit_space is not None and best_vector is not None else {}
     x0 = _start_vector(problem, best, params, space)
     makers, error_dim = _residual_makers(problem, metric)
     prepared = _prepare(problem, space, makers, calc_gradient, optimize, level)
@@ -349,8 +354,9 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     progress = _Progress(evaluator, space, feedback, as_error, use_units)
     if calc_gradient:
         kwds["jac"] = evaluator.jacobian
-    if hasattr(feedback, "start"):
-        feedback.start(kwds.get("max_nfev"))
+    start, finish = getattr(feedback, "start", None), getattr(feedback, "finish", None)
+    if callable(start):
+        start(kwds.get("max_nfev"))
     started = time.perf_counter()
     try:
         result = least_squares(progress, np.clip((x0 - space.lower) / evaluator.width, 0, 1),
@@ -365,8 +371,8 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
                 f"parameters.") from exc
         raise
     finally:
-        if hasattr(feedback, "finish"):
-            feedback.finish()
+        if callable(finish):
+            finish()
     # back from the unit cube least_squares worked in to SI units
     result.x = evaluator.to_si(result.x)
     for name in ("jac", "grad"):

@@ -64,9 +64,10 @@ class TraceFitter(Fitter):
                          pipeline=pipeline, namespace=namespace, storage=storage, study=study,
                          level=level)
 
-    def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
-            online_error=False, start_iteration=None, penalty=None, level=0, resume=False,
-            objectives=None, **params):
+    # the manual's signature, which puts online_error before the arguments Fitter.fit shares
+    def fit(self, optimizer=None, metric=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
+            callback=DEFAULT, restart=False, online_error=False, start_iteration=None,
+            penalty=None, level=0, resume=False, objectives=None, **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 
         online_error : bool

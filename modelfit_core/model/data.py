@@ -7,7 +7,7 @@ seconds. Every problem is reported before any simulation starts.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn
 
 import numpy as np
 from brian2 import Quantity, get_dimensions, second
@@ -39,7 +39,7 @@ def as_named(data: Any, var: Any, role: str) -> dict[str, Any]:
     return {var: data}
 
 
-def raise_unless_numbers(values: Any, name: str, role: str, exc: Exception) -> None:
+def raise_unless_numbers(values: Any, name: str, role: str, exc: Exception) -> NoReturn:
     """Raise a DataError naming ``name`` when ``values`` is no rectangular array of numbers."""
     raise DataError(f"The {role} {name!r} is not a rectangular array of numbers "
                     f"(n_traces, n_steps): {exc}. Give every trace the same number of "

@@ -172,7 +172,11 @@ def check_units(description: ModelDescription, inputs, targets, namespace,
     lines += [f"{name}_target : {unit_text(signal.dim)}" for name, signal in targets.items()]
     if description.uses_iteration:
         lines.append("iteration : 1 (shared)")
+    # the refractory period as the fit's group gets it: Brian then adds the variables
+    # refractoriness uses (lastspike, not_refractory) to the equations, and does not warn
+    # that "(unless refractory)" has no refractory keyword; it is checked below
     group = NeuronGroup(1, "\n".join(lines), namespace=dict(namespace),
+                        refractory=False if refractory is None else refractory,
                         name="modelfit_unitcheck*")
     try:
         group.equations.check_units(group, run_namespace={})
@@ -195,4 +199,4 @@ def check_units(description: ModelDescription, inputs, targets, namespace,
     finally:
         # Brian warns when a group that never ran is deleted; this one is a probe.
         for obj in (group, *group.contained_objects):
-            obj._network = "modelfit unit check"
+            obj._network = "modelfit unit check"  # pyright: ignore[reportAttributeAccessIssue]

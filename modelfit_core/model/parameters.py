@@ -112,7 +112,7 @@ class ParameterSpace:
                 and np.array_equal(self.lower, other.lower)
                 and np.array_equal(self.upper, other.upper))
 
-    def to_dict(self, vector: Sequence[float], use_units: bool = True) -> dict[str, Any]:
+    def to_dict(self, vector: Sequence[float] | np.ndarray, use_units: bool = True) -> dict[str, Any]:
         """One parameter vector (SI) -> {name: value}, with units if asked."""
         return {name: (with_unit(float(v), dim) if use_units else float(v))
                 for name, v, dim in zip(self.names, vector, self.dims)}
@@ -141,7 +141,7 @@ class ParameterSpace:
             out.append(float(np.asarray(value)))
         return np.array(out)
 
-    def describe(self, vector: Sequence[float]) -> str:
+    def describe(self, vector: Sequence[float] | np.ndarray) -> str:
         """``'gl=12.3 nS, g_na=45 uS'`` for logs and text feedback."""
         return ", ".join(f"{name}={format_quantity(float(v), dim)}"
                          for name, v, dim in zip(self.names, vector, self.dims))

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import attrs
 import numpy as np
-from brian2 import second
+from brian2 import get_dimensions, second
 
 from modelfit_core.contracts.errors import DataError
 from modelfit_core.contracts.units import UnitMismatchError
@@ -62,7 +62,7 @@ class Recordings:
         dims = {}
         for name in self.output_names:
             if name == SPIKES:
-                dims[name] = second.dim
+                dims[name] = get_dimensions(second)
                 continue
             expected = model.dimension_of(name)
             if self.traces[name].dim is not expected:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import attrs
 import sympy
-from brian2 import Equations, second
+from brian2 import Equations, get_dimensions, second
 from brian2.equations.equations import DIFFERENTIAL_EQUATION
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
@@ -280,7 +280,7 @@ class _Helpers:
     def unit(self, x: str, per=None, time: bool = False) -> str:
         """The unit of ``x`` (divided by ``per``, and per second with ``time``)."""
         dim = self.equations[x].dim / per if per is not None else self.equations[x].dim
-        return _unit_text(dim / second.dim if time else dim)
+        return _unit_text(dim / get_dimensions(second) if time else dim)
 
     def exponential_euler_pieces(self, x: str):
         """Pieces of the derivative of x' = x exp(A dt) + B dt exprel(A dt) (A = df/dx)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from brian2 import second
+from brian2 import get_dimensions, second
 from brian2.units.fundamentalunits import DIMENSIONLESS, DimensionMismatchError
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ModelDefinitionError
@@ -51,7 +51,7 @@ def _is_condition(group, code: str, argument: str) -> bool:
 
     variables = _known(group, code, argument)
     try:
-        return is_boolean_expression(code, variables)
+        return bool(is_boolean_expression(code, variables))
     except SyntaxError as exc:
         raise ModelDefinitionError(f"{argument}={code!r} is not a valid expression: {exc}.") \
             from exc
@@ -97,19 +97,18 @@ def check_refractory(group, refractory) -> None:
         if _is_condition(group, refractory, "refractory"):
             return
         dims = _expression_dims(group, refractory, "refractory")
-        if dims is not second.dim:
+        if dims is not get_dimensions(second):
             raise UnitMismatchError(
                 f"refractory={refractory!r} is neither a condition nor a duration: it has "
                 f"units of {unit_name(dims)}. Give e.g. refractory='2*ms', 'tref' (a "
                 f"parameter in seconds) or 'v > -40*mV'.")
         return
-    from brian2 import get_dimensions
 
     try:
         dims = get_dimensions(refractory)
     except (TypeError, ValueError):
         dims = None
-    if dims is not second.dim or float(refractory) < 0:
+    if dims is not get_dimensions(second) or float(refractory) < 0:
         raise UnitMismatchError(
             f"refractory must be a duration (e.g. 2*ms), an expression or a condition as a "
             f"string, or False; got {refractory!r}" +

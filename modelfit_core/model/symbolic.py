@@ -126,7 +126,7 @@ def assigned_value(statement: str, targets) -> tuple[str, Any]:
     """
     from brian2.parsing.statements import parse_statement
 
-    target, op, expr_code, _ = parse_statement(statement)
+    target, op, expr_code, _ = (str(part) for part in parse_statement(statement))
     if target not in targets or op not in _OPERATORS:
         return target, None
     return target, _OPERATORS[op](brian_symbol(target), str_to_sympy(expr_code))

@@ -61,7 +61,7 @@ class HookPlugins:
     def register(self, plugin: Any, name: str | None = None) -> PluginStatus:
         """Register an object with ``@hookimpl`` functions; its status."""
         self._pm.register(plugin, name=name)
-        label = name or self._pm.get_name(plugin)
+        label = name or self._pm.get_name(plugin) or repr(plugin)
         self._check_hook_names(plugin, label)
         return PluginStatus(name=label, module=getattr(plugin, "__name__", repr(plugin)),
                             distribution=CODE, loaded=True, imported=True)

@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
-from modelfit_core.contracts.kinds import kind_named
+from modelfit_core.contracts.kinds import kind_called
 from modelfit_core.contracts.protocols import StudyStorage
 from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
@@ -147,7 +147,7 @@ class Parts:
 
     def make(self, kind: str, spec: str | Any, options: dict[str, Any] | None = None):
         """An object of ``kind`` from a registered name and options, or ``spec`` itself."""
-        singular = kind_named(kind).singular
+        singular = kind_called(kind).singular
         if options is not None and not isinstance(options, Mapping):
             raise ArgumentTypeError(
                 f"The {singular} options must be a dict of keyword arguments, e.g. "

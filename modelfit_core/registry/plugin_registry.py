@@ -82,7 +82,7 @@ class Registry:
             if entry.group == HOOK_GROUP:
                 self._hooks.load(entry, status)
                 self._tables = None
-            else:
+            elif entry.kind is not None:  # a class entry (the group of a kind)
                 self._entries[key] = entry
                 self._catalog[entry.kind.name].setdefault(entry.name, []).append(key)
 

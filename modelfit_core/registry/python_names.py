@@ -28,8 +28,9 @@ def class_names(catalog: Catalog, entries: Mapping[str, PluginEntry],
     names = set()
     for kind in KIND_NAMES:
         for name, keys in catalog[kind].items():
-            if len(keys) == 1 and statuses[keys[0]].loaded and entries[keys[0]].attribute:
-                names.add(entries[keys[0]].attribute.split(".")[-1])
+            attribute = entries[keys[0]].attribute
+            if len(keys) == 1 and statuses[keys[0]].loaded and attribute:
+                names.add(attribute.split(".")[-1])
         names |= {cls.__name__ for cls, _ in tables[kind].values()
                   if cls is not None and hasattr(cls, "__name__")}
     return sorted(names)

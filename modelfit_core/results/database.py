@@ -244,7 +244,13 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                            f"create {path.name}-wal and {path.name}-shm next to the fit "
                            f"database {path}. Give storage= a file in a writable folder.")
     with storage_errors(path, "opening it to write"):
-        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # The store closes this connection from a weakref.finalize, which runs in the
+        # thread that happens to collect the store (a dask or tqdm thread, say), or at
+        # exit. Python's default check_same_thread=True would make that close raise
+        # ProgrammingError and leave the -wal file behind; rounds are still written by
+        # one thread only (the fit's), and SQLite's own locking serializes the rest.
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                     check_same_thread=False)
         try:
             # checked before anything is written, so that another application's file
             # is left as it was

@@ -97,6 +97,8 @@ class History:
     def choose_best(self, weights=None, keep_weights: bool = True) -> bool:
         """With several objectives: make the front's chosen member the best (with new
         ``weights`` unless ``keep_weights``); return True if the best changed."""
+        if self.front is None:  # one objective: the best is the lowest error already
+            return False
         if not keep_weights:
             self.front.weights = weights
         k = self.front.chosen()

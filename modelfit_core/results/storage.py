@@ -378,7 +378,7 @@ def read_history(url: str | Path, study: str | None = None) -> History:
         if study is None:
             if not names:
                 raise StorageError(f"{path} holds no study yet.")
-            study = names[0]
+            study = str(names[0])
         row = connection.execute(
             "SELECT parameter_names, parameter_units, lower, upper, error_unit FROM studies "
             "WHERE name = ?", (study,)).fetchone()

@@ -6,8 +6,14 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+from modelfit_core.contracts.errors import FitStateError
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def _cmd_demo(args) -> int:
@@ -83,7 +89,10 @@ def _cmd_fit(args) -> int:
         print(interruption_report(args, config, fitter), file=sys.stderr)
         return INTERRUPTED
     history = fitter.history
-    fitter.results(format="dataframe").to_csv(output / "results.csv", index=False)
+    if history is None:  # fit() makes one before its first round
+        raise FitStateError("The fit ended before it started; nothing to write.")
+    table = cast("pandas.DataFrame", fitter.results(format="dataframe"))
+    table.to_csv(output / "results.csv", index=False)
     best = {name: float(v) for name, v in zip(history.space.names, history.best_vector)} \
         if history.best_vector is not None else None
     (output / "best.json").write_text(json.dumps({"parameters_si": best,
@@ -98,7 +107,8 @@ def _cmd_fit(args) -> int:
         paths.append(output / "fit.png")
     if history.front is not None and len(history.front):
         from modelfit_core.tools.pareto_plots import write_front_plots
-        fitter.pareto_front(format="dataframe").to_csv(output / "front.csv", index=False)
+        front = cast("pandas.DataFrame", fitter.pareto_front(format="dataframe"))
+        front.to_csv(output / "front.csv", index=False)
         paths += [output / "front.csv", *write_front_plots(fitter, output)]
     print()
     _print_best(history)
@@ -154,11 +164,12 @@ def _cmd_results(args) -> int:
         print(f"{index:>6}{value:>16.6g}{n_diverged:>10}")
     _print_best(history)
     if history.front is not None and len(history.front):
-        from modelfit_core.tools.pareto_plots import front_table, write_front_plots
+        from modelfit_core.tools.pareto_plots import front_table
         print(front_table(history))
     if args.output:
         paths = _write_history_plots(history, Path(args.output))
         if history.front is not None and len(history.front):
+            from modelfit_core.tools.pareto_plots import write_front_plots
             paths += write_front_plots(history, Path(args.output))
         print("wrote " + ", ".join(map(str, paths)))
     return 0

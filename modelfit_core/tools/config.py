@@ -373,8 +373,8 @@ def build_fitter(config: FitConfig):
                  for k, v in (config.get("model", "constants") or {}).items()}
     param_init = {k: brian_value(config, "model", "param_init", v, k)
                   for k, v in (config.get("model", "param_init") or {}).items()}
-    bounds = {name: [quantity(config, "bounds", name, v) for v in pair]
-              for name, pair in config.data["bounds"].items()}
+    bounds: dict[str, Any] = {name: [quantity(config, "bounds", name, v) for v in pair]
+                              for name, pair in config.data["bounds"].items()}
     refractory = config.get("model", "refractory", False)
     if isinstance(refractory, str):
         refractory = brian_value(config, "model", "refractory", refractory)

@@ -41,12 +41,10 @@ from modelfit_core.contracts.protocols import MultiObjectiveOptimizer
 __all__ = ["check_optimizer", "check_trace_metric", "check_spike_metric", "check_feedback",
            "check_registered", "optimizer_problems", "trace_cases", "spike_cases"]
 
-_SETTINGS = dict(deadline=None, report_multiple_bugs=False,  # one AssertionError
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
 def _settings(max_examples: int) -> settings:
-    return settings(max_examples=max_examples, **_SETTINGS)
+    return settings(max_examples=max_examples, deadline=None,
+                    report_multiple_bugs=False,  # one AssertionError
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def _name(factory) -> str:
@@ -244,10 +242,10 @@ def _check_errors(errors, n_samples: int, non_negative: bool, who: str, atol: fl
 
 
 def _check_dimensions(metric, who: str) -> None:
-    from brian2 import volt
+    from brian2 import get_dimensions, volt
     for method in ("get_dimensions", "get_normalized_dimensions"):
         if callable(getattr(metric, method, None)):
-            getattr(metric, method)(volt.dim)  # must not raise
+            getattr(metric, method)(get_dimensions(volt))  # must not raise
     if callable(getattr(metric, "revert_normalization", None)):
         reverted = np.asarray(metric.revert_normalization(1.0), dtype=float)
         assert np.all(np.isfinite(reverted)), f"{who}.revert_normalization(1.0) = {reverted}"
@@ -416,8 +414,9 @@ def check_feedback(factory: Callable[[], Any], n_rounds: int = 3) -> None:
     from brian2 import nS, pF
     feedback = factory()
     assert callable(feedback), f"{_name(factory)}() made {feedback!r}, which is not callable"
-    if callable(getattr(feedback, "start", None)):
-        feedback.start(n_rounds)
+    start, finish = getattr(feedback, "start", None), getattr(feedback, "finish", None)
+    if callable(start):
+        start(n_rounds)
     try:
         for index in range(n_rounds):
             params = [{"gl": (10 + k) * nS, "C": 50 * pF} for k in range(3)]
@@ -430,8 +429,8 @@ def check_feedback(factory: Callable[[], Any], n_rounds: int = 3) -> None:
                 f"{_name(factory)} returned {answer!r}; feedback returns None, True (stop) "
                 f"or False")
     finally:
-        if callable(getattr(feedback, "finish", None)):
-            feedback.finish()
+        if callable(finish):
+            finish()
 
 
 def check_registered(kind: str, name: str, *, distribution: str | None = None,

@@ -43,16 +43,19 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
                              g_na=[200 * nsiemens, 0.4 * msiemens],
                              g_kd=[200 * nsiemens, 200 * usiemens])
     elapsed = time.perf_counter() - started
+    assert best is not None, "a fit of one round or more has a best parameter set"
     fitted = fitter.generate_traces()
     plot_traces(dataset.outputs * 1e-3, np.asarray(fitted), dataset.dt_s,
                 title=f"bundled HH data: fit after {n_rounds} rounds",
                 path=output_dir / "hh_fit.png")
-    plot_error_per_round(fitter.history, path=output_dir / "hh_errors.png")
+    fit = fitter.current_fit
+    assert fit is not None, "fit() made one"
+    plot_error_per_round(fit.history, path=output_dir / "hh_errors.png")
 
     print(f"\nFitted {n_rounds} rounds x {n_samples} samples in {elapsed:.2f} s "
-          f"({fitter.history.n_evaluations} simulations)")
+          f"({fit.history.n_evaluations} simulations)")
     print(f"{'parameter':<10}{'fitted':>16}{'ground truth':>16}{'ratio':>8}")
-    space = fitter.current_fit.space
+    space = fit.space
     for name, dim in zip(space.names, space.dims):
         value = float(best[name])
         truth = dataset.ground_truth.get(name)

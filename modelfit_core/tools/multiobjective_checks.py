@@ -70,7 +70,8 @@ def _called(factory) -> str:
     return getattr(factory, "__qualname__", None) or repr(factory)
 
 
-def _run(factory, problem: ObjectivesProblem, n_rounds: int, seeded: bool, who: str):
+def _run(factory, problem: ObjectivesProblem, n_rounds: int, seeded: bool, who: str
+         ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     box = problem.box
     optimizer = factory(seed=box.seed) if seeded else factory()
     assert isinstance(optimizer, MultiObjectiveOptimizer), (

@@ -102,7 +102,7 @@ def plot_parallel_coordinates(source, parameters: bool = True,
     best = int(np.flatnonzero(order == front.chosen())[0])
     ax.plot(positions, lines[best], color="C3", lw=2.5, label="best_params")
     for x in positions:
-        ax.axvline(x, color="0.3", lw=0.6)
+        ax.axvline(float(x), color="0.3", lw=0.6)
     ax.set_xticks(positions, labels, fontsize="small")
     ax.set_ylabel("scaled (0 = best objective / lower bound)")
     ax.set_ylim(-0.05, 1.05)

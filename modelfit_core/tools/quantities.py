@@ -304,7 +304,8 @@ def _check_power(text: str, node: ast.BinOp) -> None:
     exponent = node.right
     if isinstance(exponent, ast.UnaryOp) and isinstance(exponent.op, (ast.USub, ast.UAdd)):
         exponent = exponent.operand
-    small = isinstance(exponent, ast.Constant) and abs(exponent.value) <= MAX_EXPONENT
+    small = isinstance(exponent, ast.Constant) and isinstance(exponent.value, (int, float)) \
+        and abs(exponent.value) <= MAX_EXPONENT
     if not (small or isinstance(exponent, ast.Name)):
         raise QuantityError(f"the exponent in {_snippet(text, node)} must be a name or a "
                             f"number between -{MAX_EXPONENT} and {MAX_EXPONENT}")

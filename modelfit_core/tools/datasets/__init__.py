@@ -81,14 +81,14 @@ def step_currents() -> np.ndarray:
 
 def simulate_hh(inputs_a: np.ndarray, params_si: dict, backend=None) -> np.ndarray:
     """Membrane potential (V), shape like ``inputs_a``, for one parameter set."""
-    from brian2 import amp
+    from brian2 import amp, get_dimensions
     from modelfit_core.fitting.pipeline import Pipeline
     from modelfit_core.contracts.simulation import InputSignal, SimulationSpec
     backend = backend or Pipeline.lazy_default().resolve_backend("runtime")
     spec = SimulationSpec(
         model=HH_MODEL, parameter_names=tuple(params_si), n_samples=1,
         n_traces=inputs_a.shape[0], n_steps=inputs_a.shape[1], dt=DT_S,
-        inputs={"I": InputSignal(values=inputs_a, dim=amp.dim)}, record=("v",),
+        inputs={"I": InputSignal(values=inputs_a, dim=get_dimensions(amp))}, record=("v",),
         method="exponential_euler", param_init={"v": -65e-3}, namespace=hh_constants(),
         name="hh_dataset")
     prepared = backend.prepare(spec)
