@@ -34,37 +34,32 @@ __version__ = "0.2.0"
 
 __all__ = [
     # the core's names (where each lives: _CORE_NAMES)
-    "ArgumentTypeError", "CPPStandaloneSimulator", "ConfigurationError", "DataError",
-    "DuplicatePluginError", "Feedback", "FitStateError", "Fitter", "FittingProblem",
-    "HH_MODEL", "LeastSquaresMetric", "Metric", "MetricWithUnits", "ModelDefinitionError",
-    "ModelfitError", "OnlineTraceFitter", "Optimizer", "ParameterError", "ParameterSpace",
-    "Parts", "Pipeline", "PluginContractError", "PluginLoadError", "ProgressBar", "Registry",
-    "ResidualForm", "RuntimeSimulator", "SimulationBackend", "SimulationError",
-    "SimulationResult", "SimulationSpec", "Simulator", "SpikeFitter", "SpikeMetric",
+    "ArgumentTypeError", "ConfigurationError", "DataError", "DuplicatePluginError", "Feedback",
+    "FitStateError", "FitStore", "Fitter", "FittingProblem", "HH_MODEL", "LeastSquaresMetric",
+    "Metric", "MetricWithUnits", "ModelDefinitionError", "ModelfitError", "OnlineTraceFitter",
+    "Optimizer", "ParameterError", "ParameterSpace", "Parts", "Pipeline", "PluginContractError",
+    "PluginLoadError", "ProgressBar", "Registry", "ResidualForm", "SimulationBackend",
+    "SimulationError", "SimulationResult", "SimulationSpec", "SpikeFitter", "SpikeMetric",
     "StorageError", "TraceFitter", "TraceMetric", "UnitMismatchError", "UnknownPluginError",
     "callback_none", "callback_setup", "callback_text", "configure_simulator",
     "get_full_namespace", "get_param_dic", "get_param_dict", "get_sensitivity_equations",
-    "get_sensitivity_init", "get_spikes", "initialize_neurons", "initialize_parameter",
-    "load_hh_dataset", "make_dic", "normalize_weights", "run_again", "set_parameter_value",
-    "set_states", "setup_fit",
+    "get_sensitivity_init", "get_spikes", "load_hh_dataset", "make_dic", "normalize_weights",
     # the classes and helpers of modelfit's own plugins (found through the registry)
-    "Brian2RuntimeBackend", "Brian2StandaloneBackend", "DaskBackend", "FeatureMetric",
-    "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer", "NSGA3Optimizer",
-    "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer", "SkoptOptimizer",
-    "TextFeedback", "calc_bounds", "calc_eFEL", "calc_prior", "firing_rate",
-    "get_gamma_factor",
+    "Brian2RuntimeBackend", "Brian2StandaloneBackend", "CPPStandaloneSimulator", "DaskBackend",
+    "FeatureMetric", "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer",
+    "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
+    "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "calc_bounds",
+    "calc_eFEL", "calc_prior", "firing_rate", "get_gamma_factor", "initialize_neurons",
+    "initialize_parameter", "neuron_group_for_spec", "run_again", "set_parameter_value",
+    "set_states", "setup_fit", "simulator_for_spec",
     # the hook markers, and the version
     "__version__", "hookimpl", "hookspec",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
-    from modelfit_core.compat.fitter import get_full_namespace, get_param_dic, setup_fit
+    from modelfit_core.compat.fitter import get_full_namespace, get_param_dic
     from modelfit_core.compat.inferencer import configure_simulator, get_param_dict
     from modelfit_core.compat.metric import normalize_weights
-    from modelfit_core.compat.simulator import (CPPStandaloneSimulator, RuntimeSimulator,
-                                                Simulator, initialize_neurons,
-                                                initialize_parameter, run_again,
-                                                set_parameter_value, set_states)
     from modelfit_core.compat.utils import (ProgressBar, callback_none, callback_setup,
                                             callback_text, make_dic)
     from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,
@@ -92,8 +87,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
                                                  get_sensitivity_init)
     from modelfit_core.registry.parts import Parts
     from modelfit_core.registry.plugin_registry import Registry
+    from modelfit_core.results.storage import FitStore
     from modelfit_core.tools.datasets import HH_MODEL, load_hh_dataset
     # modelfit's own plugins: the modules their entry points name (pyproject.toml)
+    from modelfit_plugins.backends.brian2_manual_simulator import (
+        CPPStandaloneSimulator, RuntimeSimulator, Simulator, initialize_neurons,
+        initialize_parameter, neuron_group_for_spec, run_again, set_parameter_value, set_states,
+        setup_fit, simulator_for_spec)
     from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
     from modelfit_plugins.backends.brian2_standalone import Brian2StandaloneBackend
     from modelfit_plugins.backends.dask_backend import DaskBackend
@@ -120,6 +120,7 @@ _CORE_NAMES = {
     "FittingProblem": "modelfit_core.fitting.problem",
     "Parts": "modelfit_core.registry.parts",
     "Registry": "modelfit_core.registry.plugin_registry",
+    "FitStore": "modelfit_core.results.storage",
     "ParameterSpace": "modelfit_core.model.parameters",
     "Metric": "modelfit_core.contracts.metric_bases",
     "TraceMetric": "modelfit_core.contracts.metric_bases",
@@ -153,17 +154,8 @@ _CORE_NAMES = {
     "HH_MODEL": "modelfit_core.tools.datasets",
     # the rest of brian2modelfitting's API reference (docs/compatibility.md); the
     # helpers that live in plugins come from the modelfit.exports entry points
-    "Simulator": "modelfit_core.compat.simulator",
-    "RuntimeSimulator": "modelfit_core.compat.simulator",
-    "CPPStandaloneSimulator": "modelfit_core.compat.simulator",
-    "initialize_neurons": "modelfit_core.compat.simulator",
-    "initialize_parameter": "modelfit_core.compat.simulator",
-    "set_parameter_value": "modelfit_core.compat.simulator",
-    "set_states": "modelfit_core.compat.simulator",
-    "run_again": "modelfit_core.compat.simulator",
     "get_param_dic": "modelfit_core.compat.fitter",
     "get_full_namespace": "modelfit_core.compat.fitter",
-    "setup_fit": "modelfit_core.compat.fitter",
     "get_param_dict": "modelfit_core.compat.inferencer",
     "configure_simulator": "modelfit_core.compat.inferencer",
     "normalize_weights": "modelfit_core.compat.metric",
@@ -174,15 +166,9 @@ _CORE_NAMES = {
     "ProgressBar": "modelfit_core.compat.utils",
 }
 
-_registry = None
-
-
 def _plugin_registry():
-    global _registry
-    if _registry is None:
-        from modelfit_core.registry.plugin_registry import Registry
-        _registry = Registry()
-    return _registry
+    from modelfit_core.registry.plugin_registry import shared_registry
+    return shared_registry()
 
 
 def _find_plugin_name(name: str) -> Any:

@@ -105,8 +105,11 @@ def _built_in_class_names() -> set[str]:
         "entry-points"]
     names = set()
     for group, entries in entry_points.items():
-        if group.startswith("modelfit"):
+        # exports are found by their entry-point names, as plugins are by theirs
+        if group.startswith("modelfit") and group != "modelfit.exports":
             for reference in entries.values():
+                if reference.startswith("modelfit_core."):  # the core's own (SQLite storage)
+                    continue
                 attribute = reference.split("[")[0].strip().partition(":")[2]
                 if attribute:
                     names.add(attribute.split(".")[-1])

@@ -147,7 +147,7 @@ def test_spike_monitor_views_are_seconds(spy, data, numpy_target):
     monitor = SpikeMonitor(group)
     run(15 * ms)
     fitter = spike_fitter(spy, data, [monitor.t_, monitor.t_])
-    np.testing.assert_allclose(fitter.recordings.spikes[0], np.asarray(monitor.t))
+    np.testing.assert_allclose(fitter.problem.recordings.spikes[0], np.asarray(monitor.t))
 
 
 @SETTINGS
@@ -160,7 +160,7 @@ def test_any_malformed_spike_train_is_a_modelfit_error_or_accepted(spy, data, ti
     except ModelfitError:
         return
     duration = N_STEPS * float(DT)
-    train = fitter.recordings.spikes[0]
+    train = fitter.problem.recordings.spikes[0]
     assert np.isfinite(train).all() and ((train >= 0) & (train <= duration)).all()
 
 

@@ -112,14 +112,14 @@ def test_ctrl_c_reports_stored_rounds_and_how_to_resume(project):
 
 
 def test_ctrl_c_without_storage_says_nothing_was_kept(project, monkeypatch, capsys):
-    from modelfit_core.fitting.fitter import Fitter
-    original = Fitter.fit
+    from modelfit_core.fitting.trace_fitter import TraceFitter
+    original = TraceFitter.fit
 
     def fit_then_ctrl_c(self, *args, **kwargs):
         original(self, *args, **{**kwargs, "n_rounds": 1})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Fitter, "fit", fit_then_ctrl_c)
+    monkeypatch.setattr(TraceFitter, "fit", fit_then_ctrl_c)
     config = project / "fit.toml"
     config.write_text(CONFIG.replace('storage = "sqlite:///fit.db"\n', ""))
     assert main(["fit", str(config)]) == 130

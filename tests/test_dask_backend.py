@@ -102,11 +102,11 @@ def test_workers_send_errors_not_traces(dask_backend):
                callback=None, **BOUNDS)
     n = fitter.n_samples  # the simulation is prepared for the optimizer's population
     parameters = {"gl": np.full(n, 10e-9), "C": np.full(n, 200e-12)}
-    result = fitter.simulation.run(parameters)
+    result = fitter.simulator.run(parameters)
     assert result.traces == {} and set(result.errors) == {"v"}
     assert result.errors["v"].shape == (n,) and np.all(result.errors["v"] >= 0)
-    fitter.simulation.compute_errors_with(None)  # traces again
-    assert fitter.simulation.run(parameters).traces["v"].shape == (n, 2, 300)
+    fitter.simulator.compute_errors_with(None)  # traces again
+    assert fitter.simulator.run(parameters).traces["v"].shape == (n, 2, 300)
 
 
 # a C++ build, a dask cluster or sbi training: minutes on a shared 2-core machine
@@ -141,7 +141,7 @@ def test_lost_scattered_data_is_sent_again(dask_backend):
     held the last copy), the round sends them again instead of failing."""
     fitter = passive_fitter(dask_backend)
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
-    simulation = fitter.simulation
+    simulation = fitter.simulator
     n = fitter.n_samples
     parameters = {"gl": np.full(n, 10e-9), "C": np.full(n, 200e-12)}
     before = simulation.run(parameters).errors["v"]

@@ -55,9 +55,7 @@ def test_fitter_takes_the_manuals_arguments_and_fits():
     params, error = fitter.fit(NevergradOptimizer("RandomSearch", seed=1), MSEMetric(),
                                n_rounds=1, callback=None, **BOUNDS)
     assert set(params) == {"R", "tau"} and error.dim == (mV ** 2).dim
-    again = Fitter.from_problem(fitter.problem, 6)
-    assert again.problem is fitter.problem and again.n_samples == 6
-    assert again.parameter_names == ["R", "tau"]
+    assert fitter.parameter_names == ["R", "tau"] and fitter.n_samples == 6
 
 
 def test_trace_fitter_samples_60_by_default_as_the_manual_says():
@@ -100,7 +98,7 @@ def test_calc_errors_scores_the_last_round_with_any_metric():
     fitter.fit(NevergradOptimizer("RandomSearch", seed=4), MSEMetric(), n_rounds=1,
                callback=None, **BOUNDS)
     errors = fitter.calc_errors()
-    assert fitter.simulator is fitter.simulation is not None
+    assert fitter.simulator is fitter.current_fit.simulation is not None
     assert errors.shape == (1, fitter.n_samples)
     np.testing.assert_allclose(errors[0], fitter.history.rounds[-1].errors)
     scaled = fitter.calc_errors(MSEMetric(normalization=2 * mV))

@@ -48,16 +48,16 @@ def test_trace_fitter_online_error_equals_recorded(make_fitter, passive_data):
     fit(recorded, metric=MSEMetric(**metric))
     online = make_fitter(output={"v": noisy(passive_data)})
     fit(online, metric=MSEMetric(**metric), online_error=True)
-    assert "state" not in online.simulation.monitors  # nothing recorded
-    assert online.simulation.spec.record == ()
+    assert "state" not in online.simulator.monitors  # nothing recorded
+    assert online.simulator.spec.record == ()
     np.testing.assert_allclose(online.history.rounds[1].parameters,
                                recorded.history.rounds[1].parameters)
     np.testing.assert_allclose(errors_of(online), errors_of(recorded), rtol=1e-9)
     assert online.best_error == pytest.approx(recorded.best_error, rel=1e-9)
     # continuing with the recorded error switches back, and errors still agree
-    prepared = online.simulation
+    prepared = online.simulator
     fit_more = online.fit(n_rounds=1, callback=None, **BOUNDS)
-    assert online.simulation is not prepared and "state" in online.simulation.monitors
+    assert online.simulator is not prepared and "state" in online.simulator.monitors
     assert np.isfinite(float(fit_more[1]))
 
 
@@ -66,15 +66,15 @@ def test_online_trace_fitter_is_mse_from_t_start(passive_data):
             "dt": DT, "n_samples": 4, "param_init": {"v": El}}
     online = OnlineTraceFitter(model=PASSIVE_MODEL, t_start=5 * ms, **data)
     best, error = fit(online)
-    assert "state" not in online.simulation.monitors
+    assert "state" not in online.simulator.monitors
     assert error.dim is V2 and set(best) == {"gl", "C"}
     reference = TraceFitter(model=PASSIVE_MODEL, **data)
     fit(reference, metric=MSEMetric(t_start=5 * ms))
     np.testing.assert_allclose(errors_of(online), errors_of(reference), rtol=1e-9)
     # continuing reuses the prepared simulation; generate_traces works as for TraceFitter
-    prepared = online.simulation
+    prepared = online.simulator
     online.fit(n_rounds=1, callback=None, **BOUNDS)
-    assert online.simulation is prepared and len(online.history.rounds) == 3
+    assert online.simulator is prepared and len(online.history.rounds) == 3
     assert online.generate_traces().shape == (N_TRACES, N_STEPS)
 
 
@@ -100,7 +100,7 @@ def test_online_error_keeps_spike_outputs_recorded(passive_data):
         fit(fitter, metric=metric, online_error=online_error)
         fitters.append(fitter)
     recorded, online = fitters
-    assert online.simulation.spec.record == () and online.simulation.spec.record_spikes
+    assert online.simulator.spec.record == () and online.simulator.spec.record_spikes
     np.testing.assert_allclose(errors_of(online), errors_of(recorded), rtol=1e-9)
 
 
@@ -116,7 +116,7 @@ def test_online_error_needs_mse_without_weights(make_fitter):
         fitter = make_fitter()
         with pytest.raises(ConfigurationError, match=message):
             fit(fitter, metric=metric, online_error=True)
-        assert fitter.simulation is None  # nothing was built or simulated
+        assert fitter.simulator is None  # nothing was built or simulated
 
 
 def test_online_trace_fitter_rejects_bad_options(passive_data):

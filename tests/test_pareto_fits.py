@@ -164,7 +164,7 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path):
     db = tmp_path / "old.db"
     fitter = schaffer(storage=f"sqlite:///{db}", study="s")
     fitter.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
-    fitter.store.close()
+    fitter.storage.close()
     connection = sqlite3.connect(db)
     with connection:  # what modelfit 0.2 wrote
         for table, column in (("evaluations", "objectives"),

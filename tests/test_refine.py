@@ -132,7 +132,8 @@ def test_refine_with_units_off(passive_data):
 def _evaluator(fitter, calc_gradient=True, **bounds):
     from modelfit_core.fitting import refine as R
     kwds = dict(bounds or BOUNDS)
-    space = R._refined_space(fitter.problem, fitter.space, kwds)
+    fit = fitter.current_fit
+    space = R._refined_space(fitter.problem, fit.space if fit is not None else None, kwds)
     makers, _ = R._residual_makers(fitter.problem, MSEMetric())
     prepared = R._prepare(fitter.problem, space, makers, calc_gradient, True, 0)
     return R._Evaluator(space, makers, prepared, calc_gradient, 1e9)

@@ -195,8 +195,8 @@ def test_unknown_codegen_target():
 
 def test_fitter_uses_the_runtime_backend_by_default(make_fitter):
     fitter = make_fitter()
-    assert isinstance(fitter.backend, Brian2RuntimeBackend)
-    assert fitter.backend.name == "runtime"
+    assert isinstance(fitter.problem.backend, Brian2RuntimeBackend)
+    assert fitter.problem.backend.name == "runtime"
     assert Registry(distributions=["modelfit-brian2"]).lookup("backends", "runtime") is Brian2RuntimeBackend
 
 

@@ -195,9 +195,9 @@ def test_manual_standalone_mode_several_fitters_in_one_script(passive_data, tmp_
     try:
         user_device = get_device()
         got = fits(passive_data, spikes, optimizer_seed=5)
-        assert all(isinstance(f.backend, Brian2StandaloneBackend) for f in got)
+        assert all(isinstance(f.problem.backend, Brian2StandaloneBackend) for f in got)
         assert get_device() is user_device and not user_device.has_been_run
-        dirs = {f.simulation.project_dir for f in got}
+        dirs = {f.simulator.project_dir for f in got}
         assert len(dirs) == 3 and all(os.path.dirname(d) == str(tmp_path) for d in dirs)
         trace = got[0]
         generated = trace.generate_traces()  # runtime mode, as the manual says

@@ -121,7 +121,7 @@ def test_resume_lists_every_difference_before_simulating(tmp_path):
                      "[1e-09, 5.0000001e-08]",
                      str(db), "'s'", "restart=True", "study="):
         assert expected in message, (expected, message)
-    assert changed.simulation is None  # refused before anything was prepared or simulated
+    assert changed.simulator is None  # refused before anything was prepared or simulated
     # nanosiemens matter: a change far below np.allclose's tolerance is still a change
     tiny = {"gl": [1 * nS, 50.00000001 * nS], "C": BOUNDS["C"]}
     with pytest.raises(StorageError, match="bounds of gl"):

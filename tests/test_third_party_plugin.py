@@ -56,19 +56,19 @@ def _pip_install_example(target: Path) -> None:
 @pytest.fixture(scope="module")
 def example_installed(tmp_path_factory):
     """``modelfit-example`` built from this checkout and installed into a throwaway
-    folder on ``sys.path``; the registry behind ``from modelfit_core import ...`` is
-    re-read with it, and again without it afterwards."""
-    import modelfit_core
+    folder on ``sys.path``; the process's registry (behind ``from modelfit_core import ...``
+    and ``Pipeline.from_names``) is re-read with it, and again without it afterwards."""
+    from modelfit_core.registry.plugin_registry import forget_shared_registry
 
     target = tmp_path_factory.mktemp("site")
     _pip_install_example(target)
     sys.path.insert(0, str(target))
-    modelfit_core._registry = None
+    forget_shared_registry()
     yield target
     sys.path.remove(str(target))
     for module in [m for m in sys.modules if m.split(".")[0] == "modelfit_example"]:
         del sys.modules[module]
-    modelfit_core._registry = None
+    forget_shared_registry()
 
 
 def run_python(code: str, *args: str, site: Path, timeout: int = 120):

@@ -319,7 +319,7 @@ def test_pipeline_from_names_with_options(registry, passive_data, capsys):
                                param_init={"v": El})
     best, error = fitter.fit(n_rounds=2, **BOUNDS)
     assert fitter.optimizer is pipe.optimizer and fitter.metric is pipe.metric
-    assert fitter.backend is pipe.backend
+    assert fitter.problem.backend is pipe.backend
     assert set(best) == {"gl", "C"} and error.dim is V2
     assert len(fitter.results()) == 2 * N_SAMPLES
     assert "2/2" in capsys.readouterr().err  # the progress bar ran to the end

@@ -2,8 +2,9 @@
 
 The classes and ``get_spikes``/``get_sensitivity_*`` are the core's own
 (imported when first used); ``get_param_dic``, ``get_full_namespace`` and
-``setup_fit`` are brian2modelfitting's helpers for scripts that drive a Brian
-network themselves (with :mod:`modelfit_core.compat.simulator`).
+``setup_fit`` (from the Brian backend plugins) are brian2modelfitting's
+helpers for scripts that drive a Brian network themselves (with
+:mod:`modelfit_core.compat.simulator`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from modelfit_core.compat.simulator import Simulator, simulator_for_device
+from modelfit_core.compat.plugin_names import find_plugin_name
 from modelfit_core.contracts.errors import DataError
 from modelfit_core.model.namespace import user_namespace
+from modelfit_core.public_names import offered_name
 
 _CORE = {
     "Fitter": "modelfit_core.fitting.fitter",
@@ -27,6 +29,8 @@ _CORE = {
     "get_sensitivity_equations": "modelfit_core.model.sensitivity",
     "get_sensitivity_init": "modelfit_core.model.sensitivity",
 }
+_FROM_PLUGINS = ("setup_fit",)
+"""Names the Brian backend plugins offer (``modelfit.exports``)."""
 
 __all__ = ["Fitter", "OnlineTraceFitter", "SpikeFitter", "TraceFitter", "get_full_namespace",
            "get_param_dic", "get_sensitivity_equations", "get_sensitivity_init", "get_spikes",
@@ -39,6 +43,7 @@ if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
     from modelfit_core.fitting.trace_fitter import TraceFitter
     from modelfit_core.model.data import get_spikes
     from modelfit_core.model.sensitivity import get_sensitivity_equations, get_sensitivity_init
+    from modelfit_plugins.backends.brian2_manual_simulator import setup_fit
 
 
 def __getattr__(name: str) -> Any:
@@ -46,11 +51,14 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_CORE[name]), name)
         globals()[name] = value
         return value
+    if name in _FROM_PLUGINS:
+        return offered_name(__name__, name, __all__,
+                            lambda wanted: find_plugin_name("backends", wanted))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_CORE))
+    return sorted(set(globals()) | set(__all__))
 
 
 def get_param_dic(params, param_names: Sequence[str], n_traces: int, n_samples: int
@@ -122,18 +130,3 @@ def get_full_namespace(additional_namespace: Mapping[str, Any], level: int = 0
                  if isinstance(value, (Quantity, numbers.Number, Function))}
     namespace.update(additional_namespace)
     return namespace
-
-
-def setup_fit() -> Simulator:
-    """The simulator for Brian's active device.
-
-    A :class:`~modelfit_core.compat.simulator.RuntimeSimulator` for the runtime
-    device, a :class:`~modelfit_core.compat.simulator.CPPStandaloneSimulator`
-    for ``cpp_standalone``, which is reset (keeping its build options) if it
-    has already run a simulation.
-
-    Returns
-    -------
-    Simulator
-    """
-    return simulator_for_device()

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from modelfit_core.compat.fitter import get_full_namespace
-from modelfit_core.compat.plugin_names import module_getattr, plugin_names
-from modelfit_core.compat.simulator import Simulator, simulator_for_device
+from modelfit_core.compat.plugin_names import find_plugin_name, module_getattr, plugin_names
 from modelfit_core.contracts.errors import DataError
 
 __all__ = ["Inferencer", "calc_prior", "configure_simulator", "get_full_namespace",
@@ -36,15 +35,20 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__) | set(plugin_names(_KIND)))
 
 
-def configure_simulator() -> Simulator:
+def configure_simulator():
     """The simulator for Brian's active device: a ``RuntimeSimulator``, or a
-    ``CPPStandaloneSimulator`` for ``cpp_standalone`` (reset if it has already run).
+    ``CPPStandaloneSimulator`` for ``cpp_standalone`` (reset if it has already run),
+    as ``setup_fit()`` makes it.
 
     Returns
     -------
     Simulator
     """
-    return simulator_for_device()
+    setup_fit = find_plugin_name("backends", "setup_fit")
+    if setup_fit is None:
+        raise AttributeError("configure_simulator() needs the Brian backend plugins "
+                             "(modelfit-brian2's setup_fit export).")
+    return setup_fit()
 
 
 def get_param_dict(param_values, param_names: Sequence[str], n_values: int

@@ -19,17 +19,7 @@ from typing import Any, Collection
 
 from modelfit_core.contracts.kinds import kind_called
 from modelfit_core.public_names import offered_name
-from modelfit_core.registry.plugin_registry import Registry
-
-_registry: Registry | None = None
-
-
-def shared_registry() -> Registry:
-    """The registry of the compat modules (made on first use)."""
-    global _registry
-    if _registry is None:
-        _registry = Registry()
-    return _registry
+from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
 
 def _package(module: str) -> str:

@@ -2,9 +2,18 @@
 
 Registration hooks (one per :data:`~modelfit_core.contracts.kinds.KINDS`,
 made below from that one description) return ``{name: class}``; every
-plugin's answer is merged by the registry. Lifecycle hooks fan out to every
-plugin so that listeners (storage, loggers, feedback) never need to be known
-by the fitting loop.
+plugin's answer is merged by the registry.
+
+Lifecycle hooks fan out to every hook plugin, and to the listeners of one fit
+(the feedback of a ``fit()`` call listens this way: see
+:mod:`modelfit_core.fitting.events`), so the fitting loop knows none of them.
+The storage is not a listener: writing a round is part of committing it
+(tell, store, record, whole or not at all), so a fit calls its
+:class:`~modelfit_core.contracts.protocols.StudyStorage` itself, then
+announces ``modelfit_checkpoint_written``.
+
+``modelfit_default_backend`` lets a backend plugin say which backend a fitter
+uses when none is named (the Brian backends choose after Brian's active device).
 """
 
 from __future__ import annotations
@@ -36,9 +45,22 @@ globals().update({kind.hook: _registration_hook(kind) for kind in KINDS})
 REGISTRATION_HOOKS: tuple[str, ...] = tuple(kind.hook for kind in KINDS)
 
 
+@hookspec(firstresult=True)
+def modelfit_default_backend() -> str | None:
+    """The name of the backend of a fitter that names none, or None to let another
+    plugin decide (the first answer counts)."""
+
+
 @hookspec
-def modelfit_round_finished(fitter: Any, round_record: Any) -> None:
-    """Called after every round with the :class:`~modelfit_core.results.history.RoundRecord`."""
+def modelfit_fit_started(fitter: Any, n_rounds: int) -> None:
+    """Called when a ``fit()`` call is about to run ``n_rounds`` rounds."""
+
+
+@hookspec
+def modelfit_round_finished(fitter: Any, round_record: Any) -> bool | None:
+    """Called after every round with the :class:`~modelfit_core.results.history.RoundRecord`,
+    once the round is told, stored and in the history; returning True stops the fit
+    after this round (as feedback returning True does)."""
 
 
 @hookspec
@@ -47,14 +69,16 @@ def modelfit_best_improved(fitter: Any, params: Any, error: float) -> None:
 
 
 @hookspec
-def modelfit_fit_finished(fitter: Any, best_params: Any, best_error: float) -> None:
-    """Called when ``fit`` returns, interrupted or not."""
+def modelfit_fit_finished(fitter: Any, best_params: Any, best_error: Any) -> None:
+    """Called when the rounds of a ``fit()`` call end, interrupted or not, with the best
+    parameter set (SI vector) and its error, both None if every simulation diverged."""
 
 
 @hookspec
 def modelfit_checkpoint_written(fitter: Any, location: str) -> None:
-    """Called after a storage plugin has persisted the fit state."""
+    """Called after the storage wrote a round (``location``: ``"sqlite:///fit.db#study"``)."""
 
 
-LIFECYCLE_HOOKS: tuple[str, ...] = ("modelfit_round_finished", "modelfit_best_improved",
-                                    "modelfit_fit_finished", "modelfit_checkpoint_written")
+LIFECYCLE_HOOKS: tuple[str, ...] = ("modelfit_fit_started", "modelfit_round_finished",
+                                    "modelfit_best_improved", "modelfit_fit_finished",
+                                    "modelfit_checkpoint_written")

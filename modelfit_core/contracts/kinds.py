@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 
 from modelfit_core.contracts.protocols import (Feedback, Inference, Metric, Optimizer,
-                                               SimulationBackend, required_methods)
+                                               SimulationBackend, StudyStorage,
+                                               required_methods)
 
 PROJECT = "modelfit"
 """The pluggy project name; also the entry-point group of hook plugins."""
@@ -21,7 +22,7 @@ PROJECT = "modelfit"
 
 @attrs.frozen
 class Kind:
-    """One kind of plugin: optimizers, metrics, backends, feedback or inference."""
+    """One kind of plugin: optimizers, metrics, backends, feedback, inference or storage."""
 
     name: str
     """Plural name, used by ``Registry.lookup(kind, ...)``: ``'optimizers'``."""
@@ -94,6 +95,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("backends", "backend", SimulationBackend),
     Kind("feedback", "feedback", Feedback),
     Kind("inference", "inference", Inference),
+    Kind("storage", "storage", StudyStorage,
+         hint="registered under the scheme of its URLs ('sqlite' for sqlite:///fit.db) and "
+              "made with (url, study)"),
 )
 """Every kind, in the order ``modelfit plugins`` lists them."""
 

@@ -21,6 +21,8 @@ never a class name:
   objectives at once (``fit(objectives=...)``) and is told their matrix.
 * :class:`MultiObjectiveMetric`: the metric's error is a sum of objectives
   that can be told apart (``fit(objectives="features")``).
+
+:class:`StudyStorage` is the contract of the study storages (SQLite is one).
 """
 
 from __future__ import annotations
@@ -212,13 +214,39 @@ class SingleRunDelegation(Protocol):
 
 
 @runtime_checkable
-class BuildsBrianGroups(Protocol):
-    """Capability of a Brian backend: build the ``NeuronGroup`` of a spec in this
-    process, inputs and constants set, for scripts that drive the Brian network
-    themselves (the manual's ``setup_neuron_group`` and ``setup_simulator``)."""
+class StudyStorage(Protocol):
+    """Where a fit's rounds are written as they finish, and read back to resume it.
 
-    def neuron_group(self, spec: "SimulationSpec", name: str) -> Any:
-        """A ``brian2.NeuronGroup`` of ``spec.n_neurons`` neurons named ``name``."""
+    ``storage="sqlite:///fit.db"`` (or a path) on a fitter names the SQLite store;
+    the part before ``://`` picks the storage plugin (the ``storage`` kind:
+    ``modelfit.storage`` entry points named after the scheme, made with
+    ``(url, study)``), and any object with these methods can be given as
+    ``storage=`` itself. The fit calls it directly: writing a round is part of
+    committing it (tell, store, record: whole or not at all), so a storage is
+    not a listener. ``location`` (``url#study``) names the study in messages and
+    in ``modelfit_checkpoint_written``.
+    """
+
+    location: str
+
+    def start(self, description: Any, restart: bool) -> None:
+        """Plan a new study described by ``description`` (a
+        :class:`~modelfit_core.results.study_description.StudyDescription`), written
+        when the rounds begin; a stored study of the same name needs ``restart``."""
+
+    def load_for_resume(self, description: Any) -> Any:
+        """The stored study that ``description`` continues (a
+        :class:`~modelfit_core.results.storage.StoredStudy`: its rounds, the next
+        iteration, the optimizer's rounds); a StorageError listing each difference
+        if it is another fit's."""
+
+    def session(self) -> Any:
+        """A context manager owning the study while rounds run; it yields
+        ``write_round(record, optimizer) -> location``, called once per round after
+        the optimizer was told it and before it joins the history."""
+
+    def close(self) -> None:
+        """Release the storage (connections, files)."""
 
 
 @runtime_checkable

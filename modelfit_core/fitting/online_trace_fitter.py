@@ -47,7 +47,7 @@ class OnlineTraceFitter(TraceFitter):
         As for :class:`~modelfit_core.fitting.trace_fitter.TraceFitter`.
     """
 
-    fitter_name = "OnlineTraceFitter"
+    _owner = "OnlineTraceFitter"
 
     def __init__(self, model, input_var=None, input=None, output_var=None, output=None,
                  dt=None, n_samples=30, method=None, reset=None, refractory=False,
@@ -73,7 +73,7 @@ class OnlineTraceFitter(TraceFitter):
                          penalty=penalty, use_units=use_units, backend=backend,
                          pipeline=pipeline, namespace=namespace, storage=storage, study=study,
                          level=level)
-        if SPIKES in self.output_names:
+        if SPIKES in self.problem.output_names:
             raise ConfigurationError("OnlineTraceFitter fits traces; fit spike trains with "
                                      "SpikeFitter (or TraceFitter with a 'spikes' output).")
         if t_start is None:
@@ -90,22 +90,22 @@ class OnlineTraceFitter(TraceFitter):
             raise ConfigurationError(f"t_start = {t_start!r} must be within the traces "
                                      f"(0 s to {duration} s).")
         self.t_start = t_start
-        self.online_error = True
-        self.online_metric = self.pipeline.default_metric(t_start=t_start)
-        """The least-squares metric of the default plugin, with ``t_start``."""
-        if not isinstance(self.online_metric, LeastSquaresMetric):
+        """Start of the part of the traces that counts (a time)."""
+        self._online_metric = self._parts.default_metric(t_start=t_start)
+        if not isinstance(self._online_metric, LeastSquaresMetric):
             raise ConfigurationError(
                 f"OnlineTraceFitter needs a least-squares metric (with residual_form()) as "
-                f"the default metric; {type(self.online_metric).__name__} is not one.")
+                f"the default metric; {type(self._online_metric).__name__} is not one.")
 
-    def default_metric(self):
-        return self.online_metric
+    def _default_metric(self):
+        """The least-squares metric of the default plugin, with ``t_start``."""
+        return self._online_metric
 
     # the manual's signature, which has no metric (the squared error is computed online)
     def fit(self, optimizer=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
             callback=DEFAULT, restart=False,
             start_iteration=None, penalty=None, level=0, resume=False, metric=None,
-            **params):
+            objectives=None, **params):
         """Run ``n_rounds`` rounds; the error is the online mean squared error.
 
         Parameters are those of :meth:`TraceFitter.fit` without ``metric`` and
@@ -116,7 +116,6 @@ class OnlineTraceFitter(TraceFitter):
             raise ConfigurationError(
                 "OnlineTraceFitter computes the mean squared error itself (from t_start, "
                 "given to the fitter); remove metric=, or use TraceFitter.")
-        return super().fit(optimizer=optimizer, metric=None, n_rounds=n_rounds,
-                           callback=callback, restart=restart, online_error=True,
-                           start_iteration=start_iteration, penalty=penalty, level=level,
-                           resume=resume, **params)
+        return self._fit(optimizer, None, n_rounds, callback, restart=restart,
+                         start_iteration=start_iteration, penalty=penalty, resume=resume,
+                         level=level, objectives=objectives, online_error=True, bounds=params)

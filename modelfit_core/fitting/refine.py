@@ -277,6 +277,54 @@ def _prepare(problem: FittingProblem, space, makers, calc_gradient, optimize, le
         backend=problem.single_run_backend)
 
 
+class _Progress:
+    """What ``least_squares`` evaluated: every error, the best point, the feedback.
+
+    Called as ``least_squares``'s residual function: simulates (through the
+    evaluator), records the error, tells the feedback (which may stop the
+    refinement), and returns the residuals.
+    """
+
+    def __init__(self, evaluator: _Evaluator, space: ParameterSpace, feedback, as_error,
+                 use_units: bool):
+        self.evaluator, self.space, self.feedback = evaluator, space, feedback
+        self.as_error, self.use_units = as_error, use_units
+        self.index = 0
+        self.best_x: np.ndarray | None = None
+        self.best_error = np.inf
+        self.best_residuals: np.ndarray | None = None
+        self.errors: list[float] = []
+        """The error of every evaluation, in order."""
+
+    def __call__(self, x_unit) -> np.ndarray:
+        residuals, errors = self.evaluator.residuals(x_unit)
+        total = float(sum(errors.values()))
+        self.errors.append(total)
+        if np.isfinite(total) and total < self.best_error:
+            self.best_x, self.best_error = np.array(x_unit, dtype=float), total
+            self.best_residuals = residuals
+        if self.feedback is not None and self.best_x is not None:
+            to_si, space = self.evaluator.to_si, self.space
+            info = {"best_params_text": space.describe(to_si(self.best_x)),
+                    "refine": True, "objective_errors": errors,
+                    "n_simulations": self.evaluator.n_simulations}
+            if self.feedback(space.to_dict(to_si(x_unit), self.use_units), np.array([total]),
+                             space.to_dict(to_si(self.best_x), self.use_units),
+                             self.as_error(self.best_error), self.index, info):
+                raise _StopRefine()
+        self.index += 1
+        return residuals
+
+    def stopped(self):
+        """The result of a refinement the feedback stopped: its best point."""
+        from scipy.optimize import OptimizeResult
+        return OptimizeResult(
+            x=self.best_x, fun=self.best_residuals,
+            cost=0.5 * float(np.sum(self.best_residuals ** 2)), jac=None, grad=None,
+            optimality=None, active_mask=None, nfev=self.index + 1, njev=None,
+            status=-1, message="Stopped by the callback.", success=False)
+
+
 def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
                best_vector: np.ndarray | None, *, metric, feedback=None,
                params: Mapping[str, Any] | None = None, calc_gradient: bool = False,
@@ -284,7 +332,7 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
                use_units: bool = True, **kwds):
     """:meth:`TraceFitter.refine` (see there) of ``problem``, starting from the best
     parameters ``best_vector`` (SI) of a fit over ``fit_space``, or from ``params``."""
-    from scipy.optimize import OptimizeResult, least_squares
+    from scipy.optimize import least_squares
 
     kwds = dict(kwds)
     space = _refined_space(problem, fit_space, kwds)
@@ -294,50 +342,21 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     makers, error_dim = _residual_makers(problem, metric)
     prepared = _prepare(problem, space, makers, calc_gradient, optimize, level)
     evaluator = _Evaluator(space, makers, prepared, calc_gradient, iteration)
-    width = evaluator.width
-    state = {"index": 0, "best_x": None, "best_error": np.inf, "best_residuals": None,
-             "trace": []}
 
     def as_error(value):
         return error_quantity(value, error_dim) if use_units else value
 
-    def fun(x_unit):
-        residuals, errors = evaluator.residuals(x_unit)
-        total = float(sum(errors.values()))
-        finite = np.isfinite(total)
-        state["trace"].append((evaluator.n_simulations, total))
-        if finite and total < state["best_error"]:
-            state["best_x"], state["best_error"] = np.array(x_unit, dtype=float), total
-            state["best_residuals"] = residuals
-        if feedback is not None and state["best_x"] is not None:
-            info = {"best_params_text": space.describe(evaluator.to_si(state["best_x"])),
-                    "refine": True, "objective_errors": errors,
-                    "n_simulations": evaluator.n_simulations}
-            stop = feedback(space.to_dict(evaluator.to_si(x_unit), use_units),
-                            np.array([total]),
-                            space.to_dict(evaluator.to_si(state["best_x"]), use_units),
-                            as_error(state["best_error"]), state["index"], info)
-            if stop:
-                raise _StopRefine()
-        state["index"] += 1
-        return residuals
-
-    options = dict(kwds)
+    progress = _Progress(evaluator, space, feedback, as_error, use_units)
     if calc_gradient:
-        options["jac"] = evaluator.jacobian
-    x0_unit = np.clip((x0 - space.lower) / width, 0.0, 1.0)
+        kwds["jac"] = evaluator.jacobian
     if hasattr(feedback, "start"):
-        feedback.start(options.get("max_nfev"))
+        feedback.start(kwds.get("max_nfev"))
     started = time.perf_counter()
     try:
-        result = least_squares(fun, x0_unit, bounds=(np.zeros(len(x0)), np.ones(len(x0))),
-                               **options)
+        result = least_squares(progress, np.clip((x0 - space.lower) / evaluator.width, 0, 1),
+                               bounds=(np.zeros(len(x0)), np.ones(len(x0))), **kwds)
     except _StopRefine:
-        result = OptimizeResult(
-            x=state["best_x"], fun=state["best_residuals"],
-            cost=0.5 * float(np.sum(state["best_residuals"] ** 2)), jac=None, grad=None,
-            optimality=None, active_mask=None, nfev=state["index"] + 1, njev=None,
-            status=-1, message="Stopped by the callback.", success=False)
+        result = progress.stopped()
     except ValueError as exc:
         if "not finite in the initial point" in str(exc):
             raise SimulationError(
@@ -348,14 +367,16 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     finally:
         if hasattr(feedback, "finish"):
             feedback.finish()
+    # back from the unit cube least_squares worked in to SI units
     result.x = evaluator.to_si(result.x)
     for name in ("jac", "grad"):
         value = result.get(name)
         if value is not None:
+            width = evaluator.width
             result[name] = np.asarray(value) / (width if name == "grad" else width[None, :])
     result.n_simulations = evaluator.n_simulations
     result.wall_time = time.perf_counter() - started
-    result.errors = np.array([error for _, error in state["trace"]])
+    result.errors = np.array(progress.errors)
     sizes = np.cumsum([maker.select(maker.data).size for maker in makers.values()])[:-1]
     result.error = as_error(float(sum(np.mean(piece ** 2) for piece in
                                       np.split(np.asarray(result.fun), sizes))))

@@ -52,9 +52,8 @@ class SpikeFitter(Fitter):
         As for :class:`~modelfit_core.fitting.trace_fitter.TraceFitter`.
     """
 
-    fitter_name = "SpikeFitter"
-
-    default_method = DEFAULT_METHODS
+    _owner = "SpikeFitter"
+    _default_method = DEFAULT_METHODS
 
     def __init__(self, model, input, output, dt, reset=None, threshold=None, input_var=None,
                  refractory=False, n_samples=30, method=None, param_init=None, penalty=None,
@@ -72,11 +71,11 @@ class SpikeFitter(Fitter):
                          namespace=namespace, storage=storage, study=study, level=level)
 
     @staticmethod
-    def named_outputs(output, output_var=None) -> dict[str, Any]:
+    def _named_outputs(output, output_var=None) -> dict[str, Any]:
         return spike_outputs(output)
 
-    def default_metric(self):
-        metric = self.pipeline.metric
+    def _default_metric(self):
+        metric = self._parts.metric
         if metric is None:
             raise ConfigurationError("SpikeFitter needs a spike metric: pass "
                                      "metric=GammaFactor(delta=..., time=...) to fit(), or use "

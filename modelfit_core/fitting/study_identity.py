@@ -7,14 +7,15 @@ from modelfit_core.results.storage import StudyDescription
 from modelfit_core.results.study_description import stable_repr
 
 
-def describe_study(problem: FittingProblem, n_samples: int, state, *, optimizer, metric,
-                   space, objective) -> StudyDescription:
+def describe_study(problem: FittingProblem, n_samples: int, *, optimizer, metric, space,
+                   objective, optimizer_rounds: int = 1,
+                   first_iteration: int = 0) -> StudyDescription:
     """The description of a fit of ``problem`` with ``n_samples`` requested per round
-    (``state``: the fit's :class:`~modelfit_core.fitting.loop.FitState`, or None
-    before it starts) by ``optimizer`` and ``metric`` over ``space``."""
+    by ``optimizer`` and ``metric`` over ``space`` (the optimizer initialized for
+    ``optimizer_rounds``, the first round's ``iteration`` value ``first_iteration``)."""
     model = "\n".join([problem.model.text.strip(), f"threshold: {problem.threshold!r}",
                        f"reset: {problem.reset!r}", f"refractory: {problem.refractory!r}",
-                       f"method: {problem.method!r}", f"penalty: {problem.penalty!r}",
+                       f"method: {problem.method!r}", f"penalty: {objective.penalty!r}",
                        f"initial values: {sorted(problem.param_init.items())!r}"])
     kind = type(optimizer)
     return StudyDescription(
@@ -23,6 +24,5 @@ def describe_study(problem: FittingProblem, n_samples: int, state, *, optimizer,
         metric=stable_repr(metric), model=model,
         optimizer_class=f"{kind.__module__}.{kind.__qualname__}",
         seed=repr(getattr(optimizer, "seed", None)),
-        optimizer_rounds=state.optimizer_rounds if state is not None else 1,
-        first_iteration=state.iteration if state is not None else 0,
+        optimizer_rounds=optimizer_rounds, first_iteration=first_iteration,
         objectives=tuple(getattr(objective, "objective_names", ())))

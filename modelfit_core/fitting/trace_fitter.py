@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from modelfit_core.fitting.fitter import Fitter
-from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import GENERATE_ITERATION
 from modelfit_core.fitting.refine import refine_fit
 from modelfit_core.registry.parts import DEFAULT, Parts
@@ -51,7 +50,7 @@ class TraceFitter(Fitter):
         Old form: ``input=array, input_var='I'``.
     """
 
-    fitter_name = "TraceFitter"
+    _owner = "TraceFitter"
 
     def __init__(self, model, input, output, dt, n_samples=60, input_var=None,
                  output_var=None, method=None, reset=None, refractory=False, threshold=None,
@@ -65,13 +64,10 @@ class TraceFitter(Fitter):
                          pipeline=pipeline, namespace=namespace, storage=storage, study=study,
                          level=level)
 
-    online_error = False
-    """Whether the last ``fit()`` accumulated the trace errors during the simulation."""
-
     # the manual's signature, which puts online_error before the arguments Fitter.fit shares
     def fit(self, optimizer=None, metric=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
-            callback=DEFAULT, restart=False, online_error=False, start_iteration=None, penalty=None, level=0, resume=False,
-            **params):
+            callback=DEFAULT, restart=False, online_error=False, start_iteration=None,
+            penalty=None, level=0, resume=False, objectives=None, **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 
         online_error : bool
@@ -81,19 +77,15 @@ class TraceFitter(Fitter):
             (``t_start`` and ``normalization`` are honoured, ``t_weights`` are
             not), and gives the same errors. Default False.
         """
-        self.online_error = bool(online_error)
-        return super().fit(optimizer=optimizer, metric=metric, n_rounds=n_rounds,
-                           callback=callback, restart=restart, start_iteration=start_iteration,
-                           penalty=penalty, resume=resume, level=level, **params)
-
-    def objective_for(self, metric, penalty, **options):
-        return Objective.build(self.problem, metric, online=self.online_error, penalty=penalty,
-                               owner=self.fitter_name, **options)
+        return self._fit(optimizer, metric, n_rounds, callback, restart=restart,
+                         start_iteration=start_iteration, penalty=penalty, resume=resume,
+                         level=level, objectives=objectives, online_error=bool(online_error),
+                         bounds=params)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):
         """Traces of the fitted output variable(s) for the best (or given) parameters."""
-        traces = self.recordings.trace_outputs
+        traces = self.problem.recordings.trace_outputs
         return self.generate(output_var=traces[0] if len(traces) == 1 else traces,
                              params=params, param_init=param_init, iteration=iteration,
                              level=level)
@@ -169,9 +161,10 @@ class TraceFitter(Fitter):
         squares. Spike outputs and a ``penalty`` are not part of the refinement.
         """
         if metric is None:
-            metric = self.metric if self.metric is not None else self.default_metric()
-        best = self.history.best_vector if self.history is not None else None
-        return refine_fit(self.problem, self.space, best, metric=metric,
-                          feedback=self.pipeline.resolve_feedback(callback), params=params,
+            metric = self.metric if self.metric is not None else self._default_metric()
+        fit = self.current_fit
+        return refine_fit(self.problem, fit.space if fit is not None else None,
+                          fit.best_vector if fit is not None else None, metric=metric,
+                          feedback=self._parts.resolve_feedback(callback), params=params,
                           calc_gradient=calc_gradient, optimize=optimize, iteration=iteration,
                           level=level, use_units=self.use_units, **kwds)

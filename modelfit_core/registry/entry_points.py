@@ -15,8 +15,10 @@ Entry-point groups (see CONTRIBUTING.md, "How plugins are found"):
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
+import sys
 from typing import Iterable, Iterator
 
 import attrs
@@ -81,18 +83,26 @@ def read_entries(disabled: Iterable[str] = (),
     """
     disabled = set(disabled)
     wanted = set(distributions) if distributions is not None else None
-    groups = {HOOK_GROUP, EXPORTS_GROUP, *_KIND_OF_GROUP}
-    entries = []
-    for distribution in importlib.metadata.distributions():
-        ours = [ep for ep in distribution.entry_points if ep.group in groups]
-        if not ours:  # most distributions: their name (a METADATA parse) is not needed
-            continue
-        dist = distribution.name
-        if dist in disabled or (wanted is not None and dist not in wanted):
-            continue
-        entries += [PluginEntry(ep, dist) for ep in ours if ep.name not in disabled]
+    entries = [PluginEntry(ep, dist) for dist, eps in _scan(tuple(sys.path))
+               if dist not in disabled and (wanted is None or dist in wanted)
+               for ep in eps if ep.name not in disabled]
     # the built-ins first: they keep their plain names when another distribution clashes
     return sorted(entries, key=lambda e: e.distribution != DISTRIBUTION)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(path: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
+    """``(distribution, its modelfit entry points)`` of every installed distribution
+    with some, read once per process (and again when ``sys.path``, given as
+    ``path``, changes): scanning every distribution's metadata is what a registry
+    costs."""
+    groups = {HOOK_GROUP, EXPORTS_GROUP, *_KIND_OF_GROUP}
+    found = []
+    for distribution in importlib.metadata.distributions(path=list(path)):
+        ours = tuple(ep for ep in distribution.entry_points if ep.group in groups)
+        if ours:  # most distributions: their name (a METADATA parse) is not needed
+            found.append((distribution.name, ours))
+    return tuple(found)
 
 
 def disabled_from_env() -> set[str]:

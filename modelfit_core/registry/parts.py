@@ -9,6 +9,7 @@ the factories of fitters to it.
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, Mapping
 
 import attrs
@@ -16,15 +17,20 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.kinds import kind_named
-from modelfit_core.registry.plugin_registry import Registry
+from modelfit_core.contracts.protocols import StudyStorage
+from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
-DEFAULT_NAMES = {"optimizers": "pymoo", "metrics": "mse", "feedback": "text"}
+DEFAULT_NAMES = {"optimizers": "pymoo", "metrics": "mse", "feedback": "text",
+                 "backends": "runtime"}
 """The plugins of a fit that names none. pymoo's DE is the default optimizer: on the
 HH tutorial fit it ends with a lower median error than nevergrad's DE at a third of
-the overhead per round (benchmarks/optimizers.py, docs/optimizers.md)."""
-"""The plugins used when nothing else is chosen. The default backend is the one
-named after Brian's active device (``'runtime'``, or ``'cpp_standalone'`` after
-``set_device('cpp_standalone')``): see :func:`active_device_name`."""
+the overhead per round (benchmarks/optimizers.py, docs/optimizers.md). The backend
+is the one a backend plugin names through the ``modelfit_default_backend`` hook
+(the Brian backends: the one of Brian's active device, ``'cpp_standalone'`` after
+``set_device('cpp_standalone')``), ``'runtime'`` if none does."""
+
+DEFAULT_STORAGE_SCHEME = "sqlite"
+"""The storage plugin of a ``storage=`` given as a plain path."""
 
 
 class _Default:
@@ -35,18 +41,6 @@ class _Default:
 
 
 DEFAULT = _Default()
-
-
-def active_device_name() -> str:
-    """The name of Brian's active device (``'runtime'``, ``'cpp_standalone'``, ...).
-
-    Backends are registered under the name of the device they simulate on, so
-    the manual's ``set_device('cpp_standalone')`` selects the matching backend.
-    """
-    from brian2.devices.device import all_devices, get_device
-    device = get_device()
-    return next((name for name, candidate in all_devices.items() if candidate is device),
-                "runtime")
 
 
 def accepts_keyword(cls: Any, keyword: str) -> bool:
@@ -110,9 +104,10 @@ class Parts:
         seed : int, optional
             Passed to the optimizer so that a whole fit repeats exactly.
         registry : Registry, optional
-            Defaults to a new registry reading the ``modelfit`` entry points.
+            Defaults to the process's registry, or, with ``disable_plugins`` or
+            ``plugins``, a registry of these parts' own.
         disable_plugins, plugins
-            Entry points to skip, and extra plugin objects to register.
+            Entry points to skip, and extra (hook) plugin objects to register.
         storage, study : str, optional
             Stream every evaluation of the fitters made from these parts to SQLite
             (``"sqlite:///fit.db"``) under the study name; see ``fit(resume=True)``.
@@ -126,7 +121,9 @@ class Parts:
                 raise ArgumentTypeError(
                     f"{kind}_options must be a dict of keyword arguments, e.g. "
                     f"optimizer_options={{'method': 'DE'}}; got {options!r}.")
-        registry = registry or Registry(disable=disable_plugins, plugins=plugins)
+        if registry is None:
+            registry = Registry(disable=disable_plugins, plugins=plugins) \
+                if disable_plugins or plugins else shared_registry()
         parts = cls(registry=registry, seed=seed, storage=storage, study=study,
                     names={"optimizer": optimizer, "metric": metric, "backend": backend,
                            "feedback": feedback})
@@ -146,7 +143,7 @@ class Parts:
     def lazy_default(cls):
         """The parts behind the classic classes: text feedback, and the default
         optimizer, metric and backend made only when a fit needs them."""
-        return cls(registry=Registry(), feedback=DEFAULT_NAMES["feedback"])
+        return cls(registry=shared_registry(), feedback=DEFAULT_NAMES["feedback"])
 
     def make(self, kind: str, spec: str | Any, options: dict[str, Any] | None = None):
         """An object of ``kind`` from a registered name and options, or ``spec`` itself."""
@@ -178,10 +175,35 @@ class Parts:
 
     def resolve_backend(self, backend=None, options: dict | None = None):
         """A backend object from a name, an object, or None: these parts' backend,
-        else the one named after Brian's active device."""
+        else the one the backend plugins choose (see :data:`DEFAULT_NAMES`)."""
         if backend is None:
-            backend = self.backend if self.backend is not None else active_device_name()
+            backend = self.backend if self.backend is not None else \
+                (self.registry.hook.modelfit_default_backend() or DEFAULT_NAMES["backends"])
         return self.make("backends", backend, options)
+
+    def resolve_storage(self, storage=None, study: str | None = None):
+        """A study storage from a URL or path, a storage object, or None (these parts'
+        storage; None if they have none).
+
+        The URL's scheme names the storage plugin (``sqlite:///fit.db``; a plain path
+        is SQLite), made with ``(url, study)``; ``study`` defaults to these parts'
+        study, else ``"default"``.
+        """
+        storage = storage if storage is not None else self.storage
+        if storage is None:
+            return None
+        if not isinstance(storage, (str, os.PathLike)):
+            if isinstance(storage, StudyStorage):
+                return storage
+            raise ArgumentTypeError(
+                f"storage must be a URL such as 'sqlite:///fit.db', a path, or a storage "
+                f"object (with start(), load_for_resume(), session(), close()); got "
+                f"{storage!r}.")
+        url = os.fspath(storage)
+        scheme = url.split("://", 1)[0] if "://" in url else DEFAULT_STORAGE_SCHEME
+        cls = self.registry.lookup("storage", scheme)
+        return construct(cls, {"url": url, "study": study or self.study or "default"},
+                         "storage", scheme)
 
     def resolve_feedback(self, callback):
         """Feedback object from a name, None, a callable, or :data:`DEFAULT` (these parts')."""

@@ -230,6 +230,27 @@ class Registry:
         return find_export(self._exports, name)
 
 
+_shared: Registry | None = None
+
+
+def shared_registry() -> Registry:
+    """The process's registry: behind ``modelfit_core``'s names, the compat modules and
+    every fitter or Pipeline that does not bring a registry (or options) of its own.
+    Made on first use; the installed distributions are scanned once per process."""
+    global _shared
+    if _shared is None:
+        _shared = Registry()
+    return _shared
+
+
+def forget_shared_registry() -> None:
+    """Make the next :func:`shared_registry` read the entry points again (after
+    installing a plugin into a running process, or changing
+    ``MODELFIT_DISABLE_PLUGINS``)."""
+    global _shared
+    _shared = None
+
+
 def import_object(path: str) -> Any:
     """Import ``'package.module:attribute'`` (used by config files and the CLI)."""
     module_name, _, attribute = path.partition(":")

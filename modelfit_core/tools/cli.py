@@ -87,6 +87,7 @@ def _cmd_fit(args) -> int:
         print(interruption_report(args, config, fitter), file=sys.stderr)
         return INTERRUPTED
     history = fitter.history
+    assert history is not None, "a fit that ran has a history"
     table = cast("pandas.DataFrame", fitter.results(format="dataframe"))
     table.to_csv(output / "results.csv", index=False)
     best = {name: float(v) for name, v in zip(history.space.names, history.best_vector)} \
@@ -94,10 +95,10 @@ def _cmd_fit(args) -> int:
     (output / "best.json").write_text(json.dumps({"parameters_si": best,
                                                   "error": history.best_error}, indent=2))
     paths = _write_history_plots(history, output)
-    traces = [n for n in fitter.output_names if n != "spikes"]
+    traces = fitter.problem.recordings.trace_outputs
     if history.best_vector is not None and traces:
         fitted = fitter.generate(output_var=traces[0])
-        plot_traces(fitter.output_signals[traces[0]].values, np.asarray(fitted),
+        plot_traces(fitter.problem.recordings.traces[traces[0]].values, np.asarray(fitted),
                     float(fitter.dt), unit_label="SI", scale=1.0,
                     path=output / "fit.png")
         paths.append(output / "fit.png")
@@ -119,22 +120,19 @@ INTERRUPTED = 130
 
 def interruption_report(args, config, fitter) -> str:
     """What ``modelfit fit`` says after Ctrl-C: rounds kept, and how to resume."""
-    from modelfit_core.results.storage import database_path
     command = f"modelfit fit {shlex.quote(str(args.config))}"
     if args.output is not None:
         command += f" --output {shlex.quote(str(args.output))}"
     done = len(fitter.history.rounds) if fitter.history is not None else 0
-    if fitter.store is None:
+    if fitter.storage is None:
         return (f"modelfit fit: interrupted after {done} completed round(s). Without a "
                 f"storage nothing was kept on disk. To make a fit resumable, add\n"
                 f"    storage = \"sqlite:///fit.db\"\n"
                 f"to the [fit] section of {config.path}; after an interruption, continue "
                 f"with: {command} --resume")
-    try:
-        stored = fitter.store.n_rounds()
-    except Exception:  # the database is only read for the report; the history knows too
-        stored = done
-    where = f"{database_path(fitter.store.url)} (study {fitter.store.study!r})"
+    # a round joins the history only once it is stored, and Ctrl-C waits for that
+    stored = done
+    where = fitter.storage.location
     if stored == 0:
         return (f"modelfit fit: interrupted before the first round was completed; nothing "
                 f"was stored in {where}. Start again with: {command}")

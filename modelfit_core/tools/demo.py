@@ -48,12 +48,15 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
     plot_traces(dataset.outputs * 1e-3, np.asarray(fitted), dataset.dt_s,
                 title=f"bundled HH data: fit after {n_rounds} rounds",
                 path=output_dir / "hh_fit.png")
-    plot_error_per_round(fitter.history, path=output_dir / "hh_errors.png")
+    history = fitter.history
+    assert history is not None, "a fit that ran has a history"
+    plot_error_per_round(history, path=output_dir / "hh_errors.png")
 
     print(f"\nFitted {n_rounds} rounds x {n_samples} samples in {elapsed:.2f} s "
-          f"({fitter.history.n_evaluations} simulations)")
+          f"({history.n_evaluations} simulations)")
     print(f"{'parameter':<10}{'fitted':>16}{'ground truth':>16}{'ratio':>8}")
-    for name, dim in zip(fitter.space.names, fitter.space.dims):
+    space = history.space
+    for name, dim in zip(space.names, space.dims):
         value = float(best[name])
         truth = dataset.ground_truth.get(name)
         truth_text = format_quantity(truth, dim) if truth is not None else "?"

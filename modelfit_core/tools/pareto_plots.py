@@ -133,12 +133,12 @@ def plot_front_traces(fitter, members=None, output_var: str | None = None,
     """
     front = fitter.pareto_front(use_units=True)
     members = front_members(fitter) if members is None else list(members)
-    traces = [name for name in fitter.output_names if name != "spikes"]
+    traces = fitter.problem.recordings.trace_outputs
     if not traces:
         raise FitStateError("plot_front_traces draws trace outputs; this fit has only "
                             "spike trains.")
     name = output_var or traces[0]
-    recorded = np.atleast_2d(fitter.output_signals[name].values)
+    recorded = np.atleast_2d(fitter.problem.recordings.traces[name].values)
     time_ms = np.arange(recorded.shape[1]) * float(fitter.dt) * 1e3
     fig = new_figure((3.2 * recorded.shape[0], 3.4))
     axes = fig.subplots(1, recorded.shape[0], sharey=True, squeeze=False)[0]
@@ -194,7 +194,7 @@ def write_front_plots(source, output: str | Path, traces: bool = True) -> list[P
     plot_pareto_front(source, path=paths[0])
     plot_parallel_coordinates(source, path=paths[1])
     if traces and hasattr(source, "generate") and \
-            any(name != "spikes" for name in source.output_names):
+            source.problem.recordings.trace_outputs:
         paths.append(output / "front_traces.png")
         plot_front_traces(source, scale=1.0, unit_label="SI", path=paths[-1])
     return paths

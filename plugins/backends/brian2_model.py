@@ -15,7 +15,7 @@ from brian2 import (Equations, Network, NeuronGroup, SpikeMonitor, StateMonitor,
 from brian2.units.fundamentalunits import DIMENSIONLESS
 from brian2.units.fundamentalunits import get_unit
 
-from modelfit_core.model.data import get_spikes
+from modelfit_core.plugin_api import get_spikes
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec, online_error_variable
 
 from .brian2_code_cache import install as install_code_cache

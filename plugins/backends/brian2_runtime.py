@@ -252,10 +252,6 @@ class Brian2RuntimeBackend:
             return RuntimeSimulation(spec, CythonCodeObject, check_cython=self._cython_checked)
         return RuntimeSimulation(spec, _CODE_TARGETS[self._chosen_target])
 
-    def neuron_group(self, spec: SimulationSpec, name: str):
-        """The spec's NeuronGroup, for a network the caller runs (see ``BuildsBrianGroups``)."""
-        return build_group(spec, name=name)[0]
-
     def __repr__(self):
         target = self._chosen_target or "cython if available, else numpy"
         return f"Brian2RuntimeBackend(codegen_target={target!r})"

@@ -28,7 +28,7 @@ import tempfile
 import weakref
 
 import numpy as np
-from brian2 import Network, Quantity, prefs, second
+from brian2 import Network, prefs, second
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from brian2.devices.device import get_device
 from brian2.utils.logger import BrianLogger
@@ -37,8 +37,8 @@ from modelfit_core.contracts.errors import ConfigurationError, SimulationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 
 from ..cores import available_cores
-from .brian2_model import (apply_string_initializers, build_group, collect_result,
-                           device_active, forget_stop_request, interrupted, stop_requested)
+from .brian2_model import apply_string_initializers, build_group, collect_result, device_active
+from .brian2_standalone_rerun import run_arg_values, run_binary
 
 _THREADS_PREF = "devices.cpp_standalone.openmp_threads"
 
@@ -115,13 +115,12 @@ class StandaloneSimulation:
         n_traces = self.spec.n_traces
         run_args = {}
         for name in self.spec.parameter_names:
-            view = self._views[name]
             values = np.repeat(np.asarray(parameters[name], dtype=float), n_traces)
             if values.shape != (self.spec.n_neurons,):
                 raise ConfigurationError(
                     f"Expected {self.spec.n_samples} values for {name!r}, got "
                     f"{np.asarray(parameters[name]).size}.")
-            run_args[view] = Quantity(values, dim=view.dim)
+            run_args[self._views[name]] = run_arg_values(self._views[name], values)
         if self.spec.uses_iteration:
             run_args[self._views["iteration"]] = float(iteration)
         return run_args
@@ -130,57 +129,11 @@ class StandaloneSimulation:
         """Run the compiled binary with these parameter sets (SI arrays, n_samples each)."""
         if self.device is None:
             raise SimulationError("This standalone simulation was closed.")
-        spec = self.spec
         run_args = self._run_args(parameters, iteration)
-        self._clear_results()
         with device_active(self.device):
-            forget_stop_request()
-            try:
-                self.device.run(run_args=run_args, with_output=False)
-            except RuntimeError as exc:
-                if stop_requested():  # Ctrl-C reached the binary too, and it died of it
-                    raise interrupted("the standalone binary") from exc
-                raise SimulationError(f"The standalone binary in {self.project_dir} "
-                                      f"failed: {exc}") from exc
-            finally:
-                self._forget_run_arg_files()
-            # Ctrl-C in a terminal reaches the binary, whose own handler ends the
-            # simulation early and writes what it has; Ctrl-C to this process alone
-            # only sets Brian's stop flag here. Neither result may be scored.
-            if stop_requested() or self._completed_fraction() < 1.0:
-                raise interrupted("the standalone binary")
+            run_binary(self.device, run_args, self.project_dir)
             self.runs += 1
-            return collect_result(self.group, self.monitors, spec)
-
-    def _completed_fraction(self) -> float:
-        """The part of the simulated time the binary completed (its last_run_info.txt,
-        written anew by every run: the previous round's is removed first)."""
-        path = os.path.join(self.device.results_dir, "last_run_info.txt")
-        try:
-            with open(path) as info:
-                return float(info.read().split()[1])
-        except (OSError, IndexError, ValueError) as exc:
-            raise SimulationError(f"The standalone binary in {self.project_dir} did not "
-                                  f"report how much it simulated ({path}: {exc}).") from exc
-
-    def _clear_results(self) -> None:
-        """Remove the previous round's result files, so that the binary writes new
-        files: rewriting (truncating) them makes ext4 flush each one to disk on
-        close, which can double the time of a short round."""
-        folder = self.device.results_dir
-        if folder and os.path.isdir(folder):
-            for entry in os.scandir(folder):
-                if entry.is_file():
-                    with contextlib.suppress(OSError):
-                        os.remove(entry.path)
-
-    def _forget_run_arg_files(self) -> None:
-        """The files written for this round's values (static_arrays/init_*.dat)."""
-        folder = os.path.join(self.project_dir, "static_arrays")
-        for name in self.device.run_args_arrays:
-            for path in (os.path.join(folder, name), os.path.join(folder, name + ".lock")):
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            return collect_result(self.group, self.monitors, self.spec)
 
     def close(self) -> None:
         """Forget the Brian objects; remove the project unless it is kept."""
@@ -241,10 +194,6 @@ class Brian2StandaloneBackend:
             if not self.keep:
                 _remove_tree(project_dir)
             raise
-
-    def neuron_group(self, spec: SimulationSpec, name: str):
-        """The spec's NeuronGroup on Brian's active device (see ``BuildsBrianGroups``)."""
-        return build_group(spec, name=name)[0]
 
     def single_run_backend(self):
         """Single runs (``generate``, ``refine``) simulate in runtime mode, as the manual

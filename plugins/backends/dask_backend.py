@@ -81,8 +81,8 @@ _WORKER_CACHE: dict[str, object] = {}
 def _prepare_on_worker(token: str, spec: SimulationSpec, inner: str, inner_options: dict):
     prepared = _WORKER_CACHE.get(token)
     if prepared is None:
-        from modelfit_core.registry.plugin_registry import Registry
-        backend = Registry().lookup("backends", inner)(**inner_options)
+        from modelfit_core.plugin_api import shared_registry
+        backend = shared_registry().lookup("backends", inner)(**inner_options)
         prepared = backend.prepare(spec)
         _WORKER_CACHE[token] = prepared
     return prepared
@@ -272,8 +272,8 @@ class DaskBackend:
     def single_run_backend(self):
         """Single runs (``generate``, ``refine``) simulate here, on the inner backend:
         a round trip to the workers would cost more than the run."""
-        from modelfit_core.registry.plugin_registry import Registry
-        return Registry().lookup("backends", self.inner)(**self.inner_options)
+        from modelfit_core.plugin_api import shared_registry
+        return shared_registry().lookup("backends", self.inner)(**self.inner_options)
 
     def shutdown(self) -> None:
         """Close the client and the LocalCluster started by this backend."""

@@ -27,11 +27,8 @@ import numpy as np
 
 from modelfit_core.contracts.errors import (ConfigurationError, DataError, FitStateError,
                                             ParameterError)
-from modelfit_core.fitting import brian_networks, generation
-from modelfit_core.fitting.fitter_attributes import ProblemAttributes
-from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
-from modelfit_core.model.data import as_named
-from modelfit_core.registry.parts import Parts
+from modelfit_core.plugin_api import (GENERATE_ITERATION, FittingProblem, Parts, as_named,
+                                      generate_outputs, manual_simulator, parameter_point)
 
 from . import sbi_features, sbi_methods
 from .sbi_features import SPIKES
@@ -46,7 +43,7 @@ def _power_of_ten(values: np.ndarray) -> float:
     return float(10.0 ** math.floor(math.log10(float(np.median(values)))))
 
 
-class Inferencer(ProblemAttributes, PosteriorMethods):
+class Inferencer(PosteriorMethods):
     """Infer the posterior over a model's parameters with simulation-based inference.
 
     Parameters
@@ -105,7 +102,16 @@ class Inferencer(ProblemAttributes, PosteriorMethods):
         self._simulation_key = None
         self.show_progress_bars = True
 
-    # the problem's attributes under the manual's names come from ProblemAttributes
+    # what is inferred from what lives in the fitting problem (self.problem)
+    dt = property(lambda self: self.problem.dt, doc="Time step of the data and simulations.")
+    model = property(lambda self: self.problem.model, doc="The parsed model.")
+    param_init = property(lambda self: self.problem.param_init,
+                          doc="Initial values and fixed parameters.")
+    n_traces = property(lambda self: self.problem.n_traces, doc="Number of input traces.")
+    output_names = property(lambda self: self.problem.output_names,
+                            doc="Output variables, 'spikes' included.")
+    output_signals = property(lambda self: self.problem.recordings.traces,
+                              doc="Recorded trace outputs (not spikes) by name.")
     output_spikes = property(lambda self: self.problem.recordings.spikes,
                              doc="Recorded spike trains, or None.")
 
@@ -128,10 +134,10 @@ class Inferencer(ProblemAttributes, PosteriorMethods):
         if params is None:
             raise FitStateError("Give params={...} (e.g. drawn from the posterior), or use "
                                 "generate_traces() to draw them.")
-        space, vector = generation.parameter_point(self.problem, self.space, None, params)
-        return generation.generate_outputs(self.problem, space, vector, output_var=output_var,
-                                           param_init=param_init, iteration=iteration,
-                                           level=level, use_units=self.use_units)
+        space, vector = parameter_point(self.problem, self.space, None, params)
+        return generate_outputs(self.problem, space, vector, output_var=output_var,
+                                param_init=param_init, iteration=iteration, level=level,
+                                use_units=self.use_units)
 
     def setup_simulator(self, network_name, n_neurons, output_var, param_init, level=1):
         """A ``Simulator`` for Brian's active device with the model's network for
@@ -139,8 +145,9 @@ class Inferencer(ProblemAttributes, PosteriorMethods):
         ``TraceFitter.setup_simulator``; ``level=1`` takes the constants from the
         caller's namespace."""
         namespace = self.problem.resolve_namespace(max(int(level) - 1, 0))
-        return brian_networks.simulator_for(
-            self.problem, network_name, n_neurons, output_var, param_init, namespace,
+        return manual_simulator(
+            self.problem, self.pipeline.registry, network_name, n_neurons, output_var,
+            param_init, namespace,
             self.space if self.space is not None else self.problem.free_parameters())
 
     @property

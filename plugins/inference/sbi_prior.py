@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from modelfit_core.contracts.errors import ParameterError, PluginLoadError
-from modelfit_core.registry.entry_points import DISTRIBUTION, install_hint
+from modelfit_core.plugin_api import DISTRIBUTION, install_hint
 
 
 class PriorBoundsError(ParameterError, TypeError):

@@ -11,7 +11,7 @@ from brian2 import Quantity, get_dimensions, mV, ms, second
 
 from modelfit_core.contracts.errors import DataError, PluginLoadError
 from modelfit_core.contracts.units import UnitMismatchError
-from modelfit_core.registry.entry_points import DISTRIBUTION, install_hint
+from modelfit_core.plugin_api import DISTRIBUTION, install_hint
 
 from .efel_extraction import efel_traces
 

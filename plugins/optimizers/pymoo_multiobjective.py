@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.results.pareto import ParetoFront
+from modelfit_core.plugin_api import ParetoFront
 from modelfit_plugins.optimizers.pymoo_methods import MethodSpec, resolve_method
 from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
 

@@ -8,28 +8,30 @@ For scripts that build a Brian ``Network`` themselves: a ``NeuronGroup`` named
 * :class:`RuntimeSimulator` restores the stored state, sets the values and
   runs the network in Python (``network.run``).
 * :class:`CPPStandaloneSimulator` builds the C++ project on the first run with
-  each parameter read from a file (``initialize_neurons``); later runs rewrite
-  those files (``set_states``) and run the compiled binary again
-  (``run_again``): nothing is generated or compiled twice.
+  each parameter taken from the binary's command line (``initialize_neurons``);
+  later runs give new values (``set_states``) and run the compiled binary again
+  (``run_again``), as the ``cpp_standalone`` backend does
+  (:mod:`.brian2_standalone_rerun`): nothing is generated or compiled twice.
 
 modelfit's fits simulate through the backend plugins; these classes serve
 scripts that drive a Brian network themselves, and the fitters'
-``setup_simulator`` (the manual's method) returns one. Brian is imported when
-a function is first called. ``modelfit_core.compat.simulator`` re-exports them
-under the manual's module name.
+``setup_simulator`` (the manual's method) returns one. They are offered by
+``from modelfit_core import *`` and ``modelfit_core.compat.simulator`` through
+the ``modelfit.exports`` entry points. Brian is imported when a function is
+first called.
 """
 
 from __future__ import annotations
 
 import abc
-import os
+import weakref
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError, DataError,
                                             FitStateError, ParameterError)
-from modelfit_core.model.namespace import user_namespace
+from modelfit_core.plugin_api import user_namespace
 
 __all__ = ["CPPStandaloneSimulator", "RuntimeSimulator", "Simulator", "initialize_neurons",
            "initialize_parameter", "run_again", "set_parameter_value", "set_states"]
@@ -73,34 +75,56 @@ def _standalone_device(what: str):
     return device
 
 
+_NEXT_RUN: weakref.WeakKeyDictionary[Any, tuple[list, dict[str, list]]] = \
+    weakref.WeakKeyDictionary()
+"""Per standalone device: its main queue when the values were given, and identifier ->
+[view, values] of what :func:`run_again` gives its binary."""
+
+
+def _values_of_next_run(device) -> dict[str, list]:
+    """Identifier -> [view, values] of the variables ``device``'s binary gets on its
+    command line; forgotten when the device was reset (Brian's ``reinit`` starts a
+    new main queue)."""
+    queue, table = _NEXT_RUN.get(device, (None, None))
+    if queue is not device.main_queue:
+        table = {}
+        _NEXT_RUN[device] = (device.main_queue, table)
+    return table
+
+
 def initialize_parameter(variableview, value) -> str:
-    """Make a standalone group read ``variableview``'s values from a file at start-up.
+    """Make a standalone group take ``variableview``'s values on the command line of
+    its binary, so that later runs can change them without compiling again.
+
+    The binary applies its command-line values where ``device.apply_run_args()`` was
+    queued, or, if it was not, just before the network runs.
 
     Parameters
     ----------
     variableview : VariableView
         The variable, e.g. ``neurons.gl`` (before the project is built).
     value : array, Quantity or number
-        Its values in SI units: one per neuron, or one for all.
+        Its values in SI units: one per neuron, or one for all (those of the
+        first run).
 
     Returns
     -------
     str
-        The name of the static-array file (give it to :func:`set_parameter_value`).
+        The variable's identifier (give it to :func:`set_parameter_value`).
     """
+    from .brian2_standalone_rerun import run_arg_values
     device = _standalone_device("initialize_parameter")
-    variable = variableview.variable
-    values = np.asarray(value, dtype=variable.dtype)  # the C++ side reads raw bytes
-    if values.size == 1:
-        values = np.full(variable.size, values.item(), dtype=variable.dtype)
-    if values.shape != (variable.size,):
-        raise DataError(f"{variable.name!r} has {variable.size} value(s); got an array of "
-                        f"shape {np.shape(value)}.")
-    array_name = device.get_array_name(variable)
-    static_array_name = device.static_array(array_name, values)
-    device.main_queue.append(("set_by_array", (array_name, static_array_name, False)))
-    device.array_cache[variable] = None  # the values in memory are not these
-    return static_array_name
+    # Brian's run arguments are checked against the view's units: the one with units
+    variableview = variableview.group.state(variableview.name, use_units=True)
+    try:
+        values = run_arg_values(variableview, value)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+    table = _values_of_next_run(device)
+    identifier = device.get_array_name(variableview.variable)
+    variableview.set_item(slice(None), np.asarray(values))  # the first run's values
+    table[identifier] = [variableview, values]
+    return identifier
 
 
 def initialize_neurons(params_names: Sequence[str], neurons, params: Mapping[str, Any]
@@ -120,16 +144,20 @@ def initialize_neurons(params_names: Sequence[str], neurons, params: Mapping[str
 
 
 def run_again() -> None:
-    """Run the built standalone project again (its binary, with the current files)."""
+    """Run the built standalone project again (its binary, with the values given to
+    :func:`set_parameter_value` since it was built)."""
+    from .brian2_standalone_rerun import run_binary
     device = _standalone_device("run_again")
     if not device.has_been_run or device.project_dir is None:
         raise FitStateError("run_again() needs a built project: run the network once "
                             "(e.g. CPPStandaloneSimulator.run) first.")
-    device.run(device.project_dir, with_output=False, run_args=[])
+    run_args = {view: values for view, values in _values_of_next_run(device).values()}
+    run_binary(device, run_args, device.project_dir)
 
 
 def set_parameter_value(identifier: str, value) -> None:
-    """Write new values into the static-array file ``identifier`` of the built project.
+    """The values of a variable prepared by :func:`initialize_parameter` in the next
+    runs of the built project.
 
     Parameters
     ----------
@@ -138,20 +166,20 @@ def set_parameter_value(identifier: str, value) -> None:
     value : array, Quantity or number
         The new values in SI units, as many as the variable has (or one for all).
     """
+    from .brian2_standalone_rerun import run_arg_values
     device = _standalone_device("set_parameter_value")
     if device.project_dir is None:
         raise FitStateError("set_parameter_value() needs a built project: run the network "
                             "once first.")
-    previous = device.static_arrays.get(identifier)
-    values = np.atleast_1d(np.asarray(value))
-    if previous is not None:
-        values = values.astype(previous.dtype)
-        if values.size == 1:
-            values = np.full(previous.shape, values.item(), dtype=previous.dtype)
-        if values.shape != previous.shape:
-            raise DataError(f"{identifier!r} holds {previous.size} value(s); got "
-                            f"{values.size}.")
-    values.tofile(os.path.join(device.project_dir, "static_arrays", identifier))
+    prepared = _values_of_next_run(device)
+    if identifier not in prepared:
+        raise UnknownStateError(f"{identifier!r} was not prepared by initialize_parameter "
+                                f"(prepared: {', '.join(prepared) or 'nothing'}).")
+    entry = prepared[identifier]
+    try:
+        entry[1] = run_arg_values(entry[0], value)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def set_states(init_dict: Mapping[str, str], values: Mapping[str, Any]) -> None:
@@ -322,6 +350,8 @@ class CPPStandaloneSimulator(Simulator):
             neurons = network["neurons"]
             self.params_init = self.params_inits[name] = \
                 initialize_neurons(list(values), neurons, values)
+            if not device.run_args_applied:  # before the initial values, which may use them
+                device.apply_run_args()
             if self.var_inits.get(name):
                 _set_values(neurons, self.var_inits[name], namespace)
             network.run(duration, namespace=namespace)
@@ -338,9 +368,9 @@ class CPPStandaloneSimulator(Simulator):
         run_again()
 
 
-def simulator_for_device() -> Simulator:
-    """A new simulator for Brian's active device (see :func:`modelfit_core.compat.fitter.
-    setup_fit`); a standalone device that has run is reset first."""
+def setup_fit() -> Simulator:
+    """A new simulator for Brian's active device (the manual's ``setup_fit``); a
+    standalone device that has run is reset first."""
     from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
     from brian2.devices.device import RuntimeDevice, get_device
     device = get_device()
@@ -354,3 +384,33 @@ def simulator_for_device() -> Simulator:
         return RuntimeSimulator()
     raise DeviceError(f"No simulator for the device {type(device).__name__}: use the "
                       f"runtime or the cpp_standalone device.")
+
+
+def neuron_group_for_spec(spec, name: str = "neurons"):
+    """The ``NeuronGroup`` of a fitting problem's
+    :class:`~modelfit_core.contracts.simulation.SimulationSpec` on Brian's active
+    device: ``spec.n_neurons`` neurons, inputs wired in as ``TimedArray``s (neuron
+    ``i`` driven by trace ``i % n_traces``), constants and numeric initial values
+    set (the fitters' ``setup_neuron_group``)."""
+    from .brian2_model import build_group
+    return build_group(spec, name=name)[0]
+
+
+def simulator_for_spec(spec, network_name: str, output_var, param_init) -> Simulator:
+    """A :class:`Simulator` for Brian's active device, initialized with a network of
+    the spec's group (named ``neurons``), a ``StateMonitor`` of the trace variables
+    in ``output_var`` (named ``statemonitor``) and, for ``'spikes'``, a
+    ``SpikeMonitor`` (named ``spikemonitor``); ``param_init`` is set before every
+    run (the fitters' ``setup_simulator``)."""
+    from brian2 import Network, SpikeMonitor, StateMonitor
+    names = [output_var] if isinstance(output_var, str) else list(output_var)
+    traces = [n for n in names if n != "spikes"]
+    group = neuron_group_for_spec(spec, name="neurons")
+    objects = [group]
+    if traces:
+        objects.append(StateMonitor(group, traces, record=True, name="statemonitor"))
+    if "spikes" in names:
+        objects.append(SpikeMonitor(group, record=True, name="spikemonitor"))
+    simulator = setup_fit()
+    simulator.initialize(Network(*objects), dict(param_init or {}), name=network_name)
+    return simulator

@@ -1,0 +1,59 @@
+"""The feedback of a ``fit()`` call, as a listener of the fit's events.
+
+The manual's feedback is a callable ``(params, errors, best_params,
+best_error, index, additional_info)`` returning True to stop, or the name of
+a feedback plugin (``'text'``, ``'progressbar'``); some also have
+``start(n_rounds)`` and ``finish()``. :class:`FeedbackListener` hears the
+fit's lifecycle events (:mod:`~modelfit_core.fitting.events`) as any hook
+plugin does and calls the feedback as the manual says.
+"""
+
+from __future__ import annotations
+
+from modelfit_core.contracts.units import error_quantity
+from modelfit_core.fitting.fit import Fit
+from modelfit_core.fitting.fit_arguments import feedback_arity
+from modelfit_core.fitting.fit_results import FitResults
+from modelfit_core.results.history import RoundRecord
+
+
+class FeedbackListener:
+    """Calls ``feedback`` after each round of ``fit`` with the manual's arguments
+    (parameters and errors with units unless ``use_units`` is False)."""
+
+    def __init__(self, feedback, fit: Fit, use_units: bool):
+        self.feedback = feedback
+        self.fit = fit
+        self.use_units = use_units
+
+    def modelfit_fit_started(self, n_rounds: int) -> None:
+        start = getattr(self.feedback, "start", None)
+        if callable(start):
+            start(n_rounds)
+
+    def modelfit_round_finished(self, round_record: RoundRecord) -> bool:
+        fit, use_units = self.fit, self.use_units
+        results = FitResults(fit, use_units)
+        params = [fit.space.to_dict(row, use_units) for row in round_record.parameters]
+        dim = fit.objective.error_dim
+        errors = [error_quantity(float(e), dim) if use_units else float(e)
+                  for e in round_record.errors]
+        names = fit.problem.output_names
+        raw = results.best_objective_errors or {}
+        normalized = results.best_objective_errors_normalized or {}
+        info = {"objective_errors": tuple(raw.get(n) for n in names),
+                "objective_errors_normalized": tuple(normalized.get(n) for n in names),
+                "output_var": list(names),
+                "best_params_text": fit.space.describe(fit.best_vector)
+                if fit.has_best else "(none yet: all diverged)",
+                "diverged": round_record.diverged,
+                "round_objective_errors": round_record.objective_errors}
+        arguments = (params, errors, results.best_params, results.best_error,
+                     round_record.index, info)
+        # the manual's own example callback takes five arguments (no additional_info)
+        return bool(self.feedback(*arguments[:feedback_arity(self.feedback)]))
+
+    def modelfit_fit_finished(self) -> None:
+        finish = getattr(self.feedback, "finish", None)
+        if callable(finish):
+            finish()

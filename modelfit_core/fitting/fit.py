@@ -1,0 +1,309 @@
+"""A fit: one search on one fitting problem.
+
+A :class:`Fit` is what a ``fit()`` call starts, continues or resumes: the
+optimizer, the metric and the :class:`~modelfit_core.fitting.objective.Objective`
+built from it, the parameter space, the history of every evaluated point, the
+storage, the rounds done, and the simulation prepared for its rounds. It knows
+nothing of fitters: a :class:`~modelfit_core.fitting.fitter.Fitter` builds one
+from a user's arguments and delegates to it, and anything else (a benchmark,
+a notebook, a test) can drive one directly.
+
+:meth:`Fit.run_rounds` is the whole fitting loop, read top to bottom:
+
+    ask -> simulate -> score -> tell -> store -> record -> announce
+
+Telling the optimizer, storing the round and adding it to the history happen
+together, with Ctrl-C held back until all three are done, so a fit stopped at
+any moment continues (or resumes from its storage) exactly.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import attrs
+import numpy as np
+
+from modelfit_core.contracts.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.protocols import RemoteScoring, StudyStorage
+from modelfit_core.fitting.events import FitEvents
+from modelfit_core.fitting.interrupts import interrupts_deferred
+from modelfit_core.fitting.objective import Objective
+from modelfit_core.fitting.problem import FIT_SIMULATION, FittingProblem
+from modelfit_core.fitting.replay import (AskedPoints, ask_points, initialize_optimizer,
+                                          replay_rounds)
+from modelfit_core.fitting.study_identity import describe_study
+from modelfit_core.fitting.told_errors import errors_for_optimizer, objectives_for_optimizer
+from modelfit_core.model.namespace import user_stacklevel
+from modelfit_core.model.parameters import ParameterSpace
+from modelfit_core.results.history import History, RoundRecord
+from modelfit_core.results.study_description import StudyDescription
+
+
+@attrs.define(eq=False)
+class Fit:
+    """One search on one :class:`FittingProblem`.
+
+    Make one with :meth:`start` (a new search) or :meth:`resume` (a stored
+    study); :meth:`continue_with` checks a later ``fit()`` call against it, and
+    :meth:`run_rounds` runs it.
+    """
+
+    problem: FittingProblem
+    optimizer: Any
+    metric: Any
+    """The metric as the user gave it (one, or a dict per output)."""
+    objective: Objective
+    space: ParameterSpace
+    history: History
+    requested_n_samples: int
+    """Parameter sets per round asked for by the user."""
+    n_samples: int
+    """Parameter sets per round simulated: the optimizer's population."""
+    store: StudyStorage | None = None
+    """Where every round is written as it finishes (None: in memory only)."""
+    iteration: int = 0
+    """Value of the model's ``iteration`` variable in the next round."""
+    optimizer_rounds: int = 1
+    """The ``rounds`` the optimizer was initialized with (a replay repeats it)."""
+    pending: AskedPoints | None = None
+    """Points asked for a round that did not finish (interrupted, or its simulation
+    failed): the next round evaluates them instead of asking again, so the optimizer
+    sees the same sequence as in an uninterrupted fit."""
+    last_result: Any = None
+    """The simulation result of the last round (what the manual's ``calc_errors``
+    scores); dropped when the next round starts, so a round's memory is not doubled."""
+    optimizer_ahead: bool = False
+    """The optimizer was told a round that could not be stored, so the history lacks
+    it: the next ``continue_with`` rebuilds the optimizer from the history first."""
+    simulation: Any = attrs.field(default=None, init=False)
+    """The simulation prepared for the rounds (None until :meth:`prepared_simulation`)."""
+    _simulation_key: Any = attrs.field(default=None, init=False, repr=False)
+
+    # -- beginnings ---------------------------------------------------------------------
+    @classmethod
+    def start(cls, problem: FittingProblem, *, optimizer, metric, objective: Objective,
+              space: ParameterSpace, n_samples: int, n_rounds: int,
+              start_iteration: int | None = None, store: StudyStorage | None = None,
+              restart: bool = False) -> "Fit":
+        """A new search: the optimizer initialized over ``space``, an empty history,
+        and (with a ``store``) a new study planned, written when the rounds start.
+
+        ``restart`` allows replacing a stored study of the same name.
+        """
+        used = initialize_optimizer(optimizer, space, n_samples, max(n_rounds, 1))
+        fit = cls(problem=problem, optimizer=optimizer, metric=metric, objective=objective,
+                  space=space, history=History(space, objective.error_dim),
+                  requested_n_samples=n_samples, n_samples=_population(used, n_samples,
+                                                                       optimizer),
+                  store=store, iteration=0 if start_iteration is None else int(start_iteration),
+                  optimizer_rounds=max(n_rounds, 1))
+        if store is not None:
+            store.start(fit.description(), restart=restart)
+        return fit
+
+    @classmethod
+    def resume(cls, problem: FittingProblem, *, optimizer, metric, objective: Objective,
+               space: ParameterSpace, n_samples: int, store: StudyStorage | None) -> "Fit":
+        """The study stored in ``store``, continued: checked to be this search (a
+        StorageError lists each difference), its rounds loaded and replayed into
+        ``optimizer`` (nothing is unpickled unless the store was made to pickle)."""
+        if store is None:
+            raise ConfigurationError("resume=True needs a storage: create the fitter with "
+                                     "storage='sqlite:///fit.db' (and the same study=).")
+        stored = store.load_for_resume(describe_study(
+            problem, n_samples, optimizer=optimizer, metric=metric, space=space,
+            objective=objective, optimizer_rounds=1, first_iteration=0))
+        used = n_samples
+        if stored.optimizer is not None:
+            optimizer = stored.optimizer
+            if stored.records:
+                used = len(stored.records[-1].errors)
+        else:
+            used = _population(replay_rounds(
+                optimizer, space, n_samples, stored.optimizer_rounds, stored.records,
+                source=f"study {store.location}"), n_samples, optimizer)
+        history = History(space, objective.error_dim)
+        for record in stored.records:
+            history.add(record)
+        return cls(problem=problem, optimizer=optimizer, metric=metric, objective=objective,
+                   space=space, history=history, requested_n_samples=n_samples,
+                   n_samples=used, store=store, iteration=stored.next_iteration,
+                   optimizer_rounds=stored.optimizer_rounds)
+
+    def continue_with(self, optimizer, metric, objective: Objective, space: ParameterSpace,
+                      start_iteration: int | None = None) -> None:
+        """Check that a later ``fit()`` call continues this search (same optimizer,
+        metric and bounds) and take its objective; an optimizer told a round that
+        could not be stored is first rebuilt from the history."""
+        if optimizer is not self.optimizer or metric is not self.metric:
+            raise ConfigurationError(
+                "The optimizer or metric changed since the last fit() call; continuing "
+                "a fit needs the same ones. Pass restart=True to start a new fit.")
+        if not space.same_as(self.space):
+            raise ConfigurationError("The parameter bounds changed since the last fit() "
+                                     "call; pass restart=True to fit with new bounds.")
+        self.objective = objective
+        if start_iteration is not None:
+            self.iteration = int(start_iteration)
+        if self.optimizer_ahead:
+            replay_rounds(optimizer, space, self.requested_n_samples, self.optimizer_rounds,
+                          self.history.rounds, source="this fitter's history",
+                          error_type=FitStateError)
+            self.optimizer_ahead = False
+
+    def description(self) -> StudyDescription:
+        """What a storage records about this search, and what resuming it must match."""
+        return describe_study(self.problem, self.requested_n_samples,
+                              optimizer=self.optimizer, metric=self.metric, space=self.space,
+                              objective=self.objective,
+                              optimizer_rounds=self.optimizer_rounds,
+                              first_iteration=self.iteration)
+
+    # -- what the rounds simulate ---------------------------------------------------------
+    def prepared_simulation(self, level: int = 0):
+        """The simulation of the rounds, prepared (and compiled) once per configuration:
+        sample count, parameters and what the objective needs recorded.
+
+        ``level`` says how many frames above the first frame outside modelfit the
+        model's constants are looked up when it is prepared.
+        """
+        problem, objective = self.problem, self.objective
+        key = ("fit", self.n_samples, self.space.names, objective.record,
+               objective.record_spikes, objective.record_final,
+               tuple(sorted(objective.online_spec.items())))
+        if key != self._simulation_key:
+            if self._simulation_key is not None:
+                problem.release(self._simulation_key)
+            namespace = problem.resolve_namespace(level)
+            problem.check_units(namespace)
+            problem.check_memory(self.n_samples, objective.record,
+                                 remote=getattr(problem.backend, "scores_remotely", False))
+            self.simulation = problem.prepared(key, lambda: problem.simulation_spec(
+                self.n_samples, self.space.names, namespace, name=FIT_SIMULATION,
+                record=objective.record, record_spikes=objective.record_spikes,
+                record_final=objective.record_final, online_error=objective.online_spec))
+            self._simulation_key = key
+        if isinstance(self.simulation, RemoteScoring):
+            self.simulation.compute_errors_with(objective.where_simulated())
+        return self.simulation
+
+    def take_simulation_of(self, other: "Fit") -> None:
+        """Take over the simulation ``other`` (an earlier fit of the same problem)
+        prepared: reused if it suits this fit, released when this one prepares
+        another."""
+        if other.problem is self.problem and self._simulation_key is None:
+            self.simulation, self._simulation_key = other.simulation, other._simulation_key
+            other.simulation = other._simulation_key = None
+
+    # -- the loop -------------------------------------------------------------------------
+    def run_rounds(self, n_rounds: int, events: FitEvents, *, level: int = 0) -> None:
+        """Run up to ``n_rounds`` rounds of :attr:`n_samples` parameter sets.
+
+        Each round: ask (or take the points of an unfinished round), simulate,
+        score, then tell the optimizer, store the round and add it to the history
+        together, with Ctrl-C held back until all three are done; then announce
+        it (``events``; a listener returning True stops the fit). An interruption
+        (``KeyboardInterrupt``, which the backends raise when a simulation was
+        stopped early) or any error stops the fit with every finished round kept,
+        and this fit can be run again from there.
+        """
+        simulation = self.prepared_simulation(level)
+        events.started(n_rounds)
+        try:
+            with self._storage_session() as store_round:
+                for _ in range(n_rounds):
+                    started = time.perf_counter()
+                    if self.pending is None:
+                        with interrupts_deferred() as asking:
+                            self.pending = ask_points(self.optimizer, self.n_samples,
+                                                      self.space)
+                        asking.reraise()
+                    asked = self.pending
+                    self.last_result = None
+                    result = simulation.run(self.space.columns(asked.matrix),
+                                            iteration=self.iteration)
+                    self.last_result = result
+                    scores = self.objective.score(result, self.n_samples)
+                    told = (objectives_for_optimizer(scores.objectives, scores.diverged,
+                                                     self.history) if scores.objectives
+                            else errors_for_optimizer(scores.total, scores.diverged,
+                                                      self.history))
+                    record = RoundRecord(
+                        index=len(self.history.rounds), parameters=asked.matrix,
+                        errors=scores.total, diverged=scores.diverged,
+                        objective_errors=scores.per_output, objectives=scores.objectives,
+                        told_errors=told, iteration=self.iteration,
+                        duration_s=time.perf_counter() - started)
+                    with interrupts_deferred() as committing:
+                        improved, location = self._commit(record, asked.as_given, store_round)
+                    stop = events.round_finished(record)
+                    if location is not None:
+                        events.checkpoint_written(location)
+                    if improved:
+                        events.best_improved(self.history.best_vector, self.history.best_error)
+                    committing.reraise()  # the round is complete everywhere: stop after it
+                    if stop:
+                        break
+        finally:
+            events.finished(self.history.best_vector, self.history.best_error)
+
+    def _storage_session(self):
+        if self.store is None:
+            return _NoStorage()
+        return self.store.session()
+
+    def _commit(self, record: RoundRecord, as_given, store_round) -> tuple[bool, str | None]:
+        """Tell, store, then record one finished round: the storage always holds at
+        least what the history holds."""
+        try:
+            self.optimizer.tell(as_given, record.told_errors)
+            location = store_round(record, self.optimizer) if store_round is not None \
+                else None
+        except BaseException:
+            # the optimizer took (part of) a round the history will not have
+            self.optimizer_ahead = True
+            raise
+        finally:
+            self.pending = None
+        improved = self.history.add(record)
+        self.iteration += 1
+        return improved, location
+
+    # -- results --------------------------------------------------------------------------
+    @property
+    def has_best(self) -> bool:
+        """Whether a best parameter set was found (not every simulation diverged)."""
+        return self.history.best_vector is not None
+
+    @property
+    def best_vector(self) -> np.ndarray | None:
+        """The best parameter set so far (SI values ordered as :attr:`space`), or None."""
+        return self.history.best_vector
+
+    @property
+    def best_error(self) -> float | None:
+        """Its error (SI, without units), or None."""
+        return self.history.best_error if self.has_best else None
+
+
+class _NoStorage:
+    """The storage session of a fit without storage: nothing to write."""
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+def _population(used: int, requested: int, optimizer) -> int:
+    """Simulate the population the optimizer uses, as the reference does (a population
+    method may need more points per round than were asked for), and say so."""
+    if used != requested:
+        warnings.warn(f"Sample size {requested} requested, but {type(optimizer).__name__} "
+                      f"will use {used}: each round simulates {used} parameter sets.",
+                      UserWarning, stacklevel=user_stacklevel())
+    return used

@@ -1,0 +1,75 @@
+"""What a plugin may use of modelfit beyond the contracts.
+
+A plugin (modelfit's own in ``modelfit_plugins``, or a third party's) imports
+from two places only, an import-linter contract checks it for the built-in
+ones (``pyproject.toml``, "Plugins use the plugin API"):
+
+* :mod:`modelfit_core.contracts` (and its modules): the Protocols and
+  capabilities, errors, units, ``SimulationSpec``/``SimulationResult``, the
+  metric base classes, ``hookimpl``;
+* this module: the few core services a plugin builds on, listed in
+  ``__all__`` below. Everything else of ``modelfit_core`` may change without
+  notice.
+
+The names are resolved when first used, so importing this module imports
+neither Brian 2 nor the fitting machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelfit_core.contracts.hookspecs import hookimpl
+    from modelfit_core.fitting.generation import generate_outputs, parameter_point
+    from modelfit_core.fitting.manual_network import simulator as manual_simulator
+    from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
+    from modelfit_core.model.data import as_named, get_spikes
+    from modelfit_core.model.namespace import user_namespace
+    from modelfit_core.model.parameters import ParameterSpace
+    from modelfit_core.registry.entry_points import DISTRIBUTION, install_hint
+    from modelfit_core.registry.parts import Parts
+    from modelfit_core.registry.plugin_registry import shared_registry
+    from modelfit_core.results.pareto import ParetoFront
+
+_WHERE = {
+    # plugin machinery
+    "hookimpl": "modelfit_core.contracts.hookspecs",
+    "shared_registry": "modelfit_core.registry.plugin_registry",
+    "Parts": "modelfit_core.registry.parts",
+    "DISTRIBUTION": "modelfit_core.registry.entry_points",
+    "install_hint": "modelfit_core.registry.entry_points",
+    # a fitting problem, for plugins that simulate a model themselves (inference)
+    "FittingProblem": "modelfit_core.fitting.problem",
+    "GENERATE_ITERATION": "modelfit_core.fitting.problem",
+    "ParameterSpace": "modelfit_core.model.parameters",
+    "parameter_point": "modelfit_core.fitting.generation",
+    "generate_outputs": "modelfit_core.fitting.generation",
+    "manual_simulator": "modelfit_core.fitting.manual_network",
+    # data helpers
+    "as_named": "modelfit_core.model.data",
+    "get_spikes": "modelfit_core.model.data",
+    "user_namespace": "modelfit_core.model.namespace",
+    # results
+    "ParetoFront": "modelfit_core.results.pareto",
+}
+_RENAMED = {"manual_simulator": "simulator"}
+
+__all__ = ["DISTRIBUTION", "FittingProblem", "GENERATE_ITERATION", "ParameterSpace",
+           "ParetoFront", "Parts", "as_named", "generate_outputs", "get_spikes", "hookimpl",
+           "install_hint", "manual_simulator", "parameter_point", "shared_registry",
+           "user_namespace"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r} (a plugin may "
+                             f"use: {', '.join(__all__)}, and modelfit_core.contracts)")
+    value = getattr(importlib.import_module(_WHERE[name]), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
