@@ -34,37 +34,31 @@ __version__ = "0.2.0"
 
 __all__ = [
     # the core's names (where each lives: _CORE_NAMES)
-    "ArgumentTypeError", "CPPStandaloneSimulator", "ConfigurationError", "DataError",
-    "DuplicatePluginError", "Feedback", "FitStateError", "Fitter", "FittingProblem",
-    "HH_MODEL", "LeastSquaresMetric", "Metric", "MetricWithUnits", "ModelDefinitionError",
-    "ModelfitError", "OnlineTraceFitter", "Optimizer", "ParameterError", "ParameterSpace",
-    "Parts", "Pipeline", "PluginContractError", "PluginLoadError", "ProgressBar", "Registry",
-    "ResidualForm", "RuntimeSimulator", "SimulationBackend", "SimulationError",
-    "SimulationResult", "SimulationSpec", "Simulator", "SpikeFitter", "SpikeMetric",
+    "ArgumentTypeError", "ConfigurationError", "DataError", "DuplicatePluginError", "Feedback",
+    "FitStateError", "FitStore", "Fitter", "FittingProblem", "HH_MODEL", "LeastSquaresMetric",
+    "Metric", "MetricWithUnits", "ModelDefinitionError", "ModelfitError", "OnlineTraceFitter",
+    "Optimizer", "ParameterError", "ParameterSpace", "Parts", "Pipeline", "PluginContractError",
+    "PluginLoadError", "ProgressBar", "Registry", "ResidualForm", "SimulationBackend",
+    "SimulationError", "SimulationResult", "SimulationSpec", "SpikeFitter", "SpikeMetric",
     "StorageError", "TraceFitter", "TraceMetric", "UnitMismatchError", "UnknownPluginError",
     "callback_none", "callback_setup", "callback_text", "configure_simulator",
     "get_full_namespace", "get_param_dic", "get_param_dict", "get_sensitivity_equations",
-    "get_sensitivity_init", "get_spikes", "initialize_neurons", "initialize_parameter",
-    "load_hh_dataset", "make_dic", "normalize_weights", "run_again", "set_parameter_value",
-    "set_states", "setup_fit",
+    "get_sensitivity_init", "get_spikes", "load_hh_dataset", "make_dic", "normalize_weights",
     # the classes and helpers of modelfit's own plugins (found through the registry)
-    "Brian2RuntimeBackend", "Brian2StandaloneBackend", "DaskBackend", "FeatureMetric",
-    "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer", "NSGA3Optimizer",
-    "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer", "SkoptOptimizer",
-    "TextFeedback", "calc_bounds", "calc_eFEL", "calc_prior", "firing_rate",
-    "get_gamma_factor",
+    "Brian2RuntimeBackend", "Brian2StandaloneBackend", "CPPStandaloneSimulator", "DaskBackend",
+    "FeatureMetric", "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer",
+    "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
+    "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "calc_bounds",
+    "calc_eFEL", "calc_prior", "firing_rate", "get_gamma_factor", "initialize_neurons",
+    "initialize_parameter", "run_again", "set_parameter_value", "set_states", "setup_fit",
     # the hook markers, and the version
     "__version__", "hookimpl", "hookspec",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ below
-    from modelfit_core.compat.fitter import get_full_namespace, get_param_dic, setup_fit
+    from modelfit_core.compat.fitter import get_full_namespace, get_param_dic
     from modelfit_core.compat.inferencer import configure_simulator, get_param_dict
     from modelfit_core.compat.metric import normalize_weights
-    from modelfit_core.compat.simulator import (CPPStandaloneSimulator, RuntimeSimulator,
-                                                Simulator, initialize_neurons,
-                                                initialize_parameter, run_again,
-                                                set_parameter_value, set_states)
     from modelfit_core.compat.utils import (ProgressBar, callback_none, callback_setup,
                                             callback_text, make_dic)
     from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,
@@ -92,8 +86,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
                                                  get_sensitivity_init)
     from modelfit_core.registry.parts import Parts
     from modelfit_core.registry.plugin_registry import Registry
+    from modelfit_core.results.storage import FitStore
     from modelfit_core.tools.datasets import HH_MODEL, load_hh_dataset
     # modelfit's own plugins: the modules their entry points name (pyproject.toml)
+    from modelfit_plugins.backends.brian2_manual_simulator import (
+        CPPStandaloneSimulator, RuntimeSimulator, Simulator, initialize_neurons,
+        initialize_parameter, run_again, set_parameter_value, set_states, setup_fit)
     from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
     from modelfit_plugins.backends.brian2_standalone import Brian2StandaloneBackend
     from modelfit_plugins.backends.dask_backend import DaskBackend
@@ -120,6 +118,7 @@ _CORE_NAMES = {
     "FittingProblem": "modelfit_core.fitting.problem",
     "Parts": "modelfit_core.registry.parts",
     "Registry": "modelfit_core.registry.plugin_registry",
+    "FitStore": "modelfit_core.results.storage",
     "ParameterSpace": "modelfit_core.model.parameters",
     "Metric": "modelfit_core.contracts.metric_bases",
     "TraceMetric": "modelfit_core.contracts.metric_bases",

@@ -36,7 +36,8 @@ TESTS = {path.name: path.read_text() for path in sorted((ROOT / "tests").glob("*
          if path.name not in ("test_meta.py", "conftest.py")}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENTRY_POINTS = {name: reference for group, entries in PYPROJECT["project"]["entry-points"].items()
-                if group.startswith("modelfit.") and group != "modelfit.exports"
+                if group.startswith("modelfit.") and group not in ("modelfit.exports",
+                                                                   "modelfit.services")
                 for name, reference in entries.items()}
 """The built-in plugin classes, by entry-point name (all kinds)."""
 EXAMPLE = ROOT / "examples" / "plugins" / "modelfit-example"
@@ -132,7 +133,8 @@ def test_every_entry_point_is_documented(name):
 
 ENTRY_POINT_KINDS = {name: group.split(".", 1)[1]
                      for group, entries in PYPROJECT["project"]["entry-points"].items()
-                     if group.startswith("modelfit.") and group != "modelfit.exports"
+                     if group.startswith("modelfit.") and group not in ("modelfit.exports",
+                                                                   "modelfit.services")
                      for name in entries}
 
 

@@ -148,16 +148,33 @@ def test_built_in_inference_keeps_the_inference_contract(name):
     check_inference(run, bounds)
 
 
+@pytest.mark.parametrize("name", BUILT_IN.names("storage"))
+def test_built_in_storages_keep_a_fit_and_resume_it(name, tmp_path):
+    """A store (found by its URL's scheme) keeps the rounds of a small fit, and a new
+    fitter resumed from it continues exactly as the uninterrupted fit does."""
+    from storage_helpers import BOUNDS, make_fitter
+
+    url = f"{name}:///{tmp_path / 'fit.db'}"
+    whole = make_fitter(f"{name}:///{tmp_path / 'whole.db'}")
+    whole.fit(n_rounds=3, **BOUNDS)
+    make_fitter(url).fit(n_rounds=2, **BOUNDS)
+    resumed = make_fitter(url)
+    resumed.fit(n_rounds=3, resume=True, **BOUNDS)
+    assert resumed.results(format="dataframe").equals(whole.results(format="dataframe"))
+
+
 def checked_plugins() -> dict[str, set[str]]:
     """kind -> the built-in plugins the contract tests above check."""
     return {"optimizers": {name for name, _, _ in (p.values for p in optimizer_cases())},
             "metrics": {name for name, _, _ in (p.values for p in metric_cases())},
             "backends": set(BUILT_IN.names("backends")),
             "feedback": set(BUILT_IN.names("feedback")),
-            "inference": set(BUILT_IN.names("inference")) & set(INFERENCE_RUNS)}
+            "inference": set(BUILT_IN.names("inference")) & set(INFERENCE_RUNS),
+            "storage": set(BUILT_IN.names("storage"))}
 
 
-@pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback", "inference"])
+@pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback", "inference",
+                                  "storage"])
 def test_every_built_in_name_is_registered_through_modelfit(kind):
     for name in BUILT_IN.names(kind):
         check_registered(kind, name, distribution="modelfit-brian2", registry=BUILT_IN)

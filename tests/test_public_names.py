@@ -62,7 +62,7 @@ def _own_plugin_objects() -> dict[str, str]:
     """Python name -> module of every class and export modelfit's entry points declare."""
     found = {}
     for group, entries in PYPROJECT["project"]["entry-points"].items():
-        if group.startswith("modelfit."):
+        if group.startswith("modelfit.") and group != "modelfit.services":  # the core's own
             for reference in entries.values():
                 module, _, attribute = reference.split("[")[0].strip().partition(":")
                 found[attribute] = module

@@ -18,6 +18,7 @@ import numpy as np
 from modelfit_core.compat.plugin_names import find_plugin_name
 from modelfit_core.contracts.errors import DataError
 from modelfit_core.model.namespace import user_namespace
+from modelfit_core.public_names import offered_name
 
 _CORE = {
     "Fitter": "modelfit_core.fitting.fitter",
@@ -46,15 +47,14 @@ if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
 
 
 def __getattr__(name: str) -> Any:
-    value = None
     if name in _CORE:
         value = getattr(importlib.import_module(_CORE[name]), name)
-    elif name in _FROM_PLUGINS:
-        value = find_plugin_name("backends", name)
-    if value is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
+        globals()[name] = value
+        return value
+    if name in _FROM_PLUGINS:
+        return offered_name(__name__, name, __all__,
+                            lambda wanted: find_plugin_name("backends", wanted))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

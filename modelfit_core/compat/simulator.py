@@ -8,7 +8,7 @@ keeps the manual's module name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelfit_core.compat.plugin_names import module_getattr
 
@@ -22,11 +22,9 @@ if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
         initialize_parameter, run_again, set_parameter_value, set_states)
 
 
-def __getattr__(name: str):
-    value = module_getattr(__name__, _KIND, name)
-    globals()[name] = value
-    return value
+def __getattr__(name: str) -> Any:
+    return module_getattr(__name__, _KIND, name, __all__)
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))

@@ -8,7 +8,7 @@ modelfit's fits simulate through the backend plugins instead. These functions
 describe the network asked for as a
 :class:`~modelfit_core.contracts.simulation.SimulationSpec` of the fitting
 problem, exactly as a fit would simulate it, and have the Brian backend plugin
-build it: its builders are found by name among the ``modelfit.exports``
+build it: its builders are found by name among the ``modelfit.services``
 entry points (``neuron_group_for_spec``, ``simulator_for_spec``), so the core
 never speaks to Brian's devices.
 """
@@ -31,11 +31,11 @@ SIMULATOR_BUILDER = "simulator_for_spec"
 
 
 def _builder(registry: Registry, name: str):
-    found = registry.find_export(name)
+    found = registry.find_service(name)
     if found is None:
         raise ConfigurationError(
             f"setup_neuron_group and setup_simulator need a Brian backend plugin offering "
-            f"{name!r} (a 'modelfit.exports' entry point of modelfit-brian2's backends); "
+            f"{name!r} (a 'modelfit.services' entry point of modelfit-brian2's backends); "
             f"none is installed or it was disabled (MODELFIT_DISABLE_PLUGINS).")
     return found
 

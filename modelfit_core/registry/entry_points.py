@@ -30,6 +30,9 @@ DISTRIBUTION = "modelfit-brian2"
 
 HOOK_GROUP = PROJECT
 EXPORTS_GROUP = f"{PROJECT}.exports"
+SERVICES_GROUP = f"{PROJECT}.services"
+"""Objects the core finds by name (e.g. the Brian network builders behind the manual's
+``setup_neuron_group``), not offered to users as exports are."""
 _KIND_OF_GROUP = {kind.entry_point_group: kind for kind in KINDS}
 
 DISABLE_ENV_VAR = "MODELFIT_DISABLE_PLUGINS"
@@ -96,7 +99,7 @@ def _scan(path: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
     with some, read once per process (and again when ``sys.path``, given as
     ``path``, changes): scanning every distribution's metadata is what a registry
     costs."""
-    groups = {HOOK_GROUP, EXPORTS_GROUP, *_KIND_OF_GROUP}
+    groups = {HOOK_GROUP, EXPORTS_GROUP, SERVICES_GROUP, *_KIND_OF_GROUP}
     found = []
     for distribution in importlib.metadata.distributions(path=list(path)):
         ours = tuple(ep for ep in distribution.entry_points if ep.group in groups)
@@ -124,7 +127,7 @@ def keyed_entries(entries: Iterable[PluginEntry]) -> Iterator[tuple[str, PluginE
         if identity in seen:
             continue
         seen.add(identity)
-        if entry.group == EXPORTS_GROUP:
+        if entry.group in (EXPORTS_GROUP, SERVICES_GROUP):
             yield entry.name, entry
             continue
         key = next(key for key in (entry.name, f"{entry.distribution}:{entry.name}",

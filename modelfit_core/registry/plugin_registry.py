@@ -25,7 +25,8 @@ from typing import Any, Iterable
 from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,
                                             PluginLoadError, UnknownPluginError)
 from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, Kind
-from modelfit_core.registry.entry_points import (EXPORTS_GROUP, HOOK_GROUP, PluginEntry,
+from modelfit_core.registry.entry_points import (EXPORTS_GROUP, HOOK_GROUP, SERVICES_GROUP,
+                                                 PluginEntry,
                                                  disabled_from_env, keyed_entries,
                                                  read_entries)
 from modelfit_core.registry.hook_plugins import HookPlugins, Tables
@@ -63,6 +64,7 @@ class Registry:
         self._entries: dict[str, PluginEntry] = {}
         self._catalog: dict[str, dict[str, list[str]]] = {kind: {} for kind in KIND_NAMES}
         self._exports: dict[str, PluginEntry] = {}
+        self._services: dict[str, PluginEntry] = {}
         self._objects: dict[str, Any] = {}
         self._tables: Tables | None = None
         self._rejected: dict[str, dict[str, tuple[type, str]]] = {}
@@ -77,6 +79,9 @@ class Registry:
         for key, entry in keyed_entries(read_entries(disabled, distributions)):
             if entry.group == EXPORTS_GROUP:
                 self._exports.setdefault(entry.name, entry)
+                continue
+            if entry.group == SERVICES_GROUP:
+                self._services.setdefault(entry.name, entry)
                 continue
             status = self._statuses[key] = entry_status(key, entry)
             if entry.group == HOOK_GROUP:
@@ -228,6 +233,11 @@ class Registry:
     def find_export(self, name: str) -> Any | None:
         """The object exported as ``name``, imported now; None if there is none."""
         return find_export(self._exports, name)
+
+    def find_service(self, name: str) -> Any | None:
+        """The object a plugin offers the core as ``name`` (``modelfit.services``),
+        imported now; None if there is none."""
+        return find_export(self._services, name)
 
 
 _shared: Registry | None = None
