@@ -105,8 +105,9 @@ def _built_in_class_names() -> set[str]:
         "entry-points"]
     names = set()
     for group, entries in entry_points.items():
-        # exports are found by their entry-point names, as plugins are by theirs
-        if group.startswith("modelfit") and group != "modelfit.exports":
+        # exports and services are found by their entry-point names, as plugins are
+        if group.startswith("modelfit") and group not in ("modelfit.exports",
+                                                           "modelfit.services"):
             for reference in entries.values():
                 if reference.startswith("modelfit_core."):  # the core's own (SQLite storage)
                     continue
