@@ -30,6 +30,10 @@ demo: $(STAMP)
 # the suite includes the architecture (lint-imports: tests/test_architecture.py) and the
 # type checker (pyright: tests/test_types.py), each run once
 test: $(STAMP)
+	@# the dashboard's browser tests need Chromium: say so before they are skipped
+	@command -v chromium >/dev/null 2>&1 || command -v "$$MODELFIT_CHROMIUM" >/dev/null 2>&1 \
+		&& echo "browser tests: $$(command -v chromium || echo $$MODELFIT_CHROMIUM)" \
+		|| echo "NO BROWSER: no Chromium found, tests/test_dashboard_browser.py is skipped (fails in CI); install it with: apt-get install chromium"
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)

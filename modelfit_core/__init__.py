@@ -29,8 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from modelfit_core.contracts.hookspecs import hookimpl, hookspec
-
-__version__ = "0.2.0"
+from modelfit_core.version import __version__
 
 __all__ = [
     # the core's names (where each lives: _CORE_NAMES)
@@ -48,7 +47,7 @@ __all__ = [
     "Brian2RuntimeBackend", "Brian2StandaloneBackend", "CPPStandaloneSimulator", "DaskBackend",
     "FeatureMetric", "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer",
     "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
-    "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "calc_bounds",
+    "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "WebDashboard", "calc_bounds",
     "calc_eFEL", "calc_prior", "firing_rate", "get_gamma_factor", "initialize_neurons",
     "initialize_parameter", "run_again", "set_parameter_value", "set_states", "setup_fit",
     # the hook markers, and the version
@@ -96,6 +95,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
     from modelfit_plugins.backends.brian2_standalone import Brian2StandaloneBackend
     from modelfit_plugins.backends.dask_backend import DaskBackend
     from modelfit_plugins.feedback.progressbar import ProgressBarFeedback
+    from modelfit_plugins.dashboard.web_dashboard import WebDashboard
     from modelfit_plugins.feedback.text import TextFeedback
     from modelfit_plugins.inference.sbi_inference import Inferencer
     from modelfit_plugins.inference.sbi_prior import calc_prior

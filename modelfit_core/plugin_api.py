@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from modelfit_core.registry.entry_points import DISTRIBUTION, install_hint
     from modelfit_core.registry.parts import Parts
     from modelfit_core.registry.plugin_registry import shared_registry
-    from modelfit_core.results.pareto import ParetoFront
+    from modelfit_core.results.database import database_path, open_for_reading, table_columns
+    from modelfit_core.results.display_tables import (read_best_traces, read_details,
+                                                      read_recordings, traced_points)
+    from modelfit_core.results.fit_sessions import StudyStatus, study_status
+    from modelfit_core.results.pareto import ParetoFront, non_dominated
 
 _WHERE = {
     # plugin machinery
@@ -53,13 +57,26 @@ _WHERE = {
     "user_namespace": "modelfit_core.model.namespace",
     # results
     "ParetoFront": "modelfit_core.results.pareto",
+    "non_dominated": "modelfit_core.results.pareto",
+    # reading a study database (dashboards): read-only, schema checked
+    "database_path": "modelfit_core.results.database",
+    "open_for_reading": "modelfit_core.results.database",
+    "table_columns": "modelfit_core.results.database",
+    "read_details": "modelfit_core.results.display_tables",
+    "read_recordings": "modelfit_core.results.display_tables",
+    "read_best_traces": "modelfit_core.results.display_tables",
+    "traced_points": "modelfit_core.results.display_tables",
+    "study_status": "modelfit_core.results.fit_sessions",
+    "StudyStatus": "modelfit_core.results.fit_sessions",
 }
 _RENAMED = {"manual_simulator": "simulator"}
 
 __all__ = ["DISTRIBUTION", "FittingProblem", "GENERATE_ITERATION", "ParameterSpace",
-           "ParetoFront", "Parts", "as_named", "generate_outputs", "get_spikes", "hookimpl",
-           "install_hint", "manual_simulator", "parameter_point", "shared_registry",
-           "user_namespace"]
+           "ParetoFront", "Parts", "StudyStatus", "as_named", "database_path",
+           "generate_outputs", "get_spikes", "hookimpl", "install_hint", "manual_simulator",
+           "non_dominated", "open_for_reading", "parameter_point", "read_best_traces",
+           "read_details", "read_recordings", "shared_registry", "study_status",
+           "table_columns", "traced_points", "user_namespace"]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
 
 LIBRARIES = ("nevergrad", "skopt", "sklearn", "efel", "torch", "sbi", "dask", "distributed",
-             "cma", "pymoo", "pandas", "matplotlib", "tqdm")
+             "cma", "pymoo", "pandas", "matplotlib", "tqdm", "starlette", "uvicorn", "plotly")
 """Libraries that no plugin module may import when it is loaded."""
 
 IMPORTED_ON_USE = {

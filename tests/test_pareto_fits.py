@@ -21,7 +21,7 @@ from brian2 import mV, ms
 from modelfit_core import (ConfigurationError, FitStateError, MSEMetric, NevergradOptimizer,
                            TraceFitter)
 from modelfit_core.registry.plugin_registry import Registry
-from modelfit_core.results.database import SCHEMA_VERSION
+from modelfit_core.results.database import ADDED_IN_3, SCHEMA_VERSION
 from modelfit_core.results.pareto import hypervolume, non_dominated
 from modelfit_core.results.storage import read_history, read_results
 from modelfit_core.testing import check_multiobjective_optimizer
@@ -171,6 +171,8 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path):
                               ("evaluations", "told_objectives"),
                               ("studies", "objective_names")):
             connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for table in ADDED_IN_3:
+            connection.execute(f"DROP TABLE {table}")
         connection.execute("PRAGMA user_version = 1")
     connection.close()
     assert len(read_results(db, "s")) == 30  # read as it is

@@ -163,6 +163,25 @@ def test_built_in_storages_keep_a_fit_and_resume_it(name, tmp_path):
     assert resumed.results(format="dataframe").equals(whole.results(format="dataframe"))
 
 
+@pytest.mark.parametrize("name", BUILT_IN.names("dashboards"))
+def test_built_in_dashboards_serve_a_stored_fit(name, tmp_path):
+    """A dashboard started on a small stored fit serves its pages at the address it
+    gives, in the background, until stopped."""
+    import urllib.request
+
+    from storage_helpers import BOUNDS, make_fitter
+
+    url = f"sqlite:///{tmp_path / 'fit.db'}"
+    make_fitter(url).fit(n_rounds=2, **BOUNDS)
+    running = BUILT_IN.lookup("dashboards", name)().start(url, "s")
+    try:
+        assert isinstance(running.url, str)
+        with urllib.request.urlopen(running.url, timeout=30) as response:
+            assert response.status == 200
+    finally:
+        running.stop()
+
+
 def checked_plugins() -> dict[str, set[str]]:
     """kind -> the built-in plugins the contract tests above check."""
     return {"optimizers": {name for name, _, _ in (p.values for p in optimizer_cases())},
@@ -170,11 +189,12 @@ def checked_plugins() -> dict[str, set[str]]:
             "backends": set(BUILT_IN.names("backends")),
             "feedback": set(BUILT_IN.names("feedback")),
             "inference": set(BUILT_IN.names("inference")) & set(INFERENCE_RUNS),
-            "storage": set(BUILT_IN.names("storage"))}
+            "storage": set(BUILT_IN.names("storage")),
+            "dashboards": set(BUILT_IN.names("dashboards"))}
 
 
 @pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback", "inference",
-                                  "storage"])
+                                  "storage", "dashboards"])
 def test_every_built_in_name_is_registered_through_modelfit(kind):
     for name in BUILT_IN.names(kind):
         check_registered(kind, name, distribution="modelfit-brian2", registry=BUILT_IN)

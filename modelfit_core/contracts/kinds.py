@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from modelfit_core.contracts.protocols import (Feedback, Inference, Metric, Optimizer,
-                                               SimulationBackend, StudyStorage,
+from modelfit_core.contracts.protocols import (Dashboard, Feedback, Inference, Metric,
+                                               Optimizer, SimulationBackend, StudyStorage,
                                                required_methods)
 
 PROJECT = "modelfit"
@@ -22,7 +22,8 @@ PROJECT = "modelfit"
 
 @attrs.frozen
 class Kind:
-    """One kind of plugin: optimizers, metrics, backends, feedback, inference or storage."""
+    """One kind of plugin: optimizers, metrics, backends, feedback, inference, storage or
+    dashboards."""
 
     name: str
     """Plural name, used by ``Registry.lookup(kind, ...)``: ``'optimizers'``."""
@@ -98,6 +99,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("storage", "storage", StudyStorage,
          hint="registered under the scheme of its URLs ('sqlite' for sqlite:///fit.db) and "
               "made with (url, study)"),
+    Kind("dashboards", "dashboard", Dashboard),
 )
 """Every kind, in the order ``modelfit plugins`` lists them."""
 

@@ -250,6 +250,17 @@ class StudyStorage(Protocol):
 
 
 @runtime_checkable
+class KeepsDisplayData(Protocol):
+    """A study storage that also keeps what a dashboard draws: the study's details and
+    recordings, the best points' simulated traces, how each fit ended (the SQLite
+    store does)."""
+
+    def display_session(self, display: Any) -> Any:
+        """As ``session()``, also writing what ``display`` (a
+        :class:`~modelfit_core.fitting.fit_display.FitDisplay`) gives."""
+
+
+@runtime_checkable
 class Feedback(Protocol):
     """Told about every round; returning True stops the fit."""
 
@@ -264,6 +275,25 @@ class Inference(Protocol):
 
     def infer(self, *args, **kwargs) -> Any:
         """Train on simulations and return the posterior."""
+
+
+@runtime_checkable
+class Dashboard(Protocol):
+    """Pages about the studies of a fit database, served read-only while fits write it
+    (``modelfit dashboard``, ``fit(dashboard=True)``).
+
+    ``storage`` is what fitters take (``"sqlite:///fit.db"`` or a path); ``study``,
+    if given, is the study whose page the printed address opens. Where it listens
+    (host, port) is the plugin's own option.
+    """
+
+    def serve(self, storage: str, study: str | None = None) -> None:
+        """Serve in this process until interrupted (Ctrl-C); print the address first."""
+
+    def start(self, storage: str, study: str | None = None) -> Any:
+        """Serve in the background while this process runs (without slowing it down);
+        return at once with an object that has ``url`` (the address, a string) and
+        ``stop()``."""
 
 
 def required_methods(protocol: type) -> tuple[str, ...]:

@@ -27,7 +27,8 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.contracts.protocols import PreparedSimulation, RemoteScoring, StudyStorage
+from modelfit_core.contracts.protocols import (KeepsDisplayData, PreparedSimulation, RemoteScoring,
+                                               StudyStorage)
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.interrupts import interrupts_deferred
 from modelfit_core.fitting.objective import Objective
@@ -78,6 +79,8 @@ class Fit:
     optimizer_ahead: bool = False
     """The optimizer was told a round that could not be stored, so the history lacks
     it: the next ``continue_with`` rebuilds the optimizer from the history first."""
+    display: Any = None
+    """What the storage keeps for a dashboard (a FitDisplay), if it can (None: nothing)."""
     simulation: Any = attrs.field(default=None, init=False)
     """The simulation prepared for the rounds (None until :meth:`prepared_simulation`)."""
     _simulation_key: Any = attrs.field(default=None, init=False, repr=False)
@@ -254,6 +257,8 @@ class Fit:
     def _storage_session(self):
         if self.store is None:
             return _NoStorage()
+        if self.display is not None and isinstance(self.store, KeepsDisplayData):
+            return self.store.display_session(self.display)
         return self.store.session()
 
     def _commit(self, record: RoundRecord, as_given, store_round) -> tuple[bool, str | None]:

@@ -23,10 +23,12 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.fitting import generation, manual_network, pareto_results
+from modelfit_core.fitting.dashboard_launch import watch_with_dashboard
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.feedback_listener import FeedbackListener
 from modelfit_core.fitting.fit import Fit
 from modelfit_core.fitting.fit_arguments import check_count, require_optimizer_methods
+from modelfit_core.fitting.fit_display import FitDisplay
 from modelfit_core.fitting.fit_results import FitResults
 from modelfit_core.fitting.fitter_attributes import ManualAttributes
 from modelfit_core.fitting.multiobjective import (DEFAULT_OPTIMIZER, check_mode,
@@ -92,6 +94,8 @@ class Fitter(ManualAttributes):
         self.current_fit: Fit | None = None
         """The fit of the last ``fit()`` call (None before the first)."""
         self._store = self._parts.resolve_storage(storage, study)
+        self.dashboard = None
+        """The dashboard ``fit(dashboard=True)`` started (``url``, ``stop()``), or None."""
 
     @staticmethod
     def _named_outputs(output, output_var) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class Fitter(ManualAttributes):
     # -- fit ----------------------------------------------------------------------------
     def fit(self, optimizer=None, metric=None, n_rounds=1, callback=DEFAULT, restart=False,
             start_iteration=None, penalty=None, resume=False, level=0, objectives=None,
-            **params):
+            dashboard=False, **params):
         """Run ``n_rounds`` rounds of ask -> simulate -> metric -> tell.
 
         Parameters
@@ -136,6 +140,10 @@ class Fitter(ManualAttributes):
             How many frames above the caller to look up the model's constants.
         objectives : {"separate", "features"}, optional
             A Pareto front of several objectives, see docs/multiobjective.md.
+        dashboard : bool, str or Dashboard
+            Serve the study's pages while it runs (needs ``storage``) and print
+            their address: True for the ``web`` dashboard on a free port of
+            127.0.0.1, see docs/dashboard.md.
         **params
             Bounds of the fitted parameters: ``name=[lower, upper]`` with units (a
             continued fit may leave them out: it keeps its bounds).
@@ -150,10 +158,10 @@ class Fitter(ManualAttributes):
         return self._fit(optimizer, metric, n_rounds, callback, restart=restart,
                          start_iteration=start_iteration, penalty=penalty, resume=resume,
                          level=level, objectives=objectives, online_error=False,
-                         bounds=params)
+                         bounds=params, dashboard=dashboard)
 
     def _fit(self, optimizer, metric, n_rounds, callback, *, restart, start_iteration,
-             penalty, resume, level, objectives, online_error, bounds):
+             penalty, resume, level, objectives, online_error, bounds, dashboard=False):
         """What every ``fit()`` does: check the call, start, continue or resume the
         :class:`Fit`, run its rounds."""
         n_rounds = check_count(n_rounds, "n_rounds", 0)
@@ -187,6 +195,9 @@ class Fitter(ManualAttributes):
         if fit is not previous and previous is not None:
             fit.take_simulation_of(previous)  # compiled once per configuration
         self.current_fit = fit
+        self.dashboard = watch_with_dashboard(self._parts, self._store, dashboard,
+                                              self.dashboard)
+        fit.display = FitDisplay(self.problem, lambda: fit)
         feedback = self._parts.resolve_feedback(callback)
         listeners = () if feedback is None else \
             (FeedbackListener(feedback, fit, self.use_units),)

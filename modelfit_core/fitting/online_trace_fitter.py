@@ -105,7 +105,7 @@ class OnlineTraceFitter(TraceFitter):
     def fit(self, optimizer=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
             callback=DEFAULT, restart=False,
             start_iteration=None, penalty=None, level=0, resume=False, metric=None,
-            objectives=None, **params):
+            objectives=None, dashboard=False, **params):
         """Run ``n_rounds`` rounds; the error is the online mean squared error.
 
         Parameters are those of :meth:`TraceFitter.fit` without ``metric`` and
@@ -118,4 +118,5 @@ class OnlineTraceFitter(TraceFitter):
                 "given to the fitter); remove metric=, or use TraceFitter.")
         return self._fit(optimizer, None, n_rounds, callback, restart=restart,
                          start_iteration=start_iteration, penalty=penalty, resume=resume,
-                         level=level, objectives=objectives, online_error=True, bounds=params)
+                         level=level, objectives=objectives, online_error=True, bounds=params,
+                         dashboard=dashboard)

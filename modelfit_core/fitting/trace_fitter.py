@@ -67,7 +67,7 @@ class TraceFitter(Fitter):
     # the manual's signature, which puts online_error before the arguments Fitter.fit shares
     def fit(self, optimizer=None, metric=None, n_rounds=1,  # pyright: ignore[reportIncompatibleMethodOverride]
             callback=DEFAULT, restart=False, online_error=False, start_iteration=None,
-            penalty=None, level=0, resume=False, objectives=None, **params):
+            penalty=None, level=0, resume=False, objectives=None, dashboard=False, **params):
         """As :meth:`Fitter.fit`, plus ``online_error``.
 
         online_error : bool
@@ -80,7 +80,7 @@ class TraceFitter(Fitter):
         return self._fit(optimizer, metric, n_rounds, callback, restart=restart,
                          start_iteration=start_iteration, penalty=penalty, resume=resume,
                          level=level, objectives=objectives, online_error=bool(online_error),
-                         bounds=params)
+                         bounds=params, dashboard=dashboard)
 
     def generate_traces(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
                         level=0):

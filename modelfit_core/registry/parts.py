@@ -21,7 +21,7 @@ from modelfit_core.contracts.protocols import StudyStorage
 from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
 DEFAULT_NAMES = {"optimizers": "pymoo", "metrics": "mse", "feedback": "text",
-                 "backends": "runtime"}
+                 "backends": "runtime", "dashboards": "web"}
 """The plugins of a fit that names none. pymoo's DE is the default optimizer: on the
 HH tutorial fit it ends with a lower median error than nevergrad's DE at a third of
 the overhead per round (benchmarks/optimizers.py, docs/optimizers.md). The backend

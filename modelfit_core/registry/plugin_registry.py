@@ -148,7 +148,7 @@ class Registry:
     # -- lookup -------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
         """Sorted names registered for ``kind`` (one of ``optimizers``, ``metrics``,
-        ``backends``, ``feedback``, ``inference``); no plugin is imported."""
+        ``backends``, ``feedback``, ``inference``, ``dashboards``); no plugin is imported."""
         checked_kind(kind)
         names = set(self._catalog[kind]) | {n for n, (cls, _) in self.tables[kind].items()
                                             if cls is not None}

@@ -6,12 +6,14 @@ of another schema or a newer modelfit) becomes a
 says what to do; :func:`storage_errors` turns SQLite's own errors into one.
 
 The schema carries a version (``PRAGMA user_version``) and modelfit's
-``PRAGMA application_id``. Version 2 is written and read. Version 1 (before
-multi-objective fits) is read as it is, and brought to version 2 when it is
-opened for writing (three columns added, nothing else changed: its studies
-read, resume and continue as before). Version 0 (databases written before the
-schema had a version) is read only (``read_results``, ``modelfit results``):
-it lacks what resuming safely needs.
+``PRAGMA application_id``. Version 3 is written and read. Versions 2 (before
+the dashboard's tables) and 1 (before multi-objective fits) are read as they
+are, and brought to version 3 when opened for writing (tables and columns
+added, nothing else changed: their studies read, resume and continue as
+before; what the new tables hold is then missing for the rounds already
+stored). Version 0 (databases written before the schema had a version) is
+read only (``read_results``, ``modelfit results``): it lacks what resuming
+safely needs.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from urllib.parse import quote
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version this modelfit writes (``PRAGMA user_version``)."""
 PREVIOUS_VERSION = 1
 """Databases before multi-objective fits: read as they are, migrated when written."""
+MIGRATED_VERSIONS = (1, 2)
+"""Earlier versions read as they are and brought to :data:`SCHEMA_VERSION` when written."""
 LEGACY_VERSION = 0
 """Databases written before the schema had a version: read, never written."""
 APPLICATION_ID = 0x4D464954
@@ -83,8 +87,43 @@ TABLES = {
         process_start TEXT,
         acquired REAL NOT NULL,
         heartbeat REAL NOT NULL""",
+    # what the dashboard draws (version 3; see results/display_tables.py, fit_sessions.py)
+    "study_details": """
+        study TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (study, key)""",
+    "sessions": """
+        study TEXT NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        outcome TEXT,
+        message TEXT,
+        pid INTEGER,
+        host TEXT""",
+    "recordings": """
+        study TEXT NOT NULL,
+        output TEXT NOT NULL,
+        trace INTEGER NOT NULL,
+        steps BLOB,
+        data BLOB NOT NULL,
+        PRIMARY KEY (study, output, trace)""",
+    "best_traces": """
+        study TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        sample INTEGER NOT NULL,
+        output TEXT NOT NULL,
+        trace INTEGER NOT NULL,
+        steps BLOB,
+        data BLOB NOT NULL,
+        PRIMARY KEY (study, round, sample, output, trace)""",
 }
-"""The tables of schema version 2 and their columns."""
+"""The tables of schema version 3 and their columns."""
+
+ADDED_IN_3 = ("study_details", "sessions", "recordings", "best_traces")
+"""The tables version 3 adds to version 2: what the dashboard shows besides the
+evaluations (the fit's backend and time step, how each fit() call ended, the
+recordings and the best points' simulated traces, decimated for display)."""
 
 ADDED_IN_2 = {"studies": ("objective_names TEXT NOT NULL DEFAULT '[]'",),
               "evaluations": ("objectives TEXT", "told_objectives TEXT")}
@@ -112,8 +151,13 @@ def _columns(definition: str) -> set[str]:
 
 
 COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
+VERSION_2_COLUMNS = {table: columns for table, columns in COLUMNS.items()
+                     if table not in ADDED_IN_3}
 PREVIOUS_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_2.get(table, ())}
-                    for table, columns in COLUMNS.items()}
+                    for table, columns in VERSION_2_COLUMNS.items()}
+COLUMNS_OF_VERSION = {SCHEMA_VERSION: COLUMNS, 2: VERSION_2_COLUMNS,
+                      PREVIOUS_VERSION: PREVIOUS_COLUMNS}
+"""What each version written by modelfit holds (its tables and their columns)."""
 
 
 def database_path(url: str | Path) -> Path:
@@ -264,10 +308,14 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                         connection.execute(f"CREATE TABLE {table} ({definition})")
                     connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                elif version == PREVIOUS_VERSION:
-                    for table, columns in ADDED_IN_2.items():
-                        for column in columns:
-                            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                elif version in MIGRATED_VERSIONS:
+                    if version == PREVIOUS_VERSION:
+                        for table, columns in ADDED_IN_2.items():
+                            for column in columns:
+                                connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                    for table in ADDED_IN_3:
+                        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                                           f"({TABLES[table]})")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()
@@ -320,10 +368,10 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
         if version > SCHEMA_VERSION:
             raise StorageError(f"{path} was written by a newer modelfit (schema version "
                                f"{version}); {supported}. Upgrade modelfit to use it.")
-        if version not in (SCHEMA_VERSION, PREVIOUS_VERSION):
+        if version not in COLUMNS_OF_VERSION:
             raise StorageError(f"{path} has an unknown schema version {version}; "
                                f"{supported}.")
-        expected = COLUMNS if version == SCHEMA_VERSION else PREVIOUS_COLUMNS
+        expected = COLUMNS_OF_VERSION[version]
     elif version == 0 and tables >= set(LEGACY_COLUMNS):
         expected = LEGACY_COLUMNS
     elif version == 0 and not tables & set(TABLES):

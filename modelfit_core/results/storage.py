@@ -32,7 +32,7 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError, StorageError
 from modelfit_core.model.parameters import ParameterSpace
-from modelfit_core.results import study_lease
+from modelfit_core.results import display_tables, fit_sessions, study_lease
 from modelfit_core.results.database import (database_path, open_for_reading, open_for_writing,
                                             storage_errors, table_columns, transaction)
 from modelfit_core.results.history import History, RoundRecord
@@ -183,13 +183,18 @@ class FitStore:
 
     # -- while the rounds run ---------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self):
+    def session(self, display=None):
         """Own the study while the rounds run (the ``persist`` of ``run_rounds``).
 
         On entry the study's lease is taken (a stale one is taken over) and a
         planned new study is written, or the study is checked to be still the one
         this fitter continues; it yields :meth:`write_round`; on exit, normal or
-        not, the lease is given back.
+        not, the lease is given back and how the rounds ended is recorded.
+
+        ``display`` (a :class:`~modelfit_core.fitting.fit_display.FitDisplay`, or
+        None) supplies what the dashboard draws: the study's details and
+        recordings, written on entry, and the traces of each round's new best
+        point, written with the round.
         """
         with self._errors("starting the rounds"), transaction(self.connection):
             study_lease.take(self.connection, self.study, self.token, self.path,
@@ -198,10 +203,22 @@ class FitStore:
                 self._write_new_study(*self._new_study)
             else:
                 self._check_unchanged()
+            if display is not None:
+                display.write_study(self.connection, self.study)
+            session = fit_sessions.begin(self.connection, self.study)
+        ending = fit_sessions.ending_of(None)
         try:
-            yield self.write_round
+            yield self.write_round if display is None else (
+                lambda record, optimizer: self.write_round(record, optimizer, display))
+        except BaseException as exc:
+            ending = fit_sessions.ending_of(exc)
+            raise
         finally:
-            self._release()
+            self._release(session, ending)
+
+    def display_session(self, display):
+        """:meth:`session` writing what the dashboard draws (``KeepsDisplayData``)."""
+        return self.session(display=display)
 
     def _write_new_study(self, description: StudyDescription, restart: bool) -> None:
         existing = self.connection.execute("SELECT COUNT(*) FROM rounds WHERE study = ?",
@@ -210,6 +227,7 @@ class FitStore:
             raise self._refuse_existing(existing)
         for table, key in (("evaluations", "study"), ("rounds", "study"), ("studies", "name")):
             self.connection.execute(f"DELETE FROM {table} WHERE {key} = ?", (self.study,))
+        display_tables.delete_display(self.connection, self.study)
         row = {"name": self.study, "run_id": uuid.uuid4().hex, "created": time.time(),
                **description.row()}
         self.connection.execute(f"INSERT INTO studies ({', '.join(row)}) VALUES "
@@ -228,10 +246,12 @@ class FitStore:
                 f"with fit(resume=True) to continue from what it holds now, or use another "
                 f"study= name.")
 
-    def write_round(self, record: RoundRecord, optimizer) -> str:
-        """Store a finished round (and the pickled optimizer, if asked) in one transaction;
-        returns :attr:`location`."""
+    def write_round(self, record: RoundRecord, optimizer, display=None) -> str:
+        """Store a finished round (and the pickled optimizer, if asked; the traces of a
+        new best point, if ``display`` gives them) in one transaction; returns
+        :attr:`location`."""
         state = self._pickled(optimizer) if self.pickle_optimizer else None
+        best_traces = display.best_traces(record) if display is not None else None
         told = record.told_errors if record.told_errors is not None else record.errors
         several = bool(record.objectives)
         rows = [(self.study, record.index, k, json.dumps(record.parameters[k].tolist()),
@@ -255,6 +275,9 @@ class FitStore:
                     "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
                     (self.study, record.index, time.time(), record.duration_s,
                      int(record.iteration), state))
+                if best_traces is not None:
+                    display_tables.write_best_traces(self.connection, self.study,
+                                                     record.index, *best_traces)
         except StorageError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise StorageError(
@@ -276,10 +299,11 @@ class FitStore:
                 self._warned_pickle = True
             return None
 
-    def _release(self) -> None:
+    def _release(self, session: int, ending: tuple[str, str]) -> None:
         try:
             with transaction(self.connection):
                 study_lease.release(self.connection, self.study, self.token)
+                fit_sessions.end(self.connection, session, *ending)
         except sqlite3.Error as exc:  # never hide why the rounds ended
             warnings.warn(f"Could not release study {self.study!r} in {self.path} ({exc}); "
                           f"it becomes free when this process ends.", RuntimeWarning,

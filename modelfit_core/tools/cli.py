@@ -73,7 +73,8 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from modelfit_core.tools.config import build_fitter, load_config, output_directory
+    from modelfit_core.tools.config import (build_fitter, dashboard_of, load_config,
+                                            output_directory)
     from modelfit_core.tools.plotting import plot_traces
     config = load_config(args.config)
     if args.resume and not config.get("fit", "storage"):
@@ -84,7 +85,8 @@ def _cmd_fit(args) -> int:
     output = output_directory(config, args.output)
     try:
         fitter.fit(n_rounds=config.get("fit", "n_rounds"), resume=args.resume,
-                   objectives=config.get("fit", "objectives"), **bounds)
+                   objectives=config.get("fit", "objectives"),
+                   dashboard=dashboard_of(config), **bounds)
     except KeyboardInterrupt:
         print(interruption_report(args, config, fitter), file=sys.stderr)
         return INTERRUPTED
@@ -175,6 +177,16 @@ def _cmd_results(args) -> int:
     return 0
 
 
+def _cmd_dashboard(args) -> int:
+    """Serve the pages of a fit database until Ctrl-C (the ``dashboards`` plugin)."""
+    from modelfit_core.registry.parts import Parts
+    options = {"host": args.host} if args.port is None else {"host": args.host,
+                                                             "port": args.port}
+    dashboard = Parts.lazy_default().make("dashboards", args.plugin, options)
+    dashboard.serve(args.storage, study=args.study)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from modelfit_core.registry.parts import DEFAULT_NAMES
     parser = argparse.ArgumentParser(prog="modelfit", description="Fit Brian 2 neuron models "
@@ -202,6 +214,20 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--study", default=None, help="default: the most recent")
     results.add_argument("--output", default=None, help="folder for plots")
     results.set_defaults(func=_cmd_results)
+    dashboard = commands.add_parser(
+        "dashboard", help="serve web pages about the studies of a fit database, live",
+        description="Serve the studies of a fit database as web pages, read-only, updated "
+                    "while fits write it (docs/dashboard.md). Ctrl-C stops.")
+    dashboard.add_argument("storage", help="sqlite:///fit.db or a path to the database")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine "
+                                "only; 0.0.0.0 serves the network)")
+    dashboard.add_argument("--port", type=int, default=None,
+                           help="port (default 8080; 0: any free port)")
+    dashboard.add_argument("--study", default=None, help="the study the address opens")
+    dashboard.add_argument("--plugin", default=DEFAULT_NAMES["dashboards"],
+                           help="the dashboards plugin to serve with (default: web)")
+    dashboard.set_defaults(func=_cmd_dashboard)
     plugins = commands.add_parser("plugins", help="list installed plugins and their status")
     plugins.add_argument("--check", action="store_true",
                          help="import every plugin and check its class (slower)")

@@ -31,6 +31,7 @@ Example (all sections; see docs/distributed_and_storage.md, "Command line")::
     seed = 1
     # objectives = "features"   # a Pareto front (docs/multiobjective.md); optimizer "nsga2"
     storage = "sqlite:///fit.db"
+    # dashboard = true           # serve the study's pages while it runs (docs/dashboard.md)
     output_dir = "results"
 
     [bounds]
@@ -70,7 +71,7 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
-from modelfit_core.registry.parts import DEFAULT_NAMES
+from modelfit_core.registry.parts import DEFAULT_NAMES, Parts
 
 SECTIONS = {
     "model": {"equations", "file", "method", "threshold", "reset", "refractory",
@@ -79,7 +80,7 @@ SECTIONS = {
              "output_unit", "dt"},
     "fit": {"kind", "n_samples", "n_rounds", "optimizer", "optimizer_options", "metric",
             "metric_options", "backend", "backend_options", "seed", "storage", "study",
-            "output_dir", "feedback", "objectives"},
+            "output_dir", "feedback", "objectives", "dashboard"},
     "bounds": None,
 }
 REQUIRED = {"data": ("input", "output", "dt", "input_variable", "output_variable"),
@@ -120,6 +121,9 @@ TYPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
             "kind": (lambda v: v in ("trace", "spike"), "\"trace\" or \"spike\""),
             "objectives": (lambda v: v in ("separate", "features"),
                            "\"separate\" or \"features\" (several objectives)"),
+            "dashboard": (lambda v: isinstance(v, bool) or (isinstance(v, dict) and set(v)
+                                                               <= {"host", "port"}),
+                          "true, false, or a table { host = \"127.0.0.1\", port = 8080 }"),
             "feedback": (lambda v: isinstance(v, str) or v is False,
                          "a feedback name (\"text\", \"progressbar\") or false"),
             "optimizer_options": _TABLE, "metric_options": _TABLE, "backend_options": _TABLE,
@@ -355,6 +359,24 @@ def read_array(config: FitConfig, key: str) -> np.ndarray:
         return pd.read_csv(path, index_col=0).to_numpy(dtype=float)
     except Exception as exc:
         raise config.error("data", key, f"cannot read {path} as CSV: {exc}") from exc
+
+
+def dashboard_of(config: FitConfig):
+    """What ``[fit] dashboard`` asks ``fit()`` for: False, True, or the web dashboard
+    with the table's options (host, port)."""
+    value = config.get("fit", "dashboard", False)
+    if isinstance(value, bool):
+        if value and not config.get("fit", "storage"):
+            raise config.error("fit", "dashboard", "the dashboard shows the fit's database: "
+                               "add storage = \"sqlite:///fit.db\" to [fit]")
+        return value
+    if not config.get("fit", "storage"):
+        raise config.error("fit", "dashboard", "the dashboard shows the fit's database: add "
+                           "storage = \"sqlite:///fit.db\" to [fit]")
+    try:
+        return Parts.lazy_default().make("dashboards", DEFAULT_NAMES["dashboards"], value)
+    except ConfigurationError as exc:
+        raise config.error("fit", "dashboard", str(exc)) from exc
 
 
 def build_fitter(config: FitConfig):
