@@ -1,0 +1,119 @@
+"""Running a benchmark's runs, each a stored fit: one study per (problem, method, seed) in
+the output folder's database.
+
+A run whose study already holds all its rounds is read back, not simulated; one
+with some rounds is resumed (``fit(resume=True)``: its rounds replayed into a new
+optimizer of the same seed, only the missing ones simulated); the measures are
+taken from the stored rounds either way, so an interrupted benchmark, run again,
+gives the results of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from modelfit_core.registry.parts import Parts
+from modelfit_core.registry.plugin_registry import Registry
+from modelfit_core.results.storage import list_studies, read_history
+from modelfit_core.tools.benchmarking.measures import (
+    Target,
+    Trajectory,
+    targets_of,
+    trajectory,
+)
+from modelfit_core.tools.benchmarking.plan import Plan, Run
+from modelfit_core.tools.benchmarking.problems import ReadyProblem, ready_problem
+
+STORED, RESUMED, RAN = "stored", "resumed", "ran"
+
+
+@attrs.frozen
+class RunResult:
+    """A run and what it measured."""
+
+    run: Run
+    trajectory: Trajectory
+    targets: tuple[Target, ...]
+    status: str
+    """``'ran'``, ``'resumed'`` (some rounds were stored) or ``'stored'`` (all were)."""
+    setup_seconds: float
+    """Wall seconds of this call outside the measured rounds (building, compiling,
+    replaying stored rounds); 0 for a run read back whole."""
+
+
+RoundListener = Callable[[int], None]
+"""Told how many rounds were just done (or found stored)."""
+
+
+def _stored_rounds(plan: Plan, study: str) -> int:
+    if not plan.database.exists() or study not in list_studies(plan.database):
+        return 0
+    return len(read_history(plan.database, study).rounds)
+
+
+def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts: Parts,
+            on_rounds: RoundListener = lambda n: None) -> RunResult:
+    """Run (resume, or read back) one run and measure it."""
+    stored = _stored_rounds(plan, run.study)
+    started = time.perf_counter()
+    if stored >= run.n_rounds:
+        status = STORED
+        on_rounds(run.n_rounds)
+    else:
+        status = RESUMED if stored else RAN
+        on_rounds(stored)
+        fitter = ready.fitter(run.n_samples, parts=parts, storage=plan.storage,
+                              study=run.study)
+
+        def round_done(*_args: Any) -> None:
+            on_rounds(1)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # runs on random parameters warn often
+            fitter.fit(optimizer=run.method.make(registry, run.seed),
+                       metric=ready.make_metric(parts), n_rounds=run.n_rounds,
+                       callback=round_done, resume=bool(stored), **ready.bounds())
+    rounds = read_history(plan.database, run.study).rounds[:run.n_rounds]
+    elapsed = time.perf_counter() - started
+    problem = ready.problem
+    targets = tuple(targets_of(ready.error_floor, problem.target_factors, ready.truth_si,
+                               problem.parameter_tolerance))
+    measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si)
+    setup = 0.0 if status == STORED else \
+        max(elapsed - (measured.seconds[-1] - (measured.seconds[stored - 1] if stored else 0.0)),
+            0.0)
+    return RunResult(run, measured, targets, status, setup)
+
+
+def run_plan(plan: Plan, registry: Registry, *,
+             on_rounds: RoundListener = lambda n: None,
+             on_problem: Callable[[str], None] = lambda name: None,
+             on_result: Callable[[RunResult], None] = lambda result: None
+             ) -> tuple[dict[str, ReadyProblem], list[RunResult]]:
+    """Every run of ``plan``, problem by problem (each problem's recordings are made
+    once); returns the ready problems and the results in the plan's order."""
+    plan.output.mkdir(parents=True, exist_ok=True)
+    parts = Parts(registry=registry)
+    if plan.backend is not None:
+        parts.backend = parts.resolve_backend(plan.backend)
+    ready: dict[str, ReadyProblem] = {}
+    results: list[RunResult] = []
+    try:
+        for run in plan.runs:
+            if run.problem not in ready:
+                on_problem(run.problem)
+                ready[run.problem] = ready_problem(run.problem, plan.problems[run.problem],
+                                                   parts)
+            result = run_one(plan, ready[run.problem], run, registry, parts, on_rounds)
+            results.append(result)
+            on_result(result)
+    finally:
+        shutdown = getattr(parts.backend, "shutdown", None)
+        if plan.backend is not None and callable(shutdown):
+            shutdown()
+    return ready, results
