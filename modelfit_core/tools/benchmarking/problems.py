@@ -10,9 +10,10 @@ the fitter exactly as the runs are.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -30,21 +31,17 @@ from modelfit_core.registry.plugin_registry import Registry
 SPIKES = "spikes"
 
 
-def defined_problem(registry: Registry, name: str) -> BenchmarkProblem:
-    """The :class:`BenchmarkProblem` of the problem plugin ``name``, checked.
+def checked_definition(factory: Callable[[], Any], where: str) -> BenchmarkProblem:
+    """``factory().define()``, checked to be a consistent :class:`BenchmarkProblem`.
 
     Raises
     ------
-    UnknownPluginError
-        No such problem (the closest installed names are suggested).
     PluginContractError
-        The plugin's ``define()`` fails or returns an inconsistent problem.
+        ``define()`` fails, returns something else, or an inconsistent problem
+        (each inconsistency named); ``where`` names the plugin in the message.
     """
-    cls = registry.lookup("problems", name)
-    where = f"problem plugin {name!r} ({getattr(cls, '__module__', '?')}." \
-            f"{getattr(cls, '__qualname__', cls)!s})"
     try:
-        problem = cls().define()
+        problem = factory().define()
     except Exception as exc:
         raise PluginContractError(f"The {where} failed in define(): "
                                   f"{type(exc).__name__}: {exc}") from exc
@@ -57,6 +54,22 @@ def defined_problem(registry: Registry, name: str) -> BenchmarkProblem:
         raise PluginContractError(f"The {where} breaks the BenchmarkProblem contract: "
                                   + "; ".join(found) + ".")
     return problem
+
+
+def defined_problem(registry: Registry, name: str) -> BenchmarkProblem:
+    """The :class:`BenchmarkProblem` of the problem plugin ``name``, checked.
+
+    Raises
+    ------
+    UnknownPluginError
+        No such problem (the closest installed names are suggested).
+    PluginContractError
+        The plugin's ``define()`` fails or returns an inconsistent problem.
+    """
+    cls = registry.lookup("problems", name)
+    where = (f"problem plugin {name!r} ({getattr(cls, '__module__', '?')}."
+             f"{getattr(cls, '__qualname__', cls)!s})")
+    return checked_definition(cls, where)
 
 
 class FixedPoints:
@@ -190,3 +203,32 @@ def ready_problem(name: str, problem: BenchmarkProblem, parts: Parts,
                 f"so targets cannot be multiples of it; add noise, or set error_floor.")
         ready.error_floor = floor
     return ready
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Hash a problem's description: arrays by their bytes, the rest by repr (sorted)."""
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            digest.update(str(key).encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float)):
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, (np.ndarray, Quantity)):
+        array = np.ascontiguousarray(np.asarray(value, dtype=float))
+        digest.update(repr(array.shape).encode() + array.tobytes())
+    else:
+        digest.update(repr(value).encode())
+
+
+def fingerprint(ready: ReadyProblem) -> str:
+    """A digest of what a run of this problem fits (model, recordings, bounds, metric,
+    options): stored runs of a different version of the problem must not be read back."""
+    problem = ready.problem
+    digest = hashlib.blake2b(digest_size=12)
+    for value in (problem.model, problem.fitter, problem.output_var, problem.dt,
+                  dict(problem.inputs), ready.outputs, dict(problem.bounds),
+                  problem.metric, dict(problem.metric_options), dict(problem.fitter_options),
+                  problem.n_samples):
+        _feed(digest, value)
+    return digest.hexdigest()

@@ -10,6 +10,7 @@ gives the results of an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from modelfit_core.contracts.errors import StorageError
 from modelfit_core.registry.parts import Parts
 from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.results.storage import list_studies, read_history
@@ -27,9 +29,37 @@ from modelfit_core.tools.benchmarking.measures import (
     trajectory,
 )
 from modelfit_core.tools.benchmarking.plan import Plan, Run
-from modelfit_core.tools.benchmarking.problems import ReadyProblem, ready_problem
+from modelfit_core.tools.benchmarking.problems import (
+    ReadyProblem,
+    fingerprint,
+    ready_problem,
+)
 
 STORED, RESUMED, RAN = "stored", "resumed", "ran"
+FINGERPRINTS = "problems.json"
+"""Beside the database: the fingerprint of each problem its runs fitted."""
+
+
+def check_fingerprint(plan: Plan, ready: ReadyProblem) -> None:
+    """Record the problem's fingerprint in the output folder, or refuse a folder whose runs
+    of it fitted something else (another version of the problem).
+
+    Raises
+    ------
+    StorageError
+        The stored runs of this problem are of a different version of it.
+    """
+    path = plan.output / FINGERPRINTS
+    known = json.loads(path.read_text()) if path.exists() else {}
+    found = fingerprint(ready)
+    if known.get(ready.name, found) != found:
+        raise StorageError(
+            f"{plan.output} holds runs of another version of the problem {ready.name!r} "
+            f"(its model, recordings, bounds, metric or options changed): write to another "
+            f"--output folder, or remove that folder's runs.db and {FINGERPRINTS}.")
+    if ready.name not in known:
+        known[ready.name] = found
+        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
 
 
 @attrs.frozen
@@ -109,6 +139,7 @@ def run_plan(plan: Plan, registry: Registry, *,
                 on_problem(run.problem)
                 ready[run.problem] = ready_problem(run.problem, plan.problems[run.problem],
                                                    parts)
+                check_fingerprint(plan, ready[run.problem])
             result = run_one(plan, ready[run.problem], run, registry, parts, on_rounds)
             results.append(result)
             on_result(result)
