@@ -124,6 +124,7 @@ def test_a_benchmark_measures_every_run_and_writes_its_outputs(tiny_registry, tm
                 assert errors[k] <= target["error"]
     table = (tmp_path / "table.md").read_text()
     assert "**pymoo:DE**" in table and "random" in table and "ECDF area" in table
+    assert "By problem category" in table
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 * 4  # header, 4 runs x (3 error targets + parameters)
     assert read_results(tmp_path) == json.loads((tmp_path / "results.json").read_text())

@@ -26,6 +26,9 @@ class RandomSearchOptimizer:
 
     suite_methods: tuple[str, ...] = ()
     """Configurations ``modelfit benchmark`` runs by default: the plugin's defaults."""
+    suite_baseline = True
+    """``modelfit benchmark --quick`` runs it beside the default optimizer: what a search
+    must beat."""
 
     def __init__(self, seed: int | None = None):
         self.seed = seed

@@ -100,3 +100,14 @@ def max_evaluations(registry: Registry, method: Method) -> int | None:
     ``suite_max_evaluations``), None for no limit."""
     limit = getattr(registry.lookup("optimizers", method.plugin), "suite_max_evaluations", None)
     return int(limit) if limit is not None else None
+
+
+def baselines(registry: Registry) -> list[Method]:
+    """Optimizer plugins whose class says it is a baseline (``suite_baseline = True``, as
+    random search): ``--quick`` runs them beside the default optimizer."""
+    found = []
+    for name in registry.names("optimizers"):
+        cls = registry.lookup("optimizers", name)
+        if getattr(cls, "suite_baseline", False) is True and not is_multiobjective(cls):
+            found.append(canonical(Method(name), registry))
+    return found

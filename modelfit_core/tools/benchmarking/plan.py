@@ -19,6 +19,7 @@ from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.tools.benchmarking.methods import (
     Method,
+    baselines,
     canonical,
     default_methods,
     default_optimizer,
@@ -141,7 +142,7 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
         Problem plugin names; methods as ``plugin`` or ``plugin:METHOD``. Default: every
         installed problem (``quick``: :data:`QUICK_PROBLEMS`) and every installed
         single-objective optimizer with the methods it lists (``quick``: the default
-        optimizer and random search, if installed).
+        optimizer and the baselines, see :func:`~.methods.baselines`).
     seeds : int or sequence of int, optional
         A count (seeds 1..N) or the seeds themselves; default :data:`DEFAULT_SEEDS`
         (``quick``: :data:`QUICK_SEEDS`).
@@ -169,8 +170,7 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
     defined = {name: defined_problem(registry, name) for name in names}
     default = default_optimizer(registry)
     if optimizers is None and quick:
-        optimizers = [default.label] + (["random"] if "random" in
-                                        registry.names("optimizers") else [])
+        optimizers = [default.label] + [m.label for m in baselines(registry)]
     methods = _checked_methods(registry, optimizers)
     seed_list = _checked_seeds(seeds if seeds is not None else
                                (QUICK_SEEDS if quick else DEFAULT_SEEDS))

@@ -145,11 +145,16 @@ def _evals(value: float) -> str:
     return "—" if not math.isfinite(value) else f"{value:.0f}"
 
 
-def table(document: Mapping[str, Any]) -> str:
+REFERENCE_METHOD = "nevergrad:DE"
+"""The method each category's winner is compared with: brian2modelfitting's default."""
+
+
+def table(document: Mapping[str, Any], reference: str | None = REFERENCE_METHOD) -> str:
     """The results table (Markdown): per problem and method, the median evaluations to
     each target over seeds ("—": not reached by half the seeds) with how many seeds
     reached it, the success rate over targets and seeds, the median final error and the
-    median wall time; then each method's ECDF area."""
+    median wall time; then each method's ECDF area, and per problem category the method
+    with the largest area against ``reference`` (if it was run)."""
     lines = []
     default = document.get("default_method")
     for name, problem in document["problems"].items():
@@ -185,7 +190,9 @@ def table(document: Mapping[str, Any]) -> str:
     for method, area in areas(document).items():
         shown = f"**{method}** (default)" if method == default else method
         lines.append(f"| {shown} | {area:.3f} |")
-    return "\n".join(lines) + "\n"
+    ran = reference if reference in methods_of(document) else None
+    lines += ["", "### By problem category (ECDF area)", "", by_category(document, ran)]
+    return "\n".join(lines)
 
 
 def by_category(document: Mapping[str, Any], reference: str | None) -> str:
@@ -194,18 +201,20 @@ def by_category(document: Mapping[str, Any], reference: str | None) -> str:
     categories: dict[str, list[str]] = {}
     for name, problem in document["problems"].items():
         categories.setdefault(problem["category"], []).append(name)
-    lines = ["| category | problems | best method (ECDF area) | " +
-             (f"{reference} | " if reference else "") + "|", "|---|---|---|" +
-             ("---|" if reference else "")]
+    lines = ["| category | problems | best method (ECDF area) |" +
+             (f" {reference} | ratio |" if reference else ""),
+             "|---|---|---|" + ("---|---|" if reference else "")]
     for category, names in categories.items():
         found = areas(document, names)
         if not found:
             continue
         best, area = next(iter(found.items()))
-        cells = [category, ", ".join(names), f"{best} ({area:.3f})"]
+        cells = [category, ", ".join(names),
+                 f"{best} ({area:.3f})" if area > 0 else "no method reached a target"]
         if reference:
             theirs = found.get(reference)
             cells.append("not run" if theirs is None else f"{theirs:.3f}")
+            cells.append("—" if not theirs else f"{area / theirs:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
