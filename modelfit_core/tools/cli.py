@@ -263,8 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--budget", type=int, default=None,
                            help="evaluations per run (default: each problem's)")
     benchmark.add_argument("--quick", action="store_true",
-                           help="a few problems, the default optimizer and random search, "
-                                "one seed, small budgets (minutes)")
+                           help="every problem at a small budget, the default optimizer "
+                                "and the baselines (random search), one seed (about a "
+                                "minute)")
     benchmark.add_argument("--backend", default=None, help="e.g. dask (default: runtime)")
     benchmark.add_argument("--output", default="benchmark", help="result folder")
     benchmark.add_argument("--compare", nargs=2, default=None, metavar=("OLD", "NEW"),

@@ -39,7 +39,7 @@ def plot_ecdf(document: Mapping[str, Any], path: Path | None = None):
     fig = new_figure((7.5, 4.8))
     ax = fig.add_subplot(1, 1, 1)
     for method, area in ranked.items():
-        label = f"{method} ({area:.2f})" + (" default" if method == default else "")
+        label = f"{method} ({area:.3f})" + (" default" if method == default else "")
         ax.step(grid, ecdf(pairs(document, method), grid), where="post", label=label,
                 **styles[method])
     ax.set_xscale("log")

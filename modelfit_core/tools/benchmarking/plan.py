@@ -29,9 +29,6 @@ from modelfit_core.tools.benchmarking.methods import (
 )
 from modelfit_core.tools.benchmarking.problems import defined_problem
 
-QUICK_PROBLEMS = ("passive", "hh_tutorial", "adaptive_if_spikes", "ca1_one_compartment")
-"""Problems of ``--quick``: one of each kind of data that runs in seconds (when
-installed; named problems replace them)."""
 QUICK_SEEDS = 1
 DEFAULT_SEEDS = 10
 """Seeds of a full run (COCO asks for at least ten)."""
@@ -140,7 +137,7 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
         Where problems and optimizers are found (every installed plugin).
     problems, optimizers : iterable of str, optional
         Problem plugin names; methods as ``plugin`` or ``plugin:METHOD``. Default: every
-        installed problem (``quick``: :data:`QUICK_PROBLEMS`) and every installed
+        installed problem and every installed
         single-objective optimizer with the methods it lists (``quick``: the default
         optimizer and the baselines, see :func:`~.methods.baselines`).
     seeds : int or sequence of int, optional
@@ -160,11 +157,7 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
                                  f"got {budget!r}.")
     if backend is not None:
         registry.lookup("backends", backend)
-    installed = registry.names("problems")
-    if problems is None:
-        names = [n for n in QUICK_PROBLEMS if n in installed] if quick else installed
-    else:
-        names = list(dict.fromkeys(problems))
+    names = registry.names("problems") if problems is None else list(dict.fromkeys(problems))
     if not names:
         raise ConfigurationError("No problem to run: none is installed or named.")
     defined = {name: defined_problem(registry, name) for name in names}
