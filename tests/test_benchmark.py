@@ -57,7 +57,7 @@ class TinyPassive:
             bounds={"gl": (1 * nS, 100 * nS), "C": (10 * pF, 500 * pF)},
             ground_truth={"gl": 10 * nS, "C": 50 * pF}, noise=noisy, data_seed=2,
             fitter_options={"param_init": {"v": -70 * mV}, "namespace": {"El": -70 * mV}},
-            n_samples=4, budget=8, quick_budget=8)
+            n_samples=4, budget=8, quick_budget=8, refinable=True)
 
 
 class RaisesInDefine:
@@ -288,3 +288,31 @@ def test_stored_runs_of_another_version_of_a_problem_are_not_read_back(tiny_regi
     run_tiny(tiny_registry, tmp_path, optimizers=["random"], seeds=1)
     with pytest.raises(StorageError, match="another version of the problem 'tiny'"):
         run_tiny(registry_with(tiny=LouderNoise), tmp_path, optimizers=["random"], seeds=1)
+
+
+def test_a_refined_method_gives_a_fifth_of_its_budget_to_refine_where_the_metric_allows(
+        tmp_path):
+    registry = registry_with(tiny=TinyPassive)
+    document = run_tiny(registry, tmp_path, optimizers=["pymoo+refine"], seeds=1, budget=40)
+    run = document["runs"][0]
+    assert run["method"] == "pymoo:DE+refine" and run["budget"] == 40
+    # 32 evaluations of search (8 rounds of 4), then refine() one simulation at a time
+    assert run["evaluations"][:8] == [4 * k for k in range(1, 9)]
+    assert run["evaluations"][8:] == list(range(33, 33 + len(run["evaluations"]) - 8))
+    assert len(run["evaluations"]) > 8 and run["evaluations"][-1] <= 40
+    assert run["best_errors"][-1] <= run["best_errors"][7]
+    assert (tmp_path / "refinements").is_dir()
+    again = run_tiny(registry, tmp_path, optimizers=["pymoo+refine"], seeds=1, budget=40)
+    assert again["runs"][0]["status"] == "stored"
+    assert again["runs"][0]["best_errors"] == run["best_errors"]
+
+
+class NotRefinable(TinyPassive):
+    def define(self):
+        return attrs.evolve(super().define(), refinable=False)
+
+
+def test_a_refined_method_is_the_search_alone_where_refine_does_not_apply(tmp_path):
+    document = run_tiny(registry_with(tiny=NotRefinable), tmp_path,
+                        optimizers=["pymoo+refine"], seeds=1)
+    assert document["runs"][0]["evaluations"] == [4, 8]

@@ -131,6 +131,9 @@ class BenchmarkProblem:
         if self.ground_truth is None and self.error_floor is None:
             found.append("without a ground_truth, error_floor (e.g. the best error of the "
                          "reference runs) must be given")
+        if self.refinable and (self.fitter != TRACE_FITTER or self.metric != "mse"):
+            found.append("refinable (least squares on the traces) needs fitter='TraceFitter' "
+                         "and metric='mse'")
         if self.output_var == "spikes" and self.fitter != SPIKE_FITTER:
             found.append("output_var 'spikes' needs fitter='SpikeFitter'")
         return found

@@ -19,6 +19,11 @@ import attrs
 from modelfit_core.registry.parts import DEFAULT_NAMES, accepts_keyword, construct
 from modelfit_core.registry.plugin_registry import Registry
 
+REFINE_SUFFIX = "+refine"
+REFINE_SHARE = 0.2
+"""The share of a ``+refine`` run's budget left to ``refine()``; the search gets the rest
+(whole rounds, at least one)."""
+
 
 @attrs.frozen
 class Method:
@@ -28,11 +33,16 @@ class Method:
     """The optimizer plugin's registered name."""
     method: str | None = None
     """Its ``method`` option, None for the plugin's default."""
+    refine: bool = False
+    """Whether the search is followed by ``refine()`` (least squares) where the problem's
+    metric allows it (``plugin:METHOD+refine``)."""
 
     @property
     def label(self) -> str:
-        """``plugin:METHOD`` as written on the command line, or ``plugin``."""
-        return self.plugin if self.method is None else f"{self.plugin}:{self.method}"
+        """``plugin:METHOD`` as written on the command line, or ``plugin``, with
+        ``+refine`` when refined."""
+        base = self.plugin if self.method is None else f"{self.plugin}:{self.method}"
+        return base + (REFINE_SUFFIX if self.refine else "")
 
     def make(self, registry: Registry, seed: int) -> Any:
         """A new optimizer object, seeded if the plugin takes ``seed=``."""
@@ -44,9 +54,12 @@ class Method:
 
 
 def parse_method(text: str) -> Method:
-    """``'plugin'`` or ``'plugin:METHOD'`` as a :class:`Method`."""
+    """``'plugin'``, ``'plugin:METHOD'``, either with ``'+refine'``, as a :class:`Method`."""
+    refine = text.endswith(REFINE_SUFFIX)
+    if refine:
+        text = text[:-len(REFINE_SUFFIX)]
     plugin, _, method = text.partition(":")
-    return Method(plugin.strip(), method.strip() or None)
+    return Method(plugin.strip(), method.strip() or None, refine)
 
 
 def default_method_of(cls: Any) -> str | None:
@@ -65,7 +78,7 @@ def canonical(method: Method, registry: Registry) -> Method:
     if method.method is not None:
         return method
     default = default_method_of(registry.lookup("optimizers", method.plugin))
-    return Method(method.plugin, default) if default is not None else method
+    return Method(method.plugin, default, method.refine) if default is not None else method
 
 
 def is_multiobjective(cls: Any) -> bool:

@@ -18,6 +18,7 @@ from modelfit_core.contracts.benchmark_problem import BenchmarkProblem
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.tools.benchmarking.methods import (
+    REFINE_SHARE,
     Method,
     baselines,
     canonical,
@@ -45,6 +46,8 @@ class Run:
     seed: int
     n_samples: int
     n_rounds: int
+    refine_evaluations: int = 0
+    """Evaluations left to ``refine()`` after the rounds (0: no refinement)."""
 
     @property
     def study(self) -> str:
@@ -53,7 +56,8 @@ class Run:
 
     @property
     def budget(self) -> int:
-        return self.n_samples * self.n_rounds
+        """Evaluations of the run: the rounds' and the refinement's."""
+        return self.n_samples * self.n_rounds + self.refine_evaluations
 
 
 @attrs.frozen
@@ -179,8 +183,12 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
         for method in methods:
             limit = max_evaluations(registry, method)
             capped = min(evaluations, limit) if limit is not None else evaluations
-            n_rounds = max(capped // problem.n_samples, 1)
-            runs.extend(Run(name, method, seed, problem.n_samples, n_rounds)
-                        for seed in seed_list)
+            refined = method.refine and problem.refinable
+            searched = capped - int(capped * REFINE_SHARE) if refined else capped
+            n_rounds = max(searched // problem.n_samples, 1)
+            refine_evaluations = max(capped - n_rounds * problem.n_samples, 0) \
+                if refined else 0
+            runs.extend(Run(name, method, seed, problem.n_samples, n_rounds,
+                            refine_evaluations) for seed in seed_list)
     return Plan(problems=defined, methods=methods, seeds=seed_list, runs=tuple(runs),
                 output=output_path, default=default, backend=backend)
