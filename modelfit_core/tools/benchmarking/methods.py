@@ -89,18 +89,17 @@ def is_multiobjective(cls: Any) -> bool:
 
 def default_methods(registry: Registry) -> list[Method]:
     """Every installed single-objective optimizer: its default configuration and the
-    methods its class lists in ``suite_methods``."""
+    methods its class lists in ``suite_methods``, each also followed by ``refine()``
+    (``+refine``, applied where a problem's metric allows it)."""
     found: list[Method] = []
     for name in registry.names("optimizers"):
         cls = registry.lookup("optimizers", name)
         if is_multiobjective(cls):
             continue
         default = default_method_of(cls)
-        found.append(Method(name, default))
-        for method in getattr(cls, "suite_methods", ()):
-            if method != default:
-                found.append(Method(name, method))
-    return found
+        methods = [default] + [m for m in getattr(cls, "suite_methods", ()) if m != default]
+        found.extend(Method(name, method) for method in methods)
+    return found + [attrs.evolve(method, refine=True) for method in found]
 
 
 def default_optimizer(registry: Registry) -> Method:
