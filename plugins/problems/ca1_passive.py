@@ -35,10 +35,11 @@ gc : siemens (constant)
 """
 """A soma (recorded, injected) coupled to a dendrite by the conductance gc."""
 
-REFERENCE_ERRORS = {"ca1_one_compartment": 2.42e-9, "ca1_two_compartments": 4.87e-10}
+REFERENCE_ERRORS = {"ca1_one_compartment": 2.42e-9, "ca1_two_compartments": 4.71e-10}
 """Best MSE (V²) of the reference runs, the targets' floor: the lowest error any method
-reached in the reduced benchmark of docs/benchmark.md (9 methods x 3 seeds x 500
-evaluations; both by pymoo's DE). A later run that goes lower should lower these."""
+reached in the reduced benchmarks of docs/benchmark.md (one compartment: pymoo's DE,
+every seed; two compartments: DE followed by refine(), from several starts). A later
+run that goes lower should lower these."""
 
 
 def load_recording() -> tuple[np.ndarray, np.ndarray, float]:
