@@ -48,6 +48,10 @@ __all__ = [
     "FeatureMetric", "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer",
     "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
     "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "WebDashboard", "calc_bounds",
+    "RandomSearchOptimizer",
+    # the benchmark suite's problems (modelfit.problems) and what they describe
+    "AdExVoltage", "AdaptiveIFSpikes", "BenchmarkProblem", "CA1OneCompartment",
+    "CA1TwoCompartments", "HHEightParameters", "HHFeatures", "HHTutorial", "PassiveMembrane",
     "calc_eFEL", "calc_prior", "firing_rate", "get_gamma_factor", "initialize_neurons",
     "initialize_parameter", "run_again", "set_parameter_value", "set_states", "setup_fit",
     # the hook markers, and the version
@@ -67,6 +71,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
                                                 PluginContractError, PluginLoadError,
                                                 SimulationError, StorageError,
                                                 UnknownPluginError)
+    from modelfit_core.contracts.benchmark_problem import BenchmarkProblem
     from modelfit_core.contracts.metric_bases import Metric, SpikeMetric, TraceMetric
     from modelfit_core.contracts.protocols import (Feedback, LeastSquaresMetric,
                                                    MetricWithUnits, Optimizer, ResidualForm,
@@ -107,7 +112,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
     from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
     from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer, NSGA3Optimizer
     from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer
+    from modelfit_plugins.optimizers.random_search import RandomSearchOptimizer
     from modelfit_plugins.optimizers.skopt_optimizer import SkoptOptimizer
+    from modelfit_plugins.problems.ca1_passive import CA1OneCompartment, CA1TwoCompartments
+    from modelfit_plugins.problems.hodgkin_huxley import (HHEightParameters, HHFeatures,
+                                                          HHTutorial)
+    from modelfit_plugins.problems.integrate_and_fire import AdaptiveIFSpikes, AdExVoltage
+    from modelfit_plugins.problems.passive import PassiveMembrane
 
 _CORE_NAMES = {
     "TraceFitter": "modelfit_core.fitting.trace_fitter",
@@ -124,6 +135,7 @@ _CORE_NAMES = {
     "TraceMetric": "modelfit_core.contracts.metric_bases",
     "SpikeMetric": "modelfit_core.contracts.metric_bases",
     "SimulationSpec": "modelfit_core.contracts.simulation",
+    "BenchmarkProblem": "modelfit_core.contracts.benchmark_problem",
     "SimulationResult": "modelfit_core.contracts.simulation",
     "Optimizer": "modelfit_core.contracts.protocols",
     "SimulationBackend": "modelfit_core.contracts.protocols",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
                                                       read_recordings, traced_points)
     from modelfit_core.results.fit_sessions import StudyStatus, study_status
     from modelfit_core.results.pareto import ParetoFront, non_dominated
+    from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
 _WHERE = {
     # plugin machinery
@@ -68,12 +69,16 @@ _WHERE = {
     "traced_points": "modelfit_core.results.display_tables",
     "study_status": "modelfit_core.results.fit_sessions",
     "StudyStatus": "modelfit_core.results.fit_sessions",
+    # the tutorial's HH model and bundled recordings (the benchmark suite's first problem)
+    "HH_MODEL": "modelfit_core.tools.datasets",
+    "hh_constants": "modelfit_core.tools.datasets",
+    "load_hh_dataset": "modelfit_core.tools.datasets",
 }
 _RENAMED = {"manual_simulator": "simulator"}
 
-__all__ = ["DISTRIBUTION", "FittingProblem", "GENERATE_ITERATION", "ParameterSpace",
+__all__ = ["DISTRIBUTION", "FittingProblem", "GENERATE_ITERATION", "HH_MODEL", "ParameterSpace",
            "ParetoFront", "Parts", "StudyStatus", "as_named", "database_path",
-           "generate_outputs", "get_spikes", "hookimpl", "install_hint", "manual_simulator",
+           "generate_outputs", "get_spikes", "hh_constants", "hookimpl", "install_hint", "load_hh_dataset", "manual_simulator",
            "non_dominated", "open_for_reading", "parameter_point", "read_best_traces",
            "read_details", "read_recordings", "shared_registry", "study_status",
            "table_columns", "traced_points", "user_namespace"]

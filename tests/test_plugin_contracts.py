@@ -18,7 +18,8 @@ from brian2 import mV, ms, second
 from modelfit_core.registry.plugin_registry import Registry
 from modelfit_core.testing import (check_backend, check_feedback, check_inference,
                                    check_multiobjective_optimizer, check_optimizer,
-                                   check_registered, check_spike_metric, check_trace_metric)
+                                   check_problem, check_registered, check_spike_metric,
+                                   check_trace_metric)
 
 BUILT_IN = Registry(distributions=["modelfit-brian2"])
 
@@ -182,6 +183,14 @@ def test_built_in_dashboards_serve_a_stored_fit(name, tmp_path):
         running.stop()
 
 
+@pytest.mark.parametrize("name", BUILT_IN.names("problems"))
+def test_built_in_problems_keep_the_problem_contract(name):
+    """Each built-in benchmark problem's description is consistent (simulating every
+    problem is the benchmark's work; tests/test_benchmark.py runs the check with its two
+    simulated rounds on a tiny problem)."""
+    check_problem(BUILT_IN.lookup("problems", name), simulate=False, registry=BUILT_IN)
+
+
 def checked_plugins() -> dict[str, set[str]]:
     """kind -> the built-in plugins the contract tests above check."""
     return {"optimizers": {name for name, _, _ in (p.values for p in optimizer_cases())},
@@ -190,11 +199,12 @@ def checked_plugins() -> dict[str, set[str]]:
             "feedback": set(BUILT_IN.names("feedback")),
             "inference": set(BUILT_IN.names("inference")) & set(INFERENCE_RUNS),
             "storage": set(BUILT_IN.names("storage")),
-            "dashboards": set(BUILT_IN.names("dashboards"))}
+            "dashboards": set(BUILT_IN.names("dashboards")),
+            "problems": set(BUILT_IN.names("problems"))}
 
 
 @pytest.mark.parametrize("kind", ["optimizers", "metrics", "backends", "feedback", "inference",
-                                  "storage", "dashboards"])
+                                  "storage", "dashboards", "problems"])
 def test_every_built_in_name_is_registered_through_modelfit(kind):
     for name in BUILT_IN.names(kind):
         check_registered(kind, name, distribution="modelfit-brian2", registry=BUILT_IN)

@@ -14,6 +14,7 @@ import attrs
 
 from modelfit_core.contracts.protocols import (Dashboard, Feedback, Inference, Metric,
                                                Optimizer, SimulationBackend, StudyStorage,
+                                               SuiteProblem,
                                                required_methods)
 
 PROJECT = "modelfit"
@@ -22,8 +23,8 @@ PROJECT = "modelfit"
 
 @attrs.frozen
 class Kind:
-    """One kind of plugin: optimizers, metrics, backends, feedback, inference, storage or
-    dashboards."""
+    """One kind of plugin: optimizers, metrics, backends, feedback, inference, storage,
+    dashboards or problems (of the benchmark suite)."""
 
     name: str
     """Plural name, used by ``Registry.lookup(kind, ...)``: ``'optimizers'``."""
@@ -100,6 +101,8 @@ KINDS: tuple[Kind, ...] = (
          hint="registered under the scheme of its URLs ('sqlite' for sqlite:///fit.db) and "
               "made with (url, study)"),
     Kind("dashboards", "dashboard", Dashboard),
+    Kind("problems", "problem", SuiteProblem,
+         hint="define() returns a modelfit_core.contracts.benchmark_problem.BenchmarkProblem"),
 )
 """Every kind, in the order ``modelfit plugins`` lists them."""
 

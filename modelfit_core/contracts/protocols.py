@@ -296,6 +296,16 @@ class Dashboard(Protocol):
         ``stop()``."""
 
 
+@runtime_checkable
+class SuiteProblem(Protocol):
+    """A fitting problem of the benchmark suite (``modelfit benchmark``), made with no
+    arguments."""
+
+    def define(self) -> Any:
+        """Return the problem: a
+        :class:`~modelfit_core.contracts.benchmark_problem.BenchmarkProblem`."""
+
+
 def required_methods(protocol: type) -> tuple[str, ...]:
     """The methods a Protocol lists (in definition order), e.g. ``('calc',)`` for Metric."""
     return tuple(name for name, value in vars(protocol).items()

@@ -187,6 +187,25 @@ def _cmd_dashboard(args) -> int:
     return 0
 
 
+def _cmd_benchmark(args) -> int:
+    """Run the suite of fitting problems, or compare two result folders (docs/benchmark.md)."""
+    from modelfit_core.tools.benchmarking.suite import compare_folders, run_benchmark
+    if args.compare is not None:
+        print(compare_folders(*args.compare), end="")
+        return 0
+    document = run_benchmark(problems=args.problems, optimizers=args.optimizers,
+                             seeds=args.seeds, budget=args.budget, quick=args.quick,
+                             output=args.output, backend=args.backend,
+                             progress=not args.quiet)
+    from modelfit_core.tools.benchmarking.report import TABLE, areas
+    best = next(iter(areas(document)), None)
+    print(f"wrote {Path(args.output) / TABLE}, results.json, results.csv, ecdf.png and "
+          f"the convergence plots in {args.output} "
+          f"({document['about']['wall_seconds']:.0f} s); largest ECDF area: {best} "
+          f"(default optimizer: {document['default_method']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from modelfit_core.registry.parts import DEFAULT_NAMES
     parser = argparse.ArgumentParser(prog="modelfit", description="Fit Brian 2 neuron models "
@@ -228,6 +247,31 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--plugin", default=DEFAULT_NAMES["dashboards"],
                            help="the dashboards plugin to serve with (default: web)")
     dashboard.set_defaults(func=_cmd_dashboard)
+    benchmark = commands.add_parser(
+        "benchmark", help="run every optimizer on the suite of fitting problems",
+        description="Run installed optimizers on installed fitting problems (the "
+                    "modelfit.problems plugins) and write the table, the runtime ECDF, "
+                    "convergence plots and raw results (docs/benchmark.md). Every run is "
+                    "stored in OUTPUT/runs.db: run again to resume.")
+    benchmark.add_argument("--problems", nargs="+", default=None, metavar="NAME",
+                           help="problem plugins (default: all installed)")
+    benchmark.add_argument("--optimizers", nargs="+", default=None, metavar="PLUGIN[:METHOD]",
+                           help="e.g. pymoo:DE nevergrad:CMA random (default: every "
+                                "installed optimizer with the methods it lists)")
+    benchmark.add_argument("--seeds", type=int, default=None,
+                           help="seeds per (problem, method) (default 10; --quick: 1)")
+    benchmark.add_argument("--budget", type=int, default=None,
+                           help="evaluations per run (default: each problem's)")
+    benchmark.add_argument("--quick", action="store_true",
+                           help="every problem at a small budget, the default optimizer "
+                                "and the baselines (random search), one seed (about a "
+                                "minute)")
+    benchmark.add_argument("--backend", default=None, help="e.g. dask (default: runtime)")
+    benchmark.add_argument("--output", default="benchmark", help="result folder")
+    benchmark.add_argument("--compare", nargs=2, default=None, metavar=("OLD", "NEW"),
+                           help="compare two result folders instead of running")
+    benchmark.add_argument("--quiet", action="store_true", help="no progress bar")
+    benchmark.set_defaults(func=_cmd_benchmark)
     plugins = commands.add_parser("plugins", help="list installed plugins and their status")
     plugins.add_argument("--check", action="store_true",
                          help="import every plugin and check its class (slower)")

@@ -155,6 +155,9 @@ class NevergradOptimizer:
 
     DEFAULT_METHOD = "DE"
 
+    suite_methods: tuple[str, ...] = ("DE", "CMA", "TwoPointsDE", "NGOpt")
+    """Methods ``modelfit benchmark`` runs by default (docs/benchmark.md)."""
+
     def __init__(self, method=DEFAULT_METHOD, use_nevergrad_recommendation=False, seed=None,
                  budget=None, bounding="arctan", **options):
         if bounding not in _BOUNDINGS:

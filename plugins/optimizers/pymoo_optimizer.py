@@ -106,6 +106,9 @@ class PymooOptimizer:
     error_shape: tuple = ()
     """The shape of one point's error: () for one objective, (k,) for k objectives."""
 
+    suite_methods: tuple[str, ...] = ("DE", "CMAES", "PSO", "GA")
+    """Methods ``modelfit benchmark`` runs by default (docs/benchmark.md)."""
+
     def __init__(self, method: str = "DE", seed: int | None = None, **options):
         self._spec = self.resolve(method)
         if seed is not None and (isinstance(seed, bool) or

@@ -64,6 +64,12 @@ class SkoptOptimizer:
 
     calc_bounds = staticmethod(calc_bounds)
 
+    suite_methods: tuple[str, ...] = ("GP",)
+    """Methods ``modelfit benchmark`` runs by default (docs/benchmark.md)."""
+    suite_max_evaluations = 200
+    """Bayesian optimization refits its model for every proposed point: beyond a few
+    hundred evaluations a run takes hours, so the suite stops it there."""
+
     def __init__(self, method="GP", n_initial_points=10, acq_func="gp_hedge",
                  acq_optimizer="auto", random_state=None, seed=None, ask_strategy="cl_min",
                  fast_batch=False, **options):

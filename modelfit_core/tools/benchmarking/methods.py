@@ -1,0 +1,125 @@
+"""The methods a benchmark compares: optimizer plugins by name, with a method option.
+
+A method is written ``plugin`` (the plugin with its default options, what a fit
+naming it gets) or ``plugin:METHOD`` (``nevergrad:CMA``, ``pymoo:PSO``: the
+plugin made with ``method='METHOD'``). By default a benchmark runs every
+installed single-objective optimizer plugin: its default configuration, and
+each further method its class lists in the optional ``suite_methods``
+attribute. Nothing here knows a plugin by name; a third party's optimizer is
+run as modelfit's own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import attrs
+
+from modelfit_core.registry.parts import DEFAULT_NAMES, accepts_keyword, construct
+from modelfit_core.registry.plugin_registry import Registry
+
+REFINE_SUFFIX = "+refine"
+REFINE_SHARE = 0.2
+"""The share of a ``+refine`` run's budget left to ``refine()``; the search gets the rest
+(whole rounds, at least one)."""
+
+
+@attrs.frozen
+class Method:
+    """One optimizer configuration of the suite."""
+
+    plugin: str
+    """The optimizer plugin's registered name."""
+    method: str | None = None
+    """Its ``method`` option, None for the plugin's default."""
+    refine: bool = False
+    """Whether the search is followed by ``refine()`` (least squares) where the problem's
+    metric allows it (``plugin:METHOD+refine``)."""
+
+    @property
+    def label(self) -> str:
+        """``plugin:METHOD`` as written on the command line, or ``plugin``, with
+        ``+refine`` when refined."""
+        base = self.plugin if self.method is None else f"{self.plugin}:{self.method}"
+        return base + (REFINE_SUFFIX if self.refine else "")
+
+    def make(self, registry: Registry, seed: int) -> Any:
+        """A new optimizer object, seeded if the plugin takes ``seed=``."""
+        cls = registry.lookup("optimizers", self.plugin)
+        options: dict[str, Any] = {} if self.method is None else {"method": self.method}
+        if accepts_keyword(cls, "seed"):
+            options["seed"] = seed
+        return construct(cls, options, "optimizer", self.plugin)
+
+
+def parse_method(text: str) -> Method:
+    """``'plugin'``, ``'plugin:METHOD'``, either with ``'+refine'``, as a :class:`Method`."""
+    refine = text.endswith(REFINE_SUFFIX)
+    if refine:
+        text = text[:-len(REFINE_SUFFIX)]
+    plugin, _, method = text.partition(":")
+    return Method(plugin.strip(), method.strip() or None, refine)
+
+
+def default_method_of(cls: Any) -> str | None:
+    """The default of a plugin class's ``method`` argument, if it has one (a string)."""
+    try:
+        parameter = inspect.signature(cls).parameters.get("method")
+    except (TypeError, ValueError):
+        return None
+    default = None if parameter is None else parameter.default
+    return default if isinstance(default, str) else None
+
+
+def canonical(method: Method, registry: Registry) -> Method:
+    """The same configuration with the plugin's default method spelt out (``pymoo`` and
+    ``pymoo:DE`` are one run)."""
+    if method.method is not None:
+        return method
+    default = default_method_of(registry.lookup("optimizers", method.plugin))
+    return Method(method.plugin, default, method.refine) if default is not None else method
+
+
+def is_multiobjective(cls: Any) -> bool:
+    """Whether an optimizer class has the multi-objective capability (``set_objectives``),
+    which a single-error fit refuses."""
+    return callable(getattr(cls, "set_objectives", None))
+
+
+def default_methods(registry: Registry) -> list[Method]:
+    """Every installed single-objective optimizer: its default configuration and the
+    methods its class lists in ``suite_methods``, each also followed by ``refine()``
+    (``+refine``, applied where a problem's metric allows it)."""
+    found: list[Method] = []
+    for name in registry.names("optimizers"):
+        cls = registry.lookup("optimizers", name)
+        if is_multiobjective(cls):
+            continue
+        default = default_method_of(cls)
+        methods = [default] + [m for m in getattr(cls, "suite_methods", ()) if m != default]
+        found.extend(Method(name, method) for method in methods)
+    return found + [attrs.evolve(method, refine=True) for method in found]
+
+
+def default_optimizer(registry: Registry) -> Method:
+    """What ``fit()`` uses when it names no optimizer, as a method of the suite."""
+    return canonical(Method(DEFAULT_NAMES["optimizers"]), registry)
+
+
+def max_evaluations(registry: Registry, method: Method) -> int | None:
+    """The most evaluations a plugin says it is usable for (its class's optional
+    ``suite_max_evaluations``), None for no limit."""
+    limit = getattr(registry.lookup("optimizers", method.plugin), "suite_max_evaluations", None)
+    return int(limit) if limit is not None else None
+
+
+def baselines(registry: Registry) -> list[Method]:
+    """Optimizer plugins whose class says it is a baseline (``suite_baseline = True``, as
+    random search): ``--quick`` runs them beside the default optimizer."""
+    found = []
+    for name in registry.names("optimizers"):
+        cls = registry.lookup("optimizers", name)
+        if getattr(cls, "suite_baseline", False) is True and not is_multiobjective(cls):
+            found.append(canonical(Method(name), registry))
+    return found

@@ -1,0 +1,221 @@
+"""Running a benchmark's runs, each a stored fit: one study per (problem, method, seed) in
+the output folder's database.
+
+A run whose study already holds all its rounds is read back, not simulated; one
+with some rounds is resumed (``fit(resume=True)``: its rounds replayed into a new
+optimizer of the same seed, only the missing ones simulated); the measures are
+taken from the stored rounds either way, so an interrupted benchmark, run again,
+gives the results of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from modelfit_core.contracts.errors import ConfigurationError, StorageError
+from modelfit_core.fitting.fitter import Fitter
+from modelfit_core.fitting.trace_fitter import TraceFitter
+from modelfit_core.registry.parts import Parts
+from modelfit_core.registry.plugin_registry import Registry
+from modelfit_core.results.history import RoundRecord
+from modelfit_core.results.storage import list_studies, read_history
+from modelfit_core.tools.benchmarking.measures import (
+    Target,
+    Trajectory,
+    targets_of,
+    trajectory,
+)
+from modelfit_core.tools.benchmarking.plan import Plan, Run
+from modelfit_core.tools.benchmarking.problems import (
+    ReadyProblem,
+    fingerprint,
+    ready_problem,
+)
+
+STORED, RESUMED, RAN = "stored", "resumed", "ran"
+FINGERPRINTS = "problems.json"
+"""Beside the database: the fingerprint of each problem its runs fitted."""
+
+
+def check_fingerprint(plan: Plan, ready: ReadyProblem) -> None:
+    """Record the problem's fingerprint in the output folder, or refuse a folder whose runs
+    of it fitted something else (another version of the problem).
+
+    Raises
+    ------
+    StorageError
+        The stored runs of this problem are of a different version of it.
+    """
+    path = plan.output / FINGERPRINTS
+    known = json.loads(path.read_text()) if path.exists() else {}
+    found = fingerprint(ready)
+    if known.get(ready.name, found) != found:
+        raise StorageError(
+            f"{plan.output} holds runs of another version of the problem {ready.name!r} "
+            f"(its model, recordings, bounds, metric or options changed): write to another "
+            f"--output folder, or remove that folder's runs.db and {FINGERPRINTS}.")
+    if ready.name not in known:
+        known[ready.name] = found
+        path.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+
+
+@attrs.frozen
+class RunResult:
+    """A run and what it measured."""
+
+    run: Run
+    trajectory: Trajectory
+    targets: tuple[Target, ...]
+    status: str
+    """``'ran'``, ``'resumed'`` (some rounds were stored) or ``'stored'`` (all were)."""
+    setup_seconds: float
+    """Wall seconds of this call outside the measured rounds (building, compiling,
+    replaying stored rounds); 0 for a run read back whole."""
+
+
+RoundListener = Callable[[int], None]
+"""Told how many rounds were just done (or found stored)."""
+
+
+def _stored_rounds(plan: Plan, study: str) -> int:
+    if not plan.database.exists() or study not in list_studies(plan.database):
+        return 0
+    return len(read_history(plan.database, study).rounds)
+
+
+def refinement_path(plan: Plan, run: Run) -> Path:
+    """Where a run's refinement is kept (the database keeps rounds of a search only)."""
+    return plan.output / "refinements" / (re.sub(r"[^A-Za-z0-9_.-]", "_", run.study)
+                                          + ".json")
+
+
+def refine(fitter: Fitter, ready: ReadyProblem, evaluations: int) -> dict[str, Any]:
+    """``fitter.refine()`` from the search's best point, stopped after ``evaluations``
+    simulations: each evaluation's index, parameters (SI), error and the wall seconds
+    since the refinement started (its first includes building its simulation)."""
+    seen: list[tuple[int, list[float], float, float]] = []
+
+    def record(params, errors, best_params, best_error, index, info=None) -> bool:
+        vector = [float(np.asarray(params[name])) for name in ready.parameter_names]
+        seen.append((int(index), vector, float(np.asarray(errors).ravel()[0]),
+                     time.perf_counter() - started))
+        return index + 1 >= evaluations
+
+    if not isinstance(fitter, TraceFitter):  # BenchmarkProblem.problems() refuses it
+        raise ConfigurationError(f"Problem {ready.name!r} is refinable but not fitted with "
+                                 f"a TraceFitter.")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitter.refine(callback=record)
+    return {"evaluations": seen, "seconds": time.perf_counter() - started}
+
+
+def refinement_rounds(kept: dict[str, Any], first_index: int,
+                      n_parameters: int) -> list[RoundRecord]:
+    """A refinement as rounds of one evaluation each (evaluations before its first finite
+    error, which refine() reports to nobody, as diverged ones)."""
+    by_index = {index: (vector, error, at) for index, vector, error, at in kept["evaluations"]}
+    count = max(by_index, default=-1) + 1
+    # evaluations reported to nobody (before the first finite error) share the time up to
+    # the first reported one; the first evaluation's building is left out as a round's is
+    stamps = [at for _, _, _, at in kept["evaluations"]]
+    durations = np.diff([0.0, *stamps]) if stamps else np.array([])
+    if durations.size > 1:
+        durations[0] = min(durations[0], float(np.median(durations[1:])))
+    each: dict[int, float] = {}
+    previous = -1
+    for (index, _, _, _), duration in zip(kept["evaluations"], durations):
+        for k in range(previous + 1, index + 1):
+            each[k] = duration / (index - previous)
+        previous = index
+    rounds = []
+    for k in range(count):
+        vector, error, _ = by_index.get(k, ([np.nan] * n_parameters, np.inf, 0.0))
+        rounds.append(RoundRecord(index=first_index + k, parameters=np.array([vector]),
+                                  errors=np.array([error]),
+                                  diverged=np.array([not np.isfinite(error)]),
+                                  duration_s=each.get(k, 0.0)))
+    return rounds
+
+
+def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts: Parts,
+            on_rounds: RoundListener = lambda n: None) -> RunResult:
+    """Run (resume, or read back) one run and measure it."""
+    stored = _stored_rounds(plan, run.study)
+    kept_path = refinement_path(plan, run)
+    refined = run.refine_evaluations > 0
+    started = time.perf_counter()
+    if stored >= run.n_rounds and (not refined or kept_path.exists()):
+        status = STORED
+        on_rounds(run.n_rounds)
+    else:
+        status = RESUMED if stored else RAN
+        on_rounds(min(stored, run.n_rounds))
+        fitter = ready.fitter(run.n_samples, parts=parts, storage=plan.storage,
+                              study=run.study)
+
+        def round_done(*_args: Any) -> None:
+            on_rounds(1)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # runs on random parameters warn often
+            fitter.fit(optimizer=run.method.make(registry, run.seed),
+                       metric=ready.make_metric(parts), n_rounds=run.n_rounds,
+                       callback=round_done, resume=bool(stored), **ready.bounds())
+        if refined:
+            kept_path.parent.mkdir(exist_ok=True)
+            kept_path.write_text(json.dumps(refine(fitter, ready, run.refine_evaluations)))
+    rounds = read_history(plan.database, run.study).rounds[:run.n_rounds]
+    if refined:
+        rounds = rounds + refinement_rounds(json.loads(kept_path.read_text()), len(rounds),
+                                            len(ready.parameter_names))
+    elapsed = time.perf_counter() - started
+    problem = ready.problem
+    targets = tuple(targets_of(ready.error_floor, problem.target_factors, ready.truth_si,
+                               problem.parameter_tolerance))
+    measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si)
+    done_before = min(stored, run.n_rounds)
+    setup = 0.0 if status == STORED else \
+        max(elapsed - (measured.seconds[-1] - (measured.seconds[done_before - 1]
+                                               if done_before else 0.0)), 0.0)
+    return RunResult(run, measured, targets, status, setup)
+
+
+def run_plan(plan: Plan, registry: Registry, *,
+             on_rounds: RoundListener = lambda n: None,
+             on_problem: Callable[[str], None] = lambda name: None,
+             on_result: Callable[[RunResult], None] = lambda result: None
+             ) -> tuple[dict[str, ReadyProblem], list[RunResult]]:
+    """Every run of ``plan``, problem by problem (each problem's recordings are made
+    once); returns the ready problems and the results in the plan's order."""
+    plan.output.mkdir(parents=True, exist_ok=True)
+    parts = Parts(registry=registry)
+    if plan.backend is not None:
+        parts.backend = parts.resolve_backend(plan.backend)
+    ready: dict[str, ReadyProblem] = {}
+    results: list[RunResult] = []
+    try:
+        for run in plan.runs:
+            if run.problem not in ready:
+                on_problem(run.problem)
+                ready[run.problem] = ready_problem(run.problem, plan.problems[run.problem],
+                                                   parts)
+                check_fingerprint(plan, ready[run.problem])
+            result = run_one(plan, ready[run.problem], run, registry, parts, on_rounds)
+            results.append(result)
+            on_result(result)
+    finally:
+        shutdown = getattr(parts.backend, "shutdown", None)
+        if plan.backend is not None and callable(shutdown):
+            shutdown()
+    return ready, results
