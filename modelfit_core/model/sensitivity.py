@@ -29,6 +29,7 @@ from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError
+from modelfit_core.model.spike_jumps import SpikeJumps, merge_reset_with_jumps
 from modelfit_core.model.symbolic import (EXPREL, assigned_value, brian_symbol,
                                           check_derivative, freeze, safe_exprel_derivative,
                                           split_statements, subexpression_substitutions, thaw)
@@ -101,7 +102,8 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
                              param_init: Mapping[str, Any] | None = None,
                              reset: str | None = None,
                              optimize: bool = True,
-                             method: str | None = None) -> SensitivitySystem:
+                             method: str | None = None,
+                             threshold: str | None = None) -> SensitivitySystem:
     """Derive the sensitivity equations of ``equations`` for ``parameters``.
 
     Parameters
@@ -124,19 +126,33 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
         ``'euler'`` the sensitivities are the exact derivatives of the simulated
         (discrete) trajectory; otherwise they integrate the continuous sensitivity
         equations, accurate to O(dt).
+    threshold : str, optional
+        The spike condition. Given, the sensitivities also jump by the shift of each
+        spike's time (the saltation condition, :mod:`.spike_jumps`), as the gradient of a
+        spiking model needs; without it, only the reset updates them.
     """
     _reject_stochastic(equations)
     derivatives = _Derivatives.of(equations, tuple(parameters))
     init = _initial_expressions(equations, derivatives.variables, derivatives.parameters,
                                 param_init or {})
-    reset_updates = _reset_updates(equations, derivatives, reset)
+    jumps = None
+    if threshold is not None:
+        jumps = SpikeJumps(threshold=threshold, reset=reset, rhs=derivatives.rhs,
+                           frozen=derivatives.frozen, sens=derivatives.sens,
+                           parameters=derivatives.parameters,
+                           substitutions=subexpression_substitutions(equations))
+        reset_updates = [(0, symbol, value) for symbol, value in jumps.updates()]
+    else:
+        reset_updates = _reset_updates(equations, derivatives, reset)
     zero = _zero_sensitivities(derivatives, init, reset_updates) if optimize else set()
     units, flags = _units_and_flags(equations, derivatives, parameter_dims)
     helpers = _Helpers(equations, derivatives)
     rates = _write_rates(helpers, parameter_dims, zero, method)
     _check_names_are_free(equations, set(helpers.written) | set(units))
     reset_code = None
-    if reset_updates or split_statements(reset):
+    if jumps is not None:
+        reset_code = merge_reset_with_jumps(reset, jumps.statements(zero, units))
+    elif reset_updates or split_statements(reset):
         reset_code = _merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
     return SensitivitySystem(
         parameters=derivatives.parameters, variables=derivatives.variables, rhs=rates,
