@@ -106,8 +106,10 @@ class SensitivityRound:
     # -- building, with every refusal ---------------------------------------------------
     @classmethod
     def build(cls, problem: FittingProblem, objective, space: ParameterSpace,
-              optimizer_name: str = "the gradient optimizer") -> "SensitivityRound":
-        """Check that the fit can be differentiated and derive what it simulates.
+              optimizer_name: str = "the gradient optimizer",
+              spike_jumps: bool = True) -> "SensitivityRound":
+        """Check that the fit can be differentiated and derive what it simulates
+        (``spike_jumps=False`` leaves out the shift of spike times, for comparisons).
 
         Raises
         ------
@@ -171,12 +173,14 @@ class SensitivityRound:
                 problem.model.equations, space.names, dict(zip(space.names, space.dims)),
                 param_init=initial, reset=problem.reset if isinstance(problem.reset, str)
                 else None, method=method,
-                threshold=problem.threshold if problem.reset else None)
+                threshold=problem.threshold if problem.reset and spike_jumps else None)
         except ModelDefinitionError as exc:
             raise ModelDefinitionError(
                 f"{optimizer_name} cannot differentiate this model: {exc} {instead}.") from exc
         outputs, lines, weights = [], [], {}
         lines_sums: list[str] = []
+        reset_before: list[str] = []
+        reset_after: list[str] = []
         for name in problem.recordings.trace_outputs:
             if name not in system.variables:
                 raise ModelDefinitionError(
@@ -186,6 +190,9 @@ class SensitivityRound:
                     f"{DERIVATIVE_FREE}.")
             output, code, sums, weight = _output_code(
                 problem, space, system, name, objective.metrics[name])
+            before, after = _moving_jump_code(problem, space, system, name, output, code)
+            reset_before.extend(before)
+            reset_after.extend(after)
             outputs.append(output)
             lines.extend(code)
             lines_sums.extend(sums)
@@ -195,10 +202,13 @@ class SensitivityRound:
         n_temporaries = len(lines)
         per_row = (len(problem.model.equations.names) + len(system.rhs) + len(system.helpers)
                    + n_sums + n_temporaries)
+        reset = system.reset if system.reset is not None else problem.reset
+        if reset_after:
+            reset = "\n".join([*reset_before, str(reset), *reset_after])
         return cls(space=space,
                    model_text=problem.model.text + "\n" + system.equations_text(
                        include_zero=False),
-                   reset=system.reset if system.reset is not None else problem.reset,
+                   reset=reset,
                    init=dict(system.init), outputs=tuple(outputs),
                    running_code="\n".join(lines + lines_sums), step_weights=weights,
                    per_row_values=per_row, method=method)
@@ -269,6 +279,30 @@ class SensitivityRound:
             failed = np.zeros(n_samples, bool) if result.failed is None else result.failed
             result.failed = failed | bad
         return NormalEquations(jtj=jtj, jtr=jtr)
+
+
+def _moving_jump_code(problem: FittingProblem, space: ParameterSpace, system, name: str,
+                      output: OutputSums, code: list[str]) -> tuple[list[str], list[str]]:
+    """Reset statements adding to the gradient sums of output ``name`` the effect of its
+    jump moving with the spike: while the spike is later by dt*, the trace keeps its
+    value before the reset, so the error changes by (w/dt) (r-² - r+²) dt* (Leibniz's
+    rule at the discontinuity), which the sensitivities (derivatives at fixed times)
+    do not see. Returns (statements before the reset, statements after it)."""
+    if not system.spike_shifts:
+        return [], []
+    prefix = f"modelfit_grad_{name}"
+    weight, residual = code[0], code[1]  # "<prefix>_w = ...", "<prefix>_r = ..."
+    before = [weight, residual.replace(f"{prefix}_r =", f"{prefix}_rpre =", 1)]
+    after = [residual]
+    for k, (parameter, width, pdim) in enumerate(zip(space.names, space.upper - space.lower,
+                                                     space.dims)):
+        shift = system.spike_shifts.get(parameter)
+        if shift is None or output.gradient[k] is None:
+            continue
+        after.append(f"{output.gradient[k]} += 0.5 * {prefix}_w / dt * "
+                     f"({prefix}_rpre**2 - {prefix}_r**2) * {shift} * "
+                     f"{_quantity_code(width, pdim)}")
+    return before, after
 
 
 def _output_code(problem: FittingProblem, space: ParameterSpace, system, name: str, metric):

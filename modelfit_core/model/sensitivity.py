@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import attrs
 import sympy
 from brian2 import Equations, get_dimensions, second
-from brian2.equations.equations import DIFFERENTIAL_EQUATION
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, dimensions_and_type_from_string
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
@@ -43,7 +43,17 @@ def sensitivity_name(variable: str, parameter: str) -> str:
 
 
 def _unit_text(dim) -> str:
-    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+    """A unit Brian's equations accept for ``dim``: its unit's name if that is made of
+    base units (``volt``), else the base units themselves (``second ** -2``, where the
+    name would be ``hertz2``, which equations refuse)."""
+    if dim is DIMENSIONLESS:
+        return "1"
+    name = repr(get_unit(dim))
+    try:
+        dimensions_and_type_from_string(name)
+    except (ValueError, KeyError, SyntaxError):
+        return repr(dim)
+    return name
 
 
 # -- the system ---------------------------------------------------------------------
@@ -69,6 +79,9 @@ class SensitivitySystem:
     """Non-zero initial values, as expressions to evaluate once parameters are set."""
     reset: str | None = None
     """The reset code with the sensitivity updates interleaved, if there is a reset."""
+    spike_shifts: dict[str, str] = attrs.field(factory=dict)
+    """With spike jumps: parameter -> the temporary of the reset code holding
+    dt_spike/dparameter (only parameters that move spikes)."""
 
     def name(self, variable: str, parameter: str) -> str:
         return sensitivity_name(variable, parameter)
@@ -135,7 +148,7 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
     derivatives = _Derivatives.of(equations, tuple(parameters))
     init = _initial_expressions(equations, derivatives.variables, derivatives.parameters,
                                 param_init or {})
-    jumps = None
+    jumps, spike_shifts = None, {}
     if threshold is not None:
         jumps = SpikeJumps(threshold=threshold, reset=reset, rhs=derivatives.rhs,
                            frozen=derivatives.frozen, sens=derivatives.sens,
@@ -152,11 +165,13 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
     reset_code = None
     if jumps is not None:
         reset_code = merge_reset_with_jumps(reset, jumps.statements(zero, units))
+        spike_shifts = jumps.shifted_parameters(zero)
     elif reset_updates or split_statements(reset):
         reset_code = _merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
     return SensitivitySystem(
         parameters=derivatives.parameters, variables=derivatives.variables, rhs=rates,
         helpers=helpers.written, units=units, flags=flags, init=init, reset=reset_code,
+        spike_shifts=spike_shifts,
         zero=tuple(sensitivity_name(*key) for key, s in derivatives.sens.items()
                    if s in zero))
 

@@ -59,10 +59,11 @@ def threshold_function(threshold: str, substitutions: Mapping) -> Any:
         raise ModelDefinitionError(f"Cannot read the threshold {threshold!r} for the "
                                    f"gradient: {exc}") from exc
     relational = sympy.core.relational
+    sides: tuple[Any, Any] = (getattr(condition, "lhs", None), getattr(condition, "rhs", None))
     if isinstance(condition, (relational.StrictGreaterThan, relational.GreaterThan)):
-        g = condition.lhs - condition.rhs
+        g = sides[0] - sides[1]
     elif isinstance(condition, (relational.StrictLessThan, relational.LessThan)):
-        g = condition.rhs - condition.lhs
+        g = sides[1] - sides[0]
     else:
         raise ModelDefinitionError(
             f"The gradient of a spiking model needs the spike time as a function of the "
@@ -167,6 +168,13 @@ class SpikeJumps:
         decides which sensitivities can stay zero."""
         shifts = {self.shift_symbol(p): -self.crossing[p] / self.rate for p in self.parameters}
         return [(symbol, value.xreplace(shifts)) for symbol, value in self.values.items()]
+
+    def shifted_parameters(self, zero: set) -> dict[str, str]:
+        """Parameter -> the temporary holding dt*/dp in :meth:`statements` (parameters
+        that do not move spikes are left out)."""
+        without_zero = {s: 0 for s in zero}
+        return {p: str(self.shift_symbol(p)) for p in self.parameters
+                if self.crossing[p].xreplace(without_zero) != 0}
 
     def statements(self, zero: set, units: Mapping[str, str]) -> list[str]:
         """Brian statements updating every simulated sensitivity (those not in ``zero``),

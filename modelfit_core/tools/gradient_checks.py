@@ -59,16 +59,19 @@ class GradientCheck:
 
 
 def check_gradient(fitter, params: Mapping[str, Any], bounds: Mapping[str, Any], *,
-                   metric, step: float = 1e-5, level: int = 0) -> GradientCheck:
+                   metric, step: float = 1e-5, spike_jumps: bool = True,
+                   level: int = 0) -> GradientCheck:
     """The gradient of ``fitter``'s error at ``params`` (with units), from the
     sensitivities and from central differences of step ``step`` (a fraction of
     each range given by ``bounds``), simulated together in one gradient round, with
     the error of ``metric`` (a least-squares metric such as ``MSEMetric()``).
+    ``spike_jumps=False`` leaves out the shift of spike times from the sensitivities'
+    jumps at spikes (to show what it changes).
     """
     problem = fitter.problem
     objective = Objective.build(problem, metric, penalty=problem.penalty)
     space = problem.parameter_space(bounds)
-    gradients = SensitivityRound.build(problem, objective, space)
+    gradients = SensitivityRound.build(problem, objective, space, spike_jumps=spike_jumps)
     p = len(space.names)
     center = (space.vector_from(dict(params)) - space.lower) / (space.upper - space.lower)
     points = [center]
