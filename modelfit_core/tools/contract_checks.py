@@ -36,10 +36,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from modelfit_core.contracts.protocols import MultiObjectiveOptimizer
+from modelfit_core.contracts.protocols import (GradientOptimizer, MultiObjectiveOptimizer,
+                                               NormalEquations)
 
-__all__ = ["check_optimizer", "check_trace_metric", "check_spike_metric", "check_feedback",
-           "check_registered", "optimizer_problems", "trace_cases", "spike_cases"]
+__all__ = ["check_optimizer", "check_gradient_optimizer", "check_trace_metric",
+           "check_spike_metric", "check_feedback", "check_registered", "optimizer_problems",
+           "trace_cases", "spike_cases"]
 
 def _settings(max_examples: int) -> settings:
     return settings(max_examples=max_examples, deadline=None,
@@ -84,6 +86,17 @@ class OptimizerProblem:
         """Squared distance to ``target`` relative to the ranges: finite, >= 0."""
         scaled = (np.asarray(vectors, dtype=float) - self.target) / (self.upper - self.lower)
         return np.square(scaled).sum(axis=1)
+
+    def normal_equations(self, vectors, diverged=None) -> NormalEquations:
+        """The normal equations of :meth:`errors` (residuals ``u - target`` in the
+        coordinates scaled to the bounds, so JᵀJ = I), as a gradient round tells them;
+        zeros for ``diverged`` points, as for a diverged simulation."""
+        residuals = (np.asarray(vectors, dtype=float) - self.target) / (self.upper - self.lower)
+        n, p = residuals.shape
+        jtj = np.repeat(np.eye(p)[None], n, axis=0)
+        if diverged is not None:
+            jtj[diverged], residuals[diverged] = 0.0, 0.0
+        return NormalEquations(jtj=jtj, jtr=residuals)
 
 
 @st.composite
@@ -156,7 +169,11 @@ def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_
         if round_index == 1 and problem.n_samples > 1:
             # a diverged simulation is told as 10 x the worst finite error + 1
             errors[-1] = 10 * errors.max(axis=0) + 1
-        optimizer.tell(vectors, errors)  # as the fitter: a list of arrays, an array
+        if isinstance(optimizer, GradientOptimizer):
+            optimizer.tell_gradients(vectors, errors, problem.normal_equations(
+                matrix, diverged=errors != errors_of(matrix)))
+        else:
+            optimizer.tell(vectors, errors)  # as the fitter: a list of arrays, an array
         asked.append(matrix)
         told.append(errors)
     recommended = check_inside_bounds(optimizer.recommend(), problem, "recommend()", factory)
@@ -196,6 +213,41 @@ def check_optimizer(factory: Callable[..., Any], *, seeded: bool | None = None,
                             problem.seed, factory)
 
     run()
+
+
+def check_gradient_optimizer(factory: Callable[..., Any], *, n_rounds: int = 4,
+                             max_parameters: int = 4, max_samples: int = 8,
+                             max_examples: int = 10) -> None:
+    """Check an optimizer with the
+    :class:`~modelfit_core.contracts.protocols.GradientOptimizer` capability.
+
+    Everything :func:`check_optimizer` checks (told through ``tell_gradients``, with
+    the normal equations of the generated quadratic, zeros for the diverged point),
+    and that it uses them: on ``E(u) = |u - target|²`` (exact normal equations,
+    ``u`` the parameters scaled to the bounds) the best error of the last round is
+    at most a hundredth of the first round's best (or below 1e-12).
+    """
+    seeded = accepts_keyword(factory, "seed")
+    probe = factory(seed=0) if seeded else factory()
+    assert isinstance(probe, GradientOptimizer), (
+        f"{_name(factory)} has no tell_gradients(parameters, errors, normal_equations): "
+        f"it is not a gradient optimizer; check it with check_optimizer()")
+    check_optimizer(factory, seeded=seeded, n_rounds=n_rounds, max_parameters=max_parameters,
+                    max_samples=max_samples, max_examples=max_examples)
+
+    @_settings(max_examples)
+    @given(problem=optimizer_problems(max_parameters, max_samples))
+    def descends(problem):
+        optimizer = factory(seed=problem.seed) if seeded else factory()
+        _, told, _ = drive_optimizer(optimizer, problem, n_rounds, problem.errors, factory)
+        rounds = told.reshape(n_rounds, -1)
+        first, last = rounds[0].min(), rounds[-1].min()
+        assert last <= max(first / 100, 1e-12), (
+            f"{_name(factory)}: told exact normal equations of a quadratic, its best error "
+            f"went from {first:.3g} (round 0) only to {last:.3g} (round {n_rounds - 1}); "
+            f"a gradient optimizer should take Gauss-Newton steps towards the minimum")
+
+    descends()
 
 
 def assert_repeated(first, second, seed, factory) -> None:

@@ -161,6 +161,7 @@ reveal_type(modelfit_core.compat.utils.make_dic)
 # modelfit_core.testing
 reveal_type(modelfit_core.testing.check_backend)
 reveal_type(modelfit_core.testing.check_feedback)
+reveal_type(modelfit_core.testing.check_gradient_optimizer)
 reveal_type(modelfit_core.testing.check_inference)
 reveal_type(modelfit_core.testing.check_multiobjective_optimizer)
 reveal_type(modelfit_core.testing.check_optimizer)
