@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gradient_problems import PROBLEMS  # noqa: E402
+from gradient_problems import PROBLEMS
 
 STEPS = {"hh3": 1e-6, "hh8": 1e-6, "adex9": 2e-3}
 """Finite-difference step (fraction of each range): small for smooth models; for

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-from brian2 import amp, cm, mV, ms, nA, nS, pA, pF, siemens, ufarad, umetre
+from brian2 import amp, cm, ms, mV, nA, nS, pA, pF, siemens, ufarad, umetre
 
 from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
@@ -73,9 +73,9 @@ def _synthetic(name, model, inputs, truth, *, dt, method, threshold=None, reset=
     """Recordings simulated at ``truth`` with the runtime backend (no noise)."""
     from modelfit_core import TraceFitter
     placeholder = np.zeros(np.shape(inputs)) * mV
-    options = dict(model=model, input={"I": inputs}, dt=dt, method=method,
-                   threshold=threshold, reset=reset, param_init=param_init,
-                   namespace=namespace or {})
+    options = {"model": model, "input": {"I": inputs}, "dt": dt, "method": method,
+                   "threshold": threshold, "reset": reset, "param_init": param_init,
+                   "namespace": namespace or {}}
     fitter = TraceFitter(output={"v": placeholder}, n_samples=1, **options)
     traces = fitter.generate(params=truth)
     return {**options, "output": {"v": traces}}
@@ -84,10 +84,10 @@ def _synthetic(name, model, inputs, truth, *, dt, method, threshold=None, reset=
 def hh3() -> Problem:
     """The tutorial: 3 conductances, the bundled recordings (0.25 mV noise)."""
     dataset = load_hh_dataset()
-    options = dict(model=HH_MODEL, input={"I": dataset.inputs * amp},
-                   output={"v": dataset.outputs * mV}, dt=0.01 * ms,
-                   method="exponential_euler", param_init={"v": -65 * mV},
-                   namespace=hh_constants())
+    options = {"model": HH_MODEL, "input": {"I": dataset.inputs * amp},
+                   "output": {"v": dataset.outputs * mV}, "dt": 0.01 * ms,
+                   "method": "exponential_euler", "param_init": {"v": -65 * mV},
+                   "namespace": hh_constants()}
     bounds = {"gl": [2e-12 * siemens, 200 * nS], "g_na": [200 * nS, 0.4e-3 * siemens],
               "g_kd": [200 * nS, 200e-6 * siemens]}
     truth = {k: v * siemens for k, v in dataset.ground_truth.items()}

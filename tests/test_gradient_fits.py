@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brian2 import Mohm, amp, mV, ms, nA, nS, pA, pF, siemens
+from brian2 import Mohm, amp, ms, mV, nA, nS, pA, pF, siemens
+from conftest import BOUNDS, DT, PASSIVE_MODEL, El
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
+from modelfit_plugins.optimizers.gradient_optimizer import GradientOptimizer
 
 from modelfit_core import MSEMetric, Pipeline, SpikeFitter, TraceFitter
 from modelfit_core.contracts.errors import ConfigurationError, ModelDefinitionError
@@ -19,18 +22,14 @@ from modelfit_core.contracts.metric_bases import TraceMetric
 from modelfit_core.fitting import sensitivity_round
 from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 from modelfit_core.tools.gradient_checks import check_gradient
-from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
-from modelfit_plugins.optimizers.gradient_optimizer import GradientOptimizer
-
-from conftest import BOUNDS, DT, PASSIVE_MODEL, El  # noqa: F401  (El: the model's constant)
 
 NUMPY = Brian2RuntimeBackend("numpy")
 
 
 def passive_fitter(passive_data, **options):
-    settings_ = dict(model=PASSIVE_MODEL, input={"I": passive_data["I"]},
-                     output={"v": passive_data["v"]}, dt=DT, n_samples=4,
-                     param_init={"v": El}, method="euler", backend=NUMPY)
+    settings_ = {"model": PASSIVE_MODEL, "input": {"I": passive_data["I"]},
+                     "output": {"v": passive_data["v"]}, "dt": DT, "n_samples": 4,
+                     "param_init": {"v": El}, "method": "euler", "backend": NUMPY}
     settings_.update(options)
     return TraceFitter(**settings_)
 
@@ -164,7 +163,7 @@ def test_gradient_fit_by_name_lists_every_point_and_converges(passive_data):
     assert fit.gradient_round is not None
     assert all(key[0] == "gradient" for key in fitter.problem.prepared_keys)
     assert all(r.normal_equations is not None for r in fit.history.rounds)
-    params, result = fitter.refine(calc_gradient=True)  # refine() after it
+    _params, result = fitter.refine(calc_gradient=True)  # refine() after it
     assert float(result.error) <= float(fitter.best_error) * (1 + 1e-9)
 
 
@@ -216,7 +215,7 @@ class AbsoluteError(TraceMetric):
 
 
 def refused(fitter, error_type, match, **fit_options):
-    options = dict(n_rounds=1, optimizer="gradient", metric=MSEMetric())
+    options = {"n_rounds": 1, "optimizer": "gradient", "metric": MSEMetric()}
     options.update(fit_options)
     with pytest.raises(error_type, match=match):
         fitter.fit(**options)

@@ -125,7 +125,7 @@ class GradientOptimizer(Protocol):
     equations again, so a deterministic gradient optimizer continues exactly.
     """
 
-    def tell_gradients(self, parameters: Sequence[Sequence[float]],
+    def tell_gradients(self, parameters: Sequence[Any],
                        errors: Sequence[float] | np.ndarray,
                        normal_equations: NormalEquations) -> None:
         """Report the errors (as :meth:`Optimizer.tell` does) and, row for row, the

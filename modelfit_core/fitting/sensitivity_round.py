@@ -23,7 +23,8 @@ traces; it is estimated before anything is allocated.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import numpy as np
@@ -31,8 +32,12 @@ from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ConfigurationError, ModelDefinitionError
 from modelfit_core.contracts.metric_bases import SPIKES
-from modelfit_core.contracts.protocols import (GradientOptimizer, LeastSquaresMetric,
-                                               NormalEquations, RunningSumBackend)
+from modelfit_core.contracts.protocols import (
+    GradientOptimizer,
+    LeastSquaresMetric,
+    NormalEquations,
+    RunningSumBackend,
+)
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 from modelfit_core.fitting.problem import FittingProblem, available_memory
 from modelfit_core.model.equations import initial_values
@@ -107,7 +112,7 @@ class SensitivityRound:
     @classmethod
     def build(cls, problem: FittingProblem, objective, space: ParameterSpace,
               optimizer_name: str = "the gradient optimizer",
-              spike_jumps: bool = True) -> "SensitivityRound":
+              spike_jumps: bool = True) -> SensitivityRound:
         """Check that the fit can be differentiated and derive what it simulates
         (``spike_jumps=False`` leaves out the shift of spike times, for comparisons).
 

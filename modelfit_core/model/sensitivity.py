@@ -19,20 +19,36 @@ functions of brian2modelfitting's API reference.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import sympy
 from brian2 import Equations, get_dimensions, second
-from brian2.equations.equations import DIFFERENTIAL_EQUATION, dimensions_and_type_from_string
+from brian2.equations.equations import (
+    DIFFERENTIAL_EQUATION,
+    dimensions_and_type_from_string,
+)
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError
-from modelfit_core.model.spike_jumps import SpikeJumps, merge_reset_with_jumps
-from modelfit_core.model.symbolic import (EXPREL, assigned_value, brian_symbol,
-                                          check_derivative, freeze, safe_exprel_derivative,
-                                          split_statements, subexpression_substitutions, thaw)
+from modelfit_core.model.spike_jumps import (
+    SpikeJumps,
+    merge_reset,
+    merge_reset_with_jumps,
+    reset_sensitivity_updates,
+)
+from modelfit_core.model.symbolic import (
+    EXPREL,
+    brian_symbol,
+    check_derivative,
+    freeze,
+    safe_exprel_derivative,
+    split_statements,
+    subexpression_substitutions,
+    thaw,
+)
 
 _safe_exprel_derivative = safe_exprel_derivative  # the name tests/test_refine.py imports
 
@@ -156,7 +172,7 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
                            substitutions=subexpression_substitutions(equations))
         reset_updates = [(0, symbol, value) for symbol, value in jumps.updates()]
     else:
-        reset_updates = _reset_updates(equations, derivatives, reset)
+        reset_updates = reset_sensitivity_updates(equations, derivatives, reset)
     zero = _zero_sensitivities(derivatives, init, reset_updates) if optimize else set()
     units, flags = _units_and_flags(equations, derivatives, parameter_dims)
     helpers = _Helpers(equations, derivatives)
@@ -167,7 +183,7 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
         reset_code = merge_reset_with_jumps(reset, jumps.statements(zero, units))
         spike_shifts = jumps.shifted_parameters(zero)
     elif reset_updates or split_statements(reset):
-        reset_code = _merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
+        reset_code = merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
     return SensitivitySystem(
         parameters=derivatives.parameters, variables=derivatives.variables, rhs=rates,
         helpers=helpers.written, units=units, flags=flags, init=init, reset=reset_code,
@@ -425,37 +441,6 @@ def _initial_expressions(equations, variables, parameters, param_init) -> dict[s
                 result[sensitivity_name(variable, parameter)] = sympy_to_str(
                     thaw(derived, frozen))
     return result
-
-
-def _reset_updates(equations, derivatives: _Derivatives, reset):
-    """[(statement index, sensitivity symbol, new value)] for each reset statement."""
-    substitutions = subexpression_substitutions(equations)
-    updates = []
-    for index, statement in enumerate(split_statements(reset)):
-        target, new_value = assigned_value(statement, derivatives.variables)
-        if new_value is None:
-            continue
-        new_value, frozen = freeze(new_value.xreplace(substitutions))
-        for parameter in derivatives.parameters:
-            derived = check_derivative(derivatives.total_derivative(new_value, parameter),
-                                       f"the reset statement {statement!r}")
-            updates.append((index, derivatives.sens[target, parameter], thaw(derived, frozen)))
-    return updates
-
-
-def _merge_reset(reset, updates, zero, frozen_all, units) -> str:
-    """User statements with the sensitivity updates placed just before each one."""
-    substitution = {s: 0 for s in zero}
-    lines = []
-    for index, statement in enumerate(split_statements(reset)):
-        for position, symbol, value in updates:
-            if position == index and symbol not in zero:
-                value = thaw(value.xreplace(substitution), frozen_all)
-                code = sympy_to_str(value) if value != 0 else (
-                    "0" if units[str(symbol)] == "1" else f"0*{units[str(symbol)]}")
-                lines.append(f"{symbol} = {code}")
-        lines.append(statement)
-    return "\n".join(lines)
 
 
 # -- brian2modelfitting's API -------------------------------------------------------

@@ -27,14 +27,22 @@ user's reset statements.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sympy
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 
 from modelfit_core.contracts.errors import ModelDefinitionError
-from modelfit_core.model.symbolic import (assigned_value, brian_symbol, check_derivative, freeze,
-                                          split_statements, thaw)
+from modelfit_core.model.symbolic import (
+    assigned_value,
+    brian_symbol,
+    check_derivative,
+    freeze,
+    split_statements,
+    subexpression_substitutions,
+    thaw,
+)
 
 SHIFT_PREFIX = "modelfit_spike_shift_"
 """Temporaries holding ``dt*/dp`` in the reset code."""
@@ -208,3 +216,35 @@ def merge_reset_with_jumps(reset: str | None, jumps: Sequence[str]) -> str:
     """The reset code: the sensitivity jumps (computed from the state before the reset),
     then the user's statements."""
     return "\n".join([*jumps, *split_statements(reset)])
+
+
+# -- the reset alone (refine(calc_gradient=True): spike times held) -----------------
+def reset_sensitivity_updates(equations, derivatives, reset):
+    """[(statement index, sensitivity symbol, new value)] for each reset statement."""
+    substitutions = subexpression_substitutions(equations)
+    updates = []
+    for index, statement in enumerate(split_statements(reset)):
+        target, new_value = assigned_value(statement, derivatives.variables)
+        if new_value is None:
+            continue
+        new_value, frozen = freeze(new_value.xreplace(substitutions))
+        for parameter in derivatives.parameters:
+            derived = check_derivative(derivatives.total_derivative(new_value, parameter),
+                                       f"the reset statement {statement!r}")
+            updates.append((index, derivatives.sens[target, parameter], thaw(derived, frozen)))
+    return updates
+
+
+def merge_reset(reset, updates, zero, frozen_all, units) -> str:
+    """User statements with the sensitivity updates placed just before each one."""
+    substitution = {s: 0 for s in zero}
+    lines = []
+    for index, statement in enumerate(split_statements(reset)):
+        for position, symbol, value in updates:
+            if position == index and symbol not in zero:
+                value = thaw(value.xreplace(substitution), frozen_all)
+                code = sympy_to_str(value) if value != 0 else (
+                    "0" if units[str(symbol)] == "1" else f"0*{units[str(symbol)]}")
+                lines.append(f"{symbol} = {code}")
+        lines.append(statement)
+    return "\n".join(lines)

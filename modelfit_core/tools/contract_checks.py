@@ -146,7 +146,7 @@ def _run_optimizer(factory, problem: OptimizerProblem, n_rounds: int, seeded: bo
     return asked, recommended
 
 
-def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_of,
+def drive_optimizer(optimizer: Any, problem: OptimizerProblem, n_rounds: int, errors_of,
                     factory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``initialize`` ``optimizer`` over ``problem``'s box, then ``n_rounds`` rounds of
     ``ask`` and ``tell`` of ``errors_of(vectors)`` as a fit does them (the second round's
@@ -157,6 +157,7 @@ def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_
     assert used is None or (int(used) == used and used >= 1), (
         f"{_name(factory)}.initialize() must return the population size it uses (an "
         f"integer >= 1) or None; got {used!r}")
+    told_gradients = bool(isinstance(optimizer, GradientOptimizer))
     asked, told = [], []
     for round_index in range(n_rounds):
         vectors = optimizer.ask(problem.n_samples)
@@ -169,7 +170,7 @@ def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_
         if round_index == 1 and problem.n_samples > 1:
             # a diverged simulation is told as 10 x the worst finite error + 1
             errors[-1] = 10 * errors.max(axis=0) + 1
-        if isinstance(optimizer, GradientOptimizer):
+        if told_gradients:
             optimizer.tell_gradients(vectors, errors, problem.normal_equations(
                 matrix, diverged=errors != errors_of(matrix)))
         else:

@@ -16,7 +16,8 @@ uses (each parameter scaled to its bounds). Used by the tests and by
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import numpy as np

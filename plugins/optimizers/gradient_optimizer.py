@@ -19,15 +19,18 @@ resumed fit (the stored normal equations told again) continues exactly.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+from modelfit_plugins.optimizers.bounds import calc_bounds
+from modelfit_plugins.optimizers.gradient_steps import (
+    damped_step,
+    predicted_decrease,
+    projected_gradient_norm,
+)
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.protocols import NormalEquations
-from modelfit_plugins.optimizers.bounds import calc_bounds
-from modelfit_plugins.optimizers.gradient_steps import (damped_step, predicted_decrease,
-                                                        projected_gradient_norm)
 
 SMALLEST_STEP = 1e-9
 """A step shorter than this (in units of the box) means the start cannot move."""
