@@ -84,10 +84,10 @@ def release(fitter) -> None:
 def cost_ratio(problem) -> tuple[float, float]:
     """(measured time of a gradient round / a plain round of as many points, the cost
     counted per sensitivity simulation: max(ratio, 1 + p))."""
-    from modelfit_plugins.optimizers.gradient_optimizer import GradientOptimizer
+    from modelfit_plugins.optimizers.gradient_optimizer import GaussNewtonOptimizer
     n = METHODS["gradient"][2]
     plain = round_seconds(problem, FixedRandomSearch(0), n)
-    gradient = round_seconds(problem, GradientOptimizer(seed=0), n)
+    gradient = round_seconds(problem, GaussNewtonOptimizer(seed=0), n)
     ratio = gradient / plain
     return ratio, max(ratio, 1 + problem.n_parameters)
 

@@ -4,8 +4,9 @@
 :mod:`modelfit_core.tools.simulation_checks`); needs ``hypothesis``."""
 
 from modelfit_core.tools.contract_checks import (
-    check_feedback, check_gradient_optimizer, check_optimizer, check_registered,
+    check_feedback, check_optimizer, check_registered,
     check_spike_metric, check_trace_metric, optimizer_problems, spike_cases, trace_cases)
+from modelfit_core.tools.gradient_optimizer_checks import check_gradient_optimizer
 from modelfit_core.tools.multiobjective_checks import (
     check_multiobjective_optimizer, objective_problems)
 from modelfit_core.tools.simulation_checks import check_backend, check_inference

@@ -14,7 +14,7 @@ from conftest import BOUNDS, DT, PASSIVE_MODEL, El
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
-from modelfit_plugins.optimizers.gradient_optimizer import GradientOptimizer
+from modelfit_plugins.optimizers.gradient_optimizer import GaussNewtonOptimizer
 
 from modelfit_core import MSEMetric, Pipeline, SpikeFitter, TraceFitter
 from modelfit_core.contracts.errors import ConfigurationError, ModelDefinitionError
@@ -189,12 +189,12 @@ def test_pipeline_by_name_and_seeds_repeat_exactly(passive_data):
 
 def test_stored_fit_resumes_exactly(passive_data, tmp_path):
     whole = passive_fitter(passive_data, storage=f"sqlite:///{tmp_path / 'a.db'}")
-    whole.fit(n_rounds=6, optimizer=GradientOptimizer(seed=2), metric=MSEMetric(), **BOUNDS)
+    whole.fit(n_rounds=6, optimizer=GaussNewtonOptimizer(seed=2), metric=MSEMetric(), **BOUNDS)
     path = f"sqlite:///{tmp_path / 'b.db'}"
     passive_fitter(passive_data, storage=path).fit(
-        n_rounds=3, optimizer=GradientOptimizer(seed=2), metric=MSEMetric(), **BOUNDS)
+        n_rounds=3, optimizer=GaussNewtonOptimizer(seed=2), metric=MSEMetric(), **BOUNDS)
     resumed = passive_fitter(passive_data, storage=path)
-    resumed.fit(n_rounds=6, optimizer=GradientOptimizer(seed=2), metric=MSEMetric(),
+    resumed.fit(n_rounds=6, optimizer=GaussNewtonOptimizer(seed=2), metric=MSEMetric(),
                 resume=True, **BOUNDS)
     rounds = [fitter.current_fit.history.rounds for fitter in (whole, resumed)]
     assert len(rounds[1]) == 6

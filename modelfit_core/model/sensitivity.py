@@ -25,30 +25,16 @@ from typing import Any
 import attrs
 import sympy
 from brian2 import Equations, get_dimensions, second
-from brian2.equations.equations import (
-    DIFFERENTIAL_EQUATION,
-    dimensions_and_type_from_string,
-)
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, dimensions_and_type_from_string
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError
-from modelfit_core.model.spike_jumps import (
-    SpikeJumps,
-    merge_reset,
-    merge_reset_with_jumps,
-    reset_sensitivity_updates,
-)
-from modelfit_core.model.symbolic import (
-    EXPREL,
-    brian_symbol,
-    check_derivative,
-    freeze,
-    safe_exprel_derivative,
-    split_statements,
-    subexpression_substitutions,
-    thaw,
-)
+from modelfit_core.model.spike_jumps import (SpikeJumps, merge_reset, merge_reset_with_jumps,
+                                             reset_sensitivity_updates)
+from modelfit_core.model.symbolic import (EXPREL, brian_symbol, check_derivative, freeze,
+                                          safe_exprel_derivative, split_statements,
+                                          subexpression_substitutions, thaw)
 
 _safe_exprel_derivative = safe_exprel_derivative  # the name tests/test_refine.py imports
 

@@ -39,7 +39,7 @@ from hypothesis.extra.numpy import arrays
 from modelfit_core.contracts.protocols import (GradientOptimizer, MultiObjectiveOptimizer,
                                                NormalEquations)
 
-__all__ = ["check_optimizer", "check_gradient_optimizer", "check_trace_metric",
+__all__ = ["check_optimizer", "check_trace_metric",
            "check_spike_metric", "check_feedback", "check_registered", "optimizer_problems",
            "trace_cases", "spike_cases"]
 
@@ -47,6 +47,11 @@ def _settings(max_examples: int) -> settings:
     return settings(max_examples=max_examples, deadline=None,
                     report_multiple_bugs=False,  # one AssertionError
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def plugin_name(factory) -> str:
+    """How messages name the plugin ``factory`` makes (with its options)."""
+    return _name(factory)
 
 
 def _name(factory) -> str:
@@ -214,41 +219,6 @@ def check_optimizer(factory: Callable[..., Any], *, seeded: bool | None = None,
                             problem.seed, factory)
 
     run()
-
-
-def check_gradient_optimizer(factory: Callable[..., Any], *, n_rounds: int = 4,
-                             max_parameters: int = 4, max_samples: int = 8,
-                             max_examples: int = 10) -> None:
-    """Check an optimizer with the
-    :class:`~modelfit_core.contracts.protocols.GradientOptimizer` capability.
-
-    Everything :func:`check_optimizer` checks (told through ``tell_gradients``, with
-    the normal equations of the generated quadratic, zeros for the diverged point),
-    and that it uses them: on ``E(u) = |u - target|²`` (exact normal equations,
-    ``u`` the parameters scaled to the bounds) the best error of the last round is
-    at most a hundredth of the first round's best (or below 1e-12).
-    """
-    seeded = accepts_keyword(factory, "seed")
-    probe = factory(seed=0) if seeded else factory()
-    assert isinstance(probe, GradientOptimizer), (
-        f"{_name(factory)} has no tell_gradients(parameters, errors, normal_equations): "
-        f"it is not a gradient optimizer; check it with check_optimizer()")
-    check_optimizer(factory, seeded=seeded, n_rounds=n_rounds, max_parameters=max_parameters,
-                    max_samples=max_samples, max_examples=max_examples)
-
-    @_settings(max_examples)
-    @given(problem=optimizer_problems(max_parameters, max_samples))
-    def descends(problem):
-        optimizer = factory(seed=problem.seed) if seeded else factory()
-        _, told, _ = drive_optimizer(optimizer, problem, n_rounds, problem.errors, factory)
-        rounds = told.reshape(n_rounds, -1)
-        first, last = rounds[0].min(), rounds[-1].min()
-        assert last <= max(first / 100, 1e-12), (
-            f"{_name(factory)}: told exact normal equations of a quadratic, its best error "
-            f"went from {first:.3g} (round 0) only to {last:.3g} (round {n_rounds - 1}); "
-            f"a gradient optimizer should take Gauss-Newton steps towards the minimum")
-
-    descends()
 
 
 def assert_repeated(first, second, seed, factory) -> None:

@@ -36,7 +36,7 @@ SMALLEST_STEP = 1e-9
 """A step shorter than this (in units of the box) means the start cannot move."""
 
 
-class GradientOptimizer:
+class GaussNewtonOptimizer:
     """Multi-start Levenberg-Marquardt over the parameter box (``optimizer='gradient'``).
 
     Parameters
@@ -79,10 +79,10 @@ class GradientOptimizer:
                                        ("max_damping", max_damping, 0, np.inf)):
             if not (isinstance(value, (int, float, np.floating, np.integer))
                     and low <= float(value) <= high) or (name == "max_step" and value == 0):
-                raise ConfigurationError(f"GradientOptimizer: {name} must be a number in "
+                raise ConfigurationError(f"GaussNewtonOptimizer: {name} must be a number in "
                                          f"[{low}, {high}], got {value!r}.")
         if not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ConfigurationError(f"GradientOptimizer: patience must be an integer >= 1, "
+            raise ConfigurationError(f"GaussNewtonOptimizer: patience must be an integer >= 1, "
                                      f"got {patience!r}.")
         self.seed = None if seed is None else int(seed)
         self.damping = float(damping)
@@ -95,7 +95,7 @@ class GradientOptimizer:
         self._initialized = False
 
     def __repr__(self):
-        return (f"GradientOptimizer(seed={self.seed!r}, damping={self.damping!r}, "
+        return (f"GaussNewtonOptimizer(seed={self.seed!r}, damping={self.damping!r}, "
                 f"max_step={self.max_step!r}, local_fraction={self.local_fraction!r}, "
                 f"local_spread={self.local_spread!r}, tolerance={self.tolerance!r}, "
                 f"patience={self.patience!r}, max_damping={self.max_damping!r})")
@@ -134,14 +134,14 @@ class GradientOptimizer:
         """The point each start evaluates next (SI values inside the bounds)."""
         self._check_initialized()
         if n_samples != len(self._proposal):
-            raise FitStateError(f"GradientOptimizer holds {len(self._proposal)} starts (the "
+            raise FitStateError(f"GaussNewtonOptimizer holds {len(self._proposal)} starts (the "
                                 f"population given to initialize), asked for {n_samples}.")
         return [self._lower + u * self._width for u in self._proposal]
 
     def tell(self, parameters, errors) -> None:
         """Refused: this optimizer needs the normal equations (``tell_gradients``)."""
         raise FitStateError(
-            "GradientOptimizer needs each point's normal equations: a fit gives them "
+            "GaussNewtonOptimizer needs each point's normal equations: a fit gives them "
             "through tell_gradients() (fit(optimizer='gradient') simulates the "
             "sensitivities). Tell it with tell_gradients(parameters, errors, "
             "NormalEquations(jtj, jtr)).")
@@ -155,7 +155,7 @@ class GradientOptimizer:
         jtj = np.asarray(normal_equations.jtj, dtype=float)
         jtr = np.asarray(normal_equations.jtr, dtype=float)
         if len(errors) != len(self._proposal) or jtj.shape[0] != len(errors):
-            raise FitStateError(f"GradientOptimizer was told {len(errors)} errors and "
+            raise FitStateError(f"GaussNewtonOptimizer was told {len(errors)} errors and "
                                 f"{jtj.shape[0]} normal equations for "
                                 f"{len(self._proposal)} asked points.")
         finite = np.isfinite(errors)
@@ -231,4 +231,4 @@ class GradientOptimizer:
 
     def _check_initialized(self) -> None:
         if not self._initialized:
-            raise FitStateError("GradientOptimizer.initialize() must be called first.")
+            raise FitStateError("GaussNewtonOptimizer.initialize() must be called first.")
