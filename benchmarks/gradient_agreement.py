@@ -3,7 +3,8 @@
 For each problem of benchmarks/gradient_problems.py, at the ground truth moved by
 a random offset (a few seeds), the analytic gradient (one gradient round) is
 compared to central differences of the error, per parameter; for the spiking
-AdEx model also without the shift of spike times in the sensitivities' jumps.
+AdEx model (at dt = 5 µs) also without the shift of spike times in the
+sensitivities' jumps.
 
     .venv/bin/python benchmarks/gradient_agreement.py [--problems hh3 hh8 adex9]
 
@@ -21,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gradient_problems import PROBLEMS
+from gradient_problems import FINE, PROBLEMS
 
 STEPS = {"hh3": 1e-6, "hh8": 1e-6, "adex9": 2e-3}
 """Finite-difference step (fraction of each range): small for smooth models; for
@@ -40,11 +41,11 @@ def main():
     from modelfit_core.tools.gradient_checks import check_gradient
 
     for name in args.problems:
-        problem = PROBLEMS[name]()
+        problem = FINE.get(name, PROBLEMS[name])()
         fitter = TraceFitter(n_samples=1, **problem.options)
         rng = np.random.default_rng(0)
-        variants = [("with spike jumps", True)] + (
-            [("reset only", False)] if problem.options.get("reset") else [])
+        variants = [("with spike jumps", True), ("reset only", False)] \
+            if problem.options.get("reset") else [("smooth model", True)]
         for label, jumps in variants:
             differences = []
             for _ in range(args.points):

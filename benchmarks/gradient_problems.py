@@ -111,12 +111,13 @@ def hh8() -> Problem:
     return Problem("hh8", options, bounds, truth, target=(0.5e-3) ** 2)
 
 
-def adex9() -> Problem:
-    """AdEx with resets, 9 free parameters, synthetic recordings (current steps)."""
-    n_steps, dt = 4000, 0.02 * ms
+def adex9(dt=0.02 * ms) -> Problem:
+    """AdEx with resets, 9 free parameters, synthetic recordings (three current steps
+    from 10 to 70 ms of 80 ms; ``dt`` sets the time step)."""
+    n_steps = round(float(80 * ms / dt))
     inputs = np.zeros((3, n_steps))
     for k, amplitude in enumerate((0.3, 0.5, 0.8)):
-        inputs[k, 500:3500] = amplitude
+        inputs[k, n_steps // 8:7 * n_steps // 8] = amplitude
     truth = {"gL": 10 * nS, "EL": -70 * mV, "DeltaT": 2 * mV, "VT": -50 * mV,
              "a": 2 * nS, "tauw": 100 * ms, "b": 60 * pA, "Vr": -58 * mV, "C": 200 * pF}
     bounds = {"gL": [2 * nS, 40 * nS], "EL": [-80 * mV, -60 * mV],
@@ -131,3 +132,6 @@ def adex9() -> Problem:
 
 
 PROBLEMS = {"hh3": hh3, "hh8": hh8, "adex9": adex9}
+FINE = {"adex9": lambda: adex9(dt=0.005 * ms)}
+"""Finer time steps, for the finite-difference comparison of spiking models (whose
+discrete spike times make the error a staircase on the grid)."""
