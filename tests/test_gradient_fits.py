@@ -263,3 +263,13 @@ def test_refuses_backends_without_running_sums_and_rounds_too_large(passive_data
             "RunningSumBackend", **BOUNDS)
     monkeypatch.setattr(sensitivity_round, "available_memory", lambda: 100)
     refused(passive_fitter(passive_data), ConfigurationError, "GiB.*n_samples", **BOUNDS)
+
+
+def test_online_trace_fitter_with_the_gradient_optimizer(passive_data):
+    from modelfit_core import OnlineTraceFitter
+    fitter = OnlineTraceFitter(model=PASSIVE_MODEL, input={"I": passive_data["I"]},
+                               output={"v": passive_data["v"]}, dt=DT, n_samples=3,
+                               param_init={"v": El}, method="euler", backend=NUMPY)
+    fitter.fit(n_rounds=3, optimizer=GaussNewtonOptimizer(seed=1), **BOUNDS)
+    assert fitter.current_fit.gradient_round is not None
+    assert np.isfinite(fitter.current_fit.history.rounds[-1].errors).all()

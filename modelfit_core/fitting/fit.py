@@ -261,10 +261,12 @@ class Fit:
                     result = simulation.run(self.space.columns(asked.matrix),
                                             iteration=self.iteration)
                     self.last_result = result
-                    normal_equations = None if self.gradient_round is None else \
-                        self.gradient_round.complete(result, self.n_samples,
-                                                     self.problem.n_traces)
-                    scores = self.objective.score(result, self.n_samples)
+                    objective, normal_equations = self.objective, None
+                    if self.gradient_round is not None:  # the errors come with the sums
+                        normal_equations = self.gradient_round.complete(
+                            result, self.n_samples, self.problem.n_traces)
+                        objective = attrs.evolve(objective, online={})
+                    scores = objective.score(result, self.n_samples)
                     told = (objectives_for_optimizer(scores.objectives, scores.diverged,
                                                      self.history) if scores.objectives
                             else errors_for_optimizer(scores.total, scores.diverged,
