@@ -86,7 +86,7 @@ class MultiObjectiveOptimizer(Protocol):
         """The objectives ``tell`` will receive, in the order of its columns."""
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # arrays: compare jtj and jtr with numpy
 class NormalEquations:
     """The Gauss-Newton normal equations of every point of a round.
 
