@@ -127,7 +127,10 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(3)))
     parser.add_argument("--budget", type=float, default=10_000)
     parser.add_argument("--out", default=None, help="append each run as a JSON line")
+    parser.add_argument("--gradient-samples", type=int, default=METHODS["gradient"][2],
+                        help="starts per round of the gradient optimizer")
     args = parser.parse_args()
+    METHODS["gradient"] = (*METHODS["gradient"][:2], args.gradient_samples)
     table = []
     for name in args.problems:
         problem = PROBLEMS[name]()
