@@ -45,8 +45,8 @@ __all__ = [
     "get_sensitivity_init", "get_spikes", "load_hh_dataset", "make_dic", "normalize_weights",
     # the classes and helpers of modelfit's own plugins (found through the registry)
     "Brian2RuntimeBackend", "Brian2StandaloneBackend", "CPPStandaloneSimulator", "DaskBackend",
-    "FeatureMetric", "GammaFactor", "Inferencer", "MSEMetric", "NSGA2Optimizer",
-    "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
+    "FeatureMetric", "GammaFactor", "GaussNewtonOptimizer", "Inferencer", "MSEMetric",
+    "NSGA2Optimizer", "NSGA3Optimizer", "NevergradOptimizer", "ProgressBarFeedback", "PymooOptimizer",
     "RuntimeSimulator", "Simulator", "SkoptOptimizer", "TextFeedback", "WebDashboard", "calc_bounds",
     "RandomSearchOptimizer",
     # the benchmark suite's problems (modelfit.problems) and what they describe
@@ -109,6 +109,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
     from modelfit_plugins.metrics.gamma_factor import GammaFactor, firing_rate, get_gamma_factor
     from modelfit_plugins.metrics.mse import MSEMetric
     from modelfit_plugins.optimizers.bounds import calc_bounds
+    from modelfit_plugins.optimizers.gradient_optimizer import GaussNewtonOptimizer
     from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
     from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer, NSGA3Optimizer
     from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer

@@ -189,3 +189,22 @@ def test_a_script_without_main_guard_fits_on_dask(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "FITTED ['C', 'gl'] True" in completed.stdout
     assert "Nanny failed" not in completed.stderr and "ERROR" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_gradient_rounds_on_workers_equal_runtime(dask_backend):
+    """The gradient optimizer's sums accumulated on the workers (odd n_samples: padded)."""
+    def gradient_fit(backend):
+        currents, v = recordings(300)
+        pipe = Pipeline.from_names(optimizer="gradient", seed=3, feedback=None,
+                                   backend=backend,
+                                   registry=Registry(distributions=["modelfit-brian2"]))
+        fitter = pipe.trace_fitter(model=MODEL, input={"I": currents}, output={"v": v},
+                                   dt=0.1 * ms, n_samples=5, param_init={"v": -70 * mV},
+                                   namespace={"El": -70 * mV}, method="euler")
+        fitter.fit(n_rounds=3, **BOUNDS)
+        return fitter.current_fit.history.rounds
+
+    for here, there in zip(gradient_fit("runtime"), gradient_fit(dask_backend)):
+        assert np.array_equal(here.parameters, there.parameters)
+        assert np.allclose(here.normal_equations.jtr, there.normal_equations.jtr, rtol=1e-12)

@@ -16,10 +16,11 @@ import pytest
 from brian2 import mV, ms, second
 
 from modelfit_core.registry.plugin_registry import Registry
-from modelfit_core.testing import (check_backend, check_feedback, check_inference,
-                                   check_multiobjective_optimizer, check_optimizer,
-                                   check_problem, check_registered, check_spike_metric,
-                                   check_trace_metric)
+from modelfit_core.contracts.protocols import GradientOptimizer
+from modelfit_core.testing import (check_backend, check_feedback, check_gradient_optimizer,
+                                   check_inference, check_multiobjective_optimizer,
+                                   check_optimizer, check_problem, check_registered,
+                                   check_spike_metric, check_trace_metric)
 
 BUILT_IN = Registry(distributions=["modelfit-brian2"])
 
@@ -64,6 +65,8 @@ def test_built_in_optimizers_keep_the_optimizer_contract(name, options, settings
     settings = dict(settings)
     if settings.pop("objectives", False):
         check_multiobjective_optimizer(functools.partial(cls, **options), **settings)
+    elif isinstance(cls(**options), GradientOptimizer):  # told its normal equations too
+        check_gradient_optimizer(functools.partial(cls, **options), **settings)
     else:
         check_optimizer(functools.partial(cls, **options), **{"max_examples": 12, **settings})
 
@@ -274,6 +277,43 @@ def test_a_correct_optimizer_passes():
 def test_check_optimizer_catches_broken_optimizers(broken, message):
     with pytest.raises((AssertionError, TypeError), match=message):
         check_optimizer(broken, max_examples=10)
+
+
+class GradientStepper(BoxOptimizer):
+    """A correct gradient optimizer: random points, then one Gauss-Newton step from the
+    best point told (in the coordinates scaled to the bounds)."""
+
+    def initialize(self, parameter_names, popsize, rounds, **bounds):
+        self.step_from = None
+        return super().initialize(parameter_names, popsize, rounds, **bounds)
+
+    def ask(self, n_samples):
+        points = super().ask(n_samples)
+        if self.step_from is not None:
+            points[0] = self.step_from
+        return points
+
+    def tell_gradients(self, parameters, errors, normal_equations):
+        self.tell(parameters, errors)
+        k = int(np.argmin(errors))
+        width = self.upper - self.lower
+        u = (np.asarray(parameters[k]) - self.lower) / width
+        step = np.linalg.solve(normal_equations.jtj[k] + 1e-12 * np.eye(len(u)),
+                               -normal_equations.jtr[k])
+        self.step_from = self.lower + np.clip(u + step, 0, 1) * width
+
+
+class IgnoresGradients(GradientStepper):
+    def tell_gradients(self, parameters, errors, normal_equations):
+        self.tell(parameters, errors)
+
+
+def test_check_gradient_optimizer_passes_and_catches():
+    check_gradient_optimizer(GradientStepper, max_examples=5)
+    with pytest.raises(AssertionError, match="Gauss-Newton"):
+        check_gradient_optimizer(IgnoresGradients, max_examples=5)
+    with pytest.raises(AssertionError, match="not a gradient optimizer"):
+        check_gradient_optimizer(BoxOptimizer, max_examples=5)
 
 
 def test_seed_check_is_skipped_without_a_seed_keyword():

@@ -34,6 +34,8 @@ PARAMS = [{"gl": np.array([10e-9, 30e-9, 8e-9]), "C": np.array([50e-12, 80e-12, 
           {"gl": np.array([5e-9, 12e-9, 60e-9]), "C": np.array([100e-12, 30e-12, 45e-12])}]
 ITERATIONS = [3.0, 40.0]
 T_START_STEPS = 20
+STEP_WEIGHTS = np.linspace(0, 1, N_STEPS)
+"""The weights of the running sum (the gradient optimizer's kind of sum)."""
 
 
 def target_trace():
@@ -50,8 +52,10 @@ def make_spec():
         record=("v",), record_spikes=True, threshold="v > -60*mV", reset="v = El",
         refractory=1 * ms, param_init={"v": "El + C/(10*pF)*mV"}, namespace={"El": El},
         uses_iteration=True, targets={"v": InputSignal(target_trace(), get_dimensions(mV))},
-        record_final=("tau", online_error_variable("v")),
-        online_error={"v": T_START_STEPS * float(DT)}, name="sa_test")
+        record_final=("tau", online_error_variable("v"), "running_v"),
+        online_error={"v": T_START_STEPS * float(DT)}, name="sa_test",
+        running_sums=("running_v",), step_weights={"step_weight": STEP_WEIGHTS},
+        running_code="running_v += step_weight(t) * (v - v_target)/mV")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +98,7 @@ def test_results_equal_runtime(builds, threads):
         for sample_expected, sample_got in zip(expected.spikes, got.spikes):
             for train_expected, train_got in zip(sample_expected, sample_got):
                 np.testing.assert_allclose(train_got, train_expected, rtol=0, atol=1e-12)
-        for name in ("tau", online_error_variable("v")):
+        for name in ("tau", online_error_variable("v"), "running_v"):
             np.testing.assert_allclose(got.final[name], expected.final[name], rtol=1e-9)
 
 
@@ -116,6 +120,15 @@ def test_online_error_equals_mse_of_recorded_traces(builds):
         recorded = result.traces["v"][:, :, T_START_STEPS:]
         mse = ((recorded - target_trace()[None, :, T_START_STEPS:]) ** 2).mean(axis=2)
         np.testing.assert_allclose(result.online_errors["v"], mse.ravel(), rtol=1e-9)
+
+
+def test_running_sums_equal_sums_of_recorded_traces(builds):
+    """The running sum (what a gradient round accumulates) is the weighted sum over the
+    steps of the recorded trace, in the binary as in the runtime backend."""
+    for result in builds["results"][1]:
+        expected = ((result.traces["v"] - target_trace()[None]) / 1e-3 * STEP_WEIGHTS).sum(
+            axis=2)
+        np.testing.assert_allclose(result.final["running_v"], expected.ravel(), rtol=1e-9)
 
 
 def test_compiled_once_and_binary_reused(builds):

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from modelfit_core.compat.plugin_names import module_getattr, plugin_names
 
-__all__ = ["NSGA2Optimizer", "NSGA3Optimizer", "NevergradOptimizer", "Optimizer",
+__all__ = ["GaussNewtonOptimizer", "NSGA2Optimizer", "NSGA3Optimizer", "NevergradOptimizer", "Optimizer",
            "PymooOptimizer", "SkoptOptimizer", "calc_bounds"]
 
 if TYPE_CHECKING:  # for type checkers; at run time: __getattr__
     from modelfit_core.contracts.protocols import Optimizer
     from modelfit_plugins.optimizers.bounds import calc_bounds
+    from modelfit_plugins.optimizers.gradient_optimizer import GaussNewtonOptimizer
     from modelfit_plugins.optimizers.nevergrad_optimizer import NevergradOptimizer
     from modelfit_plugins.optimizers.pymoo_multiobjective import NSGA2Optimizer, NSGA3Optimizer
     from modelfit_plugins.optimizers.pymoo_optimizer import PymooOptimizer

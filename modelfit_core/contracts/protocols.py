@@ -21,6 +21,12 @@ never a class name:
   objectives at once (``fit(objectives=...)``) and is told their matrix.
 * :class:`MultiObjectiveMetric`: the metric's error is a sum of objectives
   that can be told apart (``fit(objectives="features")``).
+* :class:`GradientOptimizer`: the optimizer is told, with each round's errors,
+  the Gauss-Newton normal equations of every point (:class:`NormalEquations`),
+  so the fit simulates sensitivities for it, and for no other optimizer.
+* :class:`RunningSumBackend`: the backend simulates the sums a round
+  accumulates while simulating (:attr:`SimulationSpec.running_sums`), which a
+  gradient round needs.
 
 :class:`StudyStorage` is the contract of the study storages (SQLite is one).
 """
@@ -78,6 +84,52 @@ class MultiObjectiveOptimizer(Protocol):
 
     def set_objectives(self, names: Sequence[str]) -> None:
         """The objectives ``tell`` will receive, in the order of its columns."""
+
+
+@attrs.frozen(eq=False)  # arrays: compare jtj and jtr with numpy
+class NormalEquations:
+    """The Gauss-Newton normal equations of every point of a round.
+
+    Coordinates are the parameters scaled to their bounds,
+    ``u = (x - lower) / (upper - lower)``, so that every direction is on the same
+    scale. With ``E`` the error the fit scores (the sum over outputs of a
+    least-squares metric's mean of squared, normalized residuals), near a point
+    ``u``: ``E(u + d) ~= E(u) + 2 jtr . d + d . jtj . d``, exactly the
+    linearization of the residuals (``jtj`` is JᵀJ and ``jtr`` Jᵀr, each divided
+    by the residuals' count and weighted as the metric weighs them). A diverged
+    point has zeros.
+    """
+
+    jtj: np.ndarray
+    """(n_samples, n_parameters, n_parameters), symmetric, positive semi-definite."""
+    jtr: np.ndarray
+    """(n_samples, n_parameters): half the gradient of the error."""
+
+    def gradient(self) -> np.ndarray:
+        """The gradient of the error, dE/du (n_samples, n_parameters)."""
+        return 2 * self.jtr
+
+
+@runtime_checkable
+class GradientOptimizer(Protocol):
+    """Capability: the optimizer uses the derivatives of the error.
+
+    The fit then simulates the sensitivity equations with every round (one
+    simulation per point costing about ``1 + n_parameters`` plain ones) and
+    calls ``tell_gradients`` instead of ``tell``. The fit refuses, before
+    anything is simulated, a metric without residuals (it needs a
+    :class:`LeastSquaresMetric` for every output), spike outputs, a penalty, a
+    backend without :class:`RunningSumBackend`, and models whose derivatives
+    cannot be computed (stochastic equations, unknown functions, random resets),
+    each with what to use instead. Resuming a stored fit tells the stored normal
+    equations again, so a deterministic gradient optimizer continues exactly.
+    """
+
+    def tell_gradients(self, parameters: Sequence[Any],
+                       errors: Sequence[float] | np.ndarray,
+                       normal_equations: NormalEquations) -> None:
+        """Report the errors (as :meth:`Optimizer.tell` does) and, row for row, the
+        normal equations of the points returned by ``ask``."""
 
 
 @runtime_checkable
@@ -199,6 +251,17 @@ class SimulationBackend(Protocol):
     def prepare(self, spec: "SimulationSpec") -> PreparedSimulation:
         """Build (and compile) the simulation described by ``spec``."""
         ...
+
+
+@runtime_checkable
+class RunningSumBackend(Protocol):
+    """Capability of a backend: it simulates :attr:`SimulationSpec.running_sums` (a
+    variable per neuron to which an expression is added at the start of every step,
+    with :attr:`SimulationSpec.step_weights` as functions of time), so a gradient
+    round's sums of residuals and sensitivities are accumulated while simulating.
+    It says so with the class attribute ``simulates_running_sums = True``."""
+
+    simulates_running_sums: bool
 
 
 @runtime_checkable

@@ -78,6 +78,21 @@ class SimulationSpec:
     StateMonitor records (at the start of each step); list it in ``record_final``
     to get it back (:attr:`SimulationResult.online_errors`)."""
 
+    running_sums: tuple[str, ...] = ()
+    """Dimensionless variables added to each neuron, starting at 0 at every run, to
+    which :attr:`running_code` adds; list them in ``record_final`` to get them back.
+    Only backends with the :class:`~modelfit_core.contracts.protocols.RunningSumBackend`
+    capability simulate them (the gradient optimizer's rounds,
+    :mod:`modelfit_core.fitting.sensitivity_round`)."""
+    running_code: str = ""
+    """Brian statements run at the start of every step (where a StateMonitor records):
+    temporaries, then ``+=`` to the :attr:`running_sums`. They may read the recorded
+    outputs as ``<name>_target`` (those in :attr:`targets`) and the
+    :attr:`step_weights` as functions of time."""
+    step_weights: Mapping[str, np.ndarray] = attrs.field(factory=dict)
+    """Name -> one dimensionless value per time step, given to the model as a function
+    of time ``name(t)`` (for :attr:`running_sums`)."""
+
     @property
     def n_neurons(self) -> int:
         return self.n_samples * self.n_traces

@@ -29,12 +29,13 @@ import numpy as np
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
 from modelfit_core.contracts.protocols import (KeepsDisplayData, PreparedSimulation, RemoteScoring,
                                                StudyStorage)
+from modelfit_core.fitting.sensitivity_round import SensitivityRound, wants_gradients
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.interrupts import interrupts_deferred
 from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import FIT_SIMULATION, FittingProblem
 from modelfit_core.fitting.replay import (AskedPoints, ask_points, initialize_optimizer,
-                                          replay_rounds)
+                                          replay_rounds, tell_round)
 from modelfit_core.fitting.study_identity import describe_study
 from modelfit_core.fitting.told_errors import errors_for_optimizer, objectives_for_optimizer
 from modelfit_core.model.namespace import user_stacklevel
@@ -81,6 +82,9 @@ class Fit:
     it: the next ``continue_with`` rebuilds the optimizer from the history first."""
     display: Any = None
     """What the storage keeps for a dashboard (a FitDisplay), if it can (None: nothing)."""
+    gradient_round: SensitivityRound | None = None
+    """With a gradient optimizer: how its rounds simulate sensitivities (None: plain
+    rounds, no sensitivities simulated)."""
     simulation: Any = attrs.field(default=None, init=False)
     """The simulation prepared for the rounds (None until :meth:`prepared_simulation`)."""
     _simulation_key: Any = attrs.field(default=None, init=False, repr=False)
@@ -96,13 +100,14 @@ class Fit:
 
         ``restart`` allows replacing a stored study of the same name.
         """
+        gradient_round = _gradient_round(problem, optimizer, objective, space)
         used = initialize_optimizer(optimizer, space, n_samples, max(n_rounds, 1))
         fit = cls(problem=problem, optimizer=optimizer, metric=metric, objective=objective,
                   space=space, history=History(space, objective.error_dim),
                   requested_n_samples=n_samples, n_samples=_population(used, n_samples,
                                                                        optimizer),
                   store=store, iteration=0 if start_iteration is None else int(start_iteration),
-                  optimizer_rounds=max(n_rounds, 1))
+                  optimizer_rounds=max(n_rounds, 1), gradient_round=gradient_round)
         if store is not None:
             store.start(fit.description(), restart=restart)
         return fit
@@ -116,6 +121,7 @@ class Fit:
         if store is None:
             raise ConfigurationError("resume=True needs a storage: create the fitter with "
                                      "storage='sqlite:///fit.db' (and the same study=).")
+        gradient_round = _gradient_round(problem, optimizer, objective, space)
         stored = store.load_for_resume(describe_study(
             problem, n_samples, optimizer=optimizer, metric=metric, space=space,
             objective=objective, optimizer_rounds=1, first_iteration=0))
@@ -134,7 +140,7 @@ class Fit:
         return cls(problem=problem, optimizer=optimizer, metric=metric, objective=objective,
                    space=space, history=history, requested_n_samples=n_samples,
                    n_samples=used, store=store, iteration=stored.next_iteration,
-                   optimizer_rounds=stored.optimizer_rounds)
+                   optimizer_rounds=stored.optimizer_rounds, gradient_round=gradient_round)
 
     def continue_with(self, optimizer, metric, objective: Objective, space: ParameterSpace,
                       start_iteration: int | None = None) -> None:
@@ -148,6 +154,7 @@ class Fit:
         if not space.same_as(self.space):
             raise ConfigurationError("The parameter bounds changed since the last fit() "
                                      "call; pass restart=True to fit with new bounds.")
+        self.gradient_round = _gradient_round(self.problem, optimizer, objective, space)
         self.objective = objective
         if start_iteration is not None:
             self.iteration = int(start_iteration)
@@ -174,6 +181,8 @@ class Fit:
         model's constants are looked up when it is prepared.
         """
         problem, objective = self.problem, self.objective
+        if self.gradient_round is not None:
+            return self._prepared_gradient_simulation(level)
         key = ("fit", self.n_samples, self.space.names, objective.record,
                objective.record_spikes, objective.record_final,
                tuple(sorted(objective.online_spec.items())))
@@ -192,6 +201,28 @@ class Fit:
         simulation: PreparedSimulation = self.simulation
         if isinstance(simulation, RemoteScoring):
             simulation.compute_errors_with(objective.where_simulated())
+        return self.simulation
+
+    def _prepared_gradient_simulation(self, level: int) -> PreparedSimulation:
+        """The simulation of gradient rounds: the model with its sensitivities, the sums
+        of residuals and sensitivities accumulated while simulating, nothing recorded."""
+        problem, gradients = self.problem, self.gradient_round
+        assert gradients is not None
+        key = ("gradient", self.n_samples, self.space.names, gradients.model_text,
+               gradients.running_code, str(gradients.reset))
+        if key != self._simulation_key:
+            if self._simulation_key is not None:
+                problem.release(self._simulation_key)
+            namespace = problem.resolve_namespace(level)
+            problem.check_units(namespace)
+            gradients.check_memory(self.n_samples, problem.n_traces,
+                                   remote=getattr(problem.backend, "scores_remotely", False))
+            self.simulation = problem.prepared(key, lambda: gradients.spec(
+                problem, self.n_samples, namespace))
+            self._simulation_key = key
+        simulation: PreparedSimulation = self.simulation
+        if isinstance(simulation, RemoteScoring):
+            simulation.compute_errors_with(None)  # nothing recorded: the sums travel back
         return self.simulation
 
     def take_simulation_of(self, other: "Fit") -> None:
@@ -230,7 +261,12 @@ class Fit:
                     result = simulation.run(self.space.columns(asked.matrix),
                                             iteration=self.iteration)
                     self.last_result = result
-                    scores = self.objective.score(result, self.n_samples)
+                    objective, normal_equations = self.objective, None
+                    if self.gradient_round is not None:  # the errors come with the sums
+                        normal_equations = self.gradient_round.complete(
+                            result, self.n_samples, self.problem.n_traces)
+                        objective = attrs.evolve(objective, online={})
+                    scores = objective.score(result, self.n_samples)
                     told = (objectives_for_optimizer(scores.objectives, scores.diverged,
                                                      self.history) if scores.objectives
                             else errors_for_optimizer(scores.total, scores.diverged,
@@ -240,7 +276,8 @@ class Fit:
                         errors=scores.total, diverged=scores.diverged,
                         objective_errors=scores.per_output, objectives=scores.objectives,
                         told_errors=told, iteration=self.iteration,
-                        duration_s=time.perf_counter() - started)
+                        duration_s=time.perf_counter() - started,
+                        normal_equations=normal_equations)
                     with interrupts_deferred() as committing:
                         improved, location = self._commit(record, asked.as_given, store_round)
                     stop = events.round_finished(record)
@@ -265,7 +302,7 @@ class Fit:
         """Tell, store, then record one finished round: the storage always holds at
         least what the history holds."""
         try:
-            self.optimizer.tell(as_given, record.told_errors)
+            tell_round(self.optimizer, as_given, record)
             location = store_round(record, self.optimizer) if store_round is not None \
                 else None
         except BaseException:
@@ -303,6 +340,16 @@ class _NoStorage:
 
     def __exit__(self, *exc_info):
         return False
+
+
+def _gradient_round(problem: FittingProblem, optimizer, objective: Objective,
+                    space: ParameterSpace) -> SensitivityRound | None:
+    """How the rounds simulate sensitivities, for an optimizer that wants them (checked
+    here, before anything is simulated or stored); None for any other optimizer."""
+    if not wants_gradients(optimizer):
+        return None
+    return SensitivityRound.build(problem, objective, space,
+                                  optimizer_name=f"The optimizer {type(optimizer).__name__}")
 
 
 def _population(used: int, requested: int, optimizer) -> int:

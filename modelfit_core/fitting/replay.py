@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
+from modelfit_core.contracts.protocols import GradientOptimizer
 from modelfit_core.model.parameters import ParameterSpace
 
 
@@ -100,8 +101,22 @@ def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
         if record.told_errors is None:
             raise error_type(f"Round {record.index} of {source} lacks the errors its "
                              f"optimizer was told, so the optimizer cannot be rebuilt.")
-        optimizer.tell(points.as_given, np.asarray(record.told_errors, dtype=float))
+        if isinstance(optimizer, GradientOptimizer) and record.normal_equations is None:
+            raise error_type(f"Round {record.index} of {source} lacks the normal equations "
+                             f"its gradient optimizer was told, so the optimizer cannot be "
+                             f"rebuilt; start again with restart=True.")
+        tell_round(optimizer, points.as_given, record)
     return used
+
+
+def tell_round(optimizer, as_given, record) -> None:
+    """Tell ``optimizer`` a finished round as the loop tells it: the told errors, and
+    the normal equations to a :class:`GradientOptimizer` (when the round has them)."""
+    told = np.asarray(record.told_errors, dtype=float)
+    if record.normal_equations is not None and isinstance(optimizer, GradientOptimizer):
+        optimizer.tell_gradients(as_given, told, record.normal_equations)
+    else:
+        optimizer.tell(as_given, told)
 
 
 def _mismatch(index: int, asked: np.ndarray, stored: np.ndarray, space: ParameterSpace,

@@ -19,19 +19,22 @@ functions of brian2modelfitting's API reference.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import sympy
 from brian2 import Equations, get_dimensions, second
-from brian2.equations.equations import DIFFERENTIAL_EQUATION
+from brian2.equations.equations import DIFFERENTIAL_EQUATION, dimensions_and_type_from_string
 from brian2.parsing.sympytools import str_to_sympy, sympy_to_str
 from brian2.units.fundamentalunits import DIMENSIONLESS, get_unit
 
 from modelfit_core.contracts.errors import ModelDefinitionError
-from modelfit_core.model.symbolic import (EXPREL, assigned_value, brian_symbol,
-                                          check_derivative, freeze, safe_exprel_derivative,
-                                          split_statements, subexpression_substitutions, thaw)
+from modelfit_core.model.spike_jumps import (SpikeJumps, merge_reset, merge_reset_with_jumps,
+                                             reset_sensitivity_updates)
+from modelfit_core.model.symbolic import (EXPREL, brian_symbol, check_derivative, freeze,
+                                          safe_exprel_derivative, split_statements,
+                                          subexpression_substitutions, thaw)
 
 _safe_exprel_derivative = safe_exprel_derivative  # the name tests/test_refine.py imports
 
@@ -42,7 +45,17 @@ def sensitivity_name(variable: str, parameter: str) -> str:
 
 
 def _unit_text(dim) -> str:
-    return "1" if dim is DIMENSIONLESS else repr(get_unit(dim))
+    """A unit Brian's equations accept for ``dim``: its unit's name if that is made of
+    base units (``volt``), else the base units themselves (``second ** -2``, where the
+    name would be ``hertz2``, which equations refuse)."""
+    if dim is DIMENSIONLESS:
+        return "1"
+    name = repr(get_unit(dim))
+    try:
+        dimensions_and_type_from_string(name)
+    except (ValueError, KeyError, SyntaxError):
+        return repr(dim)
+    return name
 
 
 # -- the system ---------------------------------------------------------------------
@@ -68,6 +81,9 @@ class SensitivitySystem:
     """Non-zero initial values, as expressions to evaluate once parameters are set."""
     reset: str | None = None
     """The reset code with the sensitivity updates interleaved, if there is a reset."""
+    spike_shifts: dict[str, str] = attrs.field(factory=dict)
+    """With spike jumps: parameter -> the temporary of the reset code holding
+    dt_spike/dparameter (only parameters that move spikes)."""
 
     def name(self, variable: str, parameter: str) -> str:
         return sensitivity_name(variable, parameter)
@@ -101,7 +117,8 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
                              param_init: Mapping[str, Any] | None = None,
                              reset: str | None = None,
                              optimize: bool = True,
-                             method: str | None = None) -> SensitivitySystem:
+                             method: str | None = None,
+                             threshold: str | None = None) -> SensitivitySystem:
     """Derive the sensitivity equations of ``equations`` for ``parameters``.
 
     Parameters
@@ -124,23 +141,39 @@ def build_sensitivity_system(equations: Equations, parameters: Sequence[str],
         ``'euler'`` the sensitivities are the exact derivatives of the simulated
         (discrete) trajectory; otherwise they integrate the continuous sensitivity
         equations, accurate to O(dt).
+    threshold : str, optional
+        The spike condition. Given, the sensitivities also jump by the shift of each
+        spike's time (the saltation condition, :mod:`.spike_jumps`), as the gradient of a
+        spiking model needs; without it, only the reset updates them.
     """
     _reject_stochastic(equations)
     derivatives = _Derivatives.of(equations, tuple(parameters))
     init = _initial_expressions(equations, derivatives.variables, derivatives.parameters,
                                 param_init or {})
-    reset_updates = _reset_updates(equations, derivatives, reset)
+    jumps, spike_shifts = None, {}
+    if threshold is not None:
+        jumps = SpikeJumps(threshold=threshold, reset=reset, rhs=derivatives.rhs,
+                           frozen=derivatives.frozen, sens=derivatives.sens,
+                           parameters=derivatives.parameters,
+                           substitutions=subexpression_substitutions(equations))
+        reset_updates = [(0, symbol, value) for symbol, value in jumps.updates()]
+    else:
+        reset_updates = reset_sensitivity_updates(equations, derivatives, reset)
     zero = _zero_sensitivities(derivatives, init, reset_updates) if optimize else set()
     units, flags = _units_and_flags(equations, derivatives, parameter_dims)
     helpers = _Helpers(equations, derivatives)
     rates = _write_rates(helpers, parameter_dims, zero, method)
     _check_names_are_free(equations, set(helpers.written) | set(units))
     reset_code = None
-    if reset_updates or split_statements(reset):
-        reset_code = _merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
+    if jumps is not None:
+        reset_code = merge_reset_with_jumps(reset, jumps.statements(zero, units))
+        spike_shifts = jumps.shifted_parameters(zero)
+    elif reset_updates or split_statements(reset):
+        reset_code = merge_reset(reset, reset_updates, zero, derivatives.frozen, units)
     return SensitivitySystem(
         parameters=derivatives.parameters, variables=derivatives.variables, rhs=rates,
         helpers=helpers.written, units=units, flags=flags, init=init, reset=reset_code,
+        spike_shifts=spike_shifts,
         zero=tuple(sensitivity_name(*key) for key, s in derivatives.sens.items()
                    if s in zero))
 
@@ -394,37 +427,6 @@ def _initial_expressions(equations, variables, parameters, param_init) -> dict[s
                 result[sensitivity_name(variable, parameter)] = sympy_to_str(
                     thaw(derived, frozen))
     return result
-
-
-def _reset_updates(equations, derivatives: _Derivatives, reset):
-    """[(statement index, sensitivity symbol, new value)] for each reset statement."""
-    substitutions = subexpression_substitutions(equations)
-    updates = []
-    for index, statement in enumerate(split_statements(reset)):
-        target, new_value = assigned_value(statement, derivatives.variables)
-        if new_value is None:
-            continue
-        new_value, frozen = freeze(new_value.xreplace(substitutions))
-        for parameter in derivatives.parameters:
-            derived = check_derivative(derivatives.total_derivative(new_value, parameter),
-                                       f"the reset statement {statement!r}")
-            updates.append((index, derivatives.sens[target, parameter], thaw(derived, frozen)))
-    return updates
-
-
-def _merge_reset(reset, updates, zero, frozen_all, units) -> str:
-    """User statements with the sensitivity updates placed just before each one."""
-    substitution = {s: 0 for s in zero}
-    lines = []
-    for index, statement in enumerate(split_statements(reset)):
-        for position, symbol, value in updates:
-            if position == index and symbol not in zero:
-                value = thaw(value.xreplace(substitution), frozen_all)
-                code = sympy_to_str(value) if value != 0 else (
-                    "0" if units[str(symbol)] == "1" else f"0*{units[str(symbol)]}")
-                lines.append(f"{symbol} = {code}")
-        lines.append(statement)
-    return "\n".join(lines)
 
 
 # -- brian2modelfitting's API -------------------------------------------------------

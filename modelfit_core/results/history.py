@@ -8,6 +8,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.protocols import NormalEquations
 from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results.pareto import ParetoFront
@@ -31,6 +32,9 @@ class RoundRecord:
     objectives: dict[str, np.ndarray] = attrs.field(factory=dict)
     """With several objectives (``fit(objectives=...)``): each one's values (n_samples,),
     in order; ``told_errors`` is then the (n_samples, n_objectives) matrix told."""
+    normal_equations: NormalEquations | None = None
+    """With a gradient optimizer: the normal equations it was told with the errors
+    (what replaying the round tells again)."""
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError, StorageError
+from modelfit_core.contracts.protocols import NormalEquations
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results import display_tables, fit_sessions, study_lease
 from modelfit_core.results.database import (database_path, open_for_reading, open_for_writing,
@@ -225,7 +226,8 @@ class FitStore:
                                            (self.study,)).fetchone()[0]
         if existing and not restart:
             raise self._refuse_existing(existing)
-        for table, key in (("evaluations", "study"), ("rounds", "study"), ("studies", "name")):
+        for table, key in (("evaluations", "study"), ("rounds", "study"),
+                           ("normal_equations", "study"), ("studies", "name")):
             self.connection.execute(f"DELETE FROM {table} WHERE {key} = ?", (self.study,))
         display_tables.delete_display(self.connection, self.study)
         row = {"name": self.study, "run_id": uuid.uuid4().hex, "created": time.time(),
@@ -271,6 +273,9 @@ class FitStore:
                     "INSERT INTO evaluations (study, round, sample, parameters, error, "
                     "diverged, objective_errors, told, objectives, told_objectives) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                if record.normal_equations is not None:
+                    write_normal_equations(self.connection, self.study, record.index,
+                                           record.normal_equations)
                 self.connection.execute(
                     "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
                     (self.study, record.index, time.time(), record.duration_s,
@@ -314,6 +319,33 @@ class FitStore:
         self._closer()
 
 
+def write_normal_equations(connection: sqlite3.Connection, study: str, index: int,
+                           normal: NormalEquations) -> None:
+    """Store the normal equations told with round ``index`` (float64, row-major)."""
+    jtj = np.ascontiguousarray(normal.jtj, dtype="<f8")
+    jtr = np.ascontiguousarray(normal.jtr, dtype="<f8")
+    connection.execute("INSERT INTO normal_equations VALUES (?, ?, ?, ?, ?, ?)",
+                       (study, index, jtr.shape[0], jtr.shape[1], jtj.tobytes(),
+                        jtr.tobytes()))
+
+
+def read_normal_equations(connection: sqlite3.Connection,
+                          study: str) -> dict[int, NormalEquations]:
+    """Round -> the normal equations it told (none in databases before version 4)."""
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "normal_equations" not in tables:
+        return {}
+    found = {}
+    for index, n, p, jtj, jtr in connection.execute(
+            "SELECT round, n_samples, n_parameters, jtj, jtr FROM normal_equations "
+            "WHERE study = ?", (study,)):
+        found[int(index)] = NormalEquations(
+            jtj=np.frombuffer(jtj, dtype="<f8").reshape(n, p, p).astype(float),
+            jtr=np.frombuffer(jtr, dtype="<f8").reshape(n, p).astype(float))
+    return found
+
+
 # -- reading ------------------------------------------------------------------------------
 def read_round_records(connection: sqlite3.Connection, study: str) -> list[RoundRecord]:
     """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects."""
@@ -332,6 +364,7 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
     for index, *entry in rows:
         by_round.setdefault(index, []).append(entry)
     records = []
+    normal_equations = read_normal_equations(connection, study)
     for index in sorted(by_round):
         entries = by_round[index]
         objective_rows = [json.loads(e[3]) for e in entries]
@@ -353,7 +386,7 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
             objective_errors={n: np.array([np.inf if r[n] is None else r[n]
                                            for r in objective_rows]) for n in names},
             duration_s=float(duration), told_errors=told_errors, iteration=int(iteration),
-            objectives=objectives))
+            objectives=objectives, normal_equations=normal_equations.get(index)))
     return records
 
 

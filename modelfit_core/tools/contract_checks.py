@@ -36,15 +36,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from modelfit_core.contracts.protocols import MultiObjectiveOptimizer
+from modelfit_core.contracts.protocols import (GradientOptimizer, MultiObjectiveOptimizer,
+                                               NormalEquations)
 
-__all__ = ["check_optimizer", "check_trace_metric", "check_spike_metric", "check_feedback",
-           "check_registered", "optimizer_problems", "trace_cases", "spike_cases"]
+__all__ = ["check_optimizer", "check_trace_metric",
+           "check_spike_metric", "check_feedback", "check_registered", "optimizer_problems",
+           "trace_cases", "spike_cases"]
 
 def _settings(max_examples: int) -> settings:
     return settings(max_examples=max_examples, deadline=None,
                     report_multiple_bugs=False,  # one AssertionError
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def plugin_name(factory) -> str:
+    """How messages name the plugin ``factory`` makes (with its options)."""
+    return _name(factory)
 
 
 def _name(factory) -> str:
@@ -84,6 +91,17 @@ class OptimizerProblem:
         """Squared distance to ``target`` relative to the ranges: finite, >= 0."""
         scaled = (np.asarray(vectors, dtype=float) - self.target) / (self.upper - self.lower)
         return np.square(scaled).sum(axis=1)
+
+    def normal_equations(self, vectors, diverged=None) -> NormalEquations:
+        """The normal equations of :meth:`errors` (residuals ``u - target`` in the
+        coordinates scaled to the bounds, so JᵀJ = I), as a gradient round tells them;
+        zeros for ``diverged`` points, as for a diverged simulation."""
+        residuals = (np.asarray(vectors, dtype=float) - self.target) / (self.upper - self.lower)
+        n, p = residuals.shape
+        jtj = np.repeat(np.eye(p)[None], n, axis=0)
+        if diverged is not None:
+            jtj[diverged], residuals[diverged] = 0.0, 0.0
+        return NormalEquations(jtj=jtj, jtr=residuals)
 
 
 @st.composite
@@ -133,7 +151,7 @@ def _run_optimizer(factory, problem: OptimizerProblem, n_rounds: int, seeded: bo
     return asked, recommended
 
 
-def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_of,
+def drive_optimizer(optimizer: Any, problem: OptimizerProblem, n_rounds: int, errors_of,
                     factory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``initialize`` ``optimizer`` over ``problem``'s box, then ``n_rounds`` rounds of
     ``ask`` and ``tell`` of ``errors_of(vectors)`` as a fit does them (the second round's
@@ -144,6 +162,7 @@ def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_
     assert used is None or (int(used) == used and used >= 1), (
         f"{_name(factory)}.initialize() must return the population size it uses (an "
         f"integer >= 1) or None; got {used!r}")
+    told_gradients = bool(isinstance(optimizer, GradientOptimizer))
     asked, told = [], []
     for round_index in range(n_rounds):
         vectors = optimizer.ask(problem.n_samples)
@@ -156,7 +175,11 @@ def drive_optimizer(optimizer, problem: OptimizerProblem, n_rounds: int, errors_
         if round_index == 1 and problem.n_samples > 1:
             # a diverged simulation is told as 10 x the worst finite error + 1
             errors[-1] = 10 * errors.max(axis=0) + 1
-        optimizer.tell(vectors, errors)  # as the fitter: a list of arrays, an array
+        if told_gradients:
+            optimizer.tell_gradients(vectors, errors, problem.normal_equations(
+                matrix, diverged=errors != errors_of(matrix)))
+        else:
+            optimizer.tell(vectors, errors)  # as the fitter: a list of arrays, an array
         asked.append(matrix)
         told.append(errors)
     recommended = check_inside_bounds(optimizer.recommend(), problem, "recommend()", factory)

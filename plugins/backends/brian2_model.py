@@ -102,6 +102,8 @@ def full_equations(spec: SimulationSpec) -> Equations:
         lines.append("iteration : 1 (constant, shared)")
     for name in spec.online_error:  # in SI units squared
         lines.append(f"{online_error_variable(name)} : 1")
+    for name in spec.running_sums:
+        lines.append(f"{name} : 1")
     return Equations("\n".join(lines))
 
 
@@ -131,6 +133,9 @@ def timed_arrays(spec: SimulationSpec) -> dict[str, TimedArray]:
             arrays[prefix + name] = TimedArray(values * get_unit(signal.dim)
                                                if signal.dim is not DIMENSIONLESS else values,
                                                dt=spec.dt * second, name=prefix + name)
+    for name, weights in spec.step_weights.items():
+        arrays[name] = TimedArray(np.asarray(weights, dtype=float), dt=spec.dt * second,
+                                  name=name)
     return arrays
 
 
@@ -157,6 +162,10 @@ def build_group(spec: SimulationSpec, codeobj_class=None, name: str | None = Non
         group.run_regularly(online_error_code(spec, output), when="start",
                             codeobj_class=codeobj_class,
                             name=f"{group.name}_online_error_{output}*")
+    if spec.running_code:
+        # sums of residuals and sensitivities (a gradient round): memory per neuron only
+        group.run_regularly(spec.running_code, when="start", codeobj_class=codeobj_class,
+                            name=f"{group.name}_running_sums*")
     for variable, value in spec.constants.items():
         group.variables[variable].set_value(value)
     for variable, value in spec.param_init.items():

@@ -223,6 +223,7 @@ class Brian2RuntimeBackend:
     """
 
     name = "runtime"
+    simulates_running_sums = True  # running_sums: the gradient optimizer's rounds
 
     def __init__(self, codegen_target: str | None = None):
         if codegen_target is not None and codegen_target not in _CODE_TARGETS:

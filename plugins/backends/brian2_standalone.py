@@ -165,6 +165,7 @@ class Brian2StandaloneBackend:
     """
 
     name = "cpp_standalone"
+    simulates_running_sums = True  # running_sums: the gradient optimizer's rounds
 
     def __init__(self, threads: int | None = None, directory: str | None = None,
                  keep: bool | None = None):

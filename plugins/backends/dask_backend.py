@@ -221,6 +221,7 @@ class DaskBackend:
     """
 
     name = "dask"
+    simulates_running_sums = True  # running_sums: the gradient optimizer's rounds
     scores_remotely = True
     """Batches are recorded and scored on the workers (see ``compute_errors_with``)."""
 
