@@ -14,7 +14,7 @@ import math
 import attrs
 import numpy as np
 import pytest
-from brian2 import mV, nS, pF
+from brian2 import ms, mV, nS, pF
 from conftest import DT, PASSIVE_MODEL, step_currents
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -316,3 +316,41 @@ def test_a_refined_method_is_the_search_alone_where_refine_does_not_apply(tmp_pa
     document = run_tiny(registry_with(tiny=NotRefinable), tmp_path,
                         optimizers=["pymoo+refine"], seeds=1)
     assert document["runs"][0]["evaluations"] == [4, 8]
+
+
+def test_an_evaluation_with_sensitivities_counts_as_one_plus_n_parameters_simulations(
+        tmp_path):
+    """The gradient optimizer simulates every point with its 2 sensitivity systems: on
+    the 2-parameter problem each evaluation costs 3, its budget buys a third of the
+    rounds, and evaluations to target are counted in plain simulations."""
+    document = run_tiny(registry_with(tiny=TinyPassive), tmp_path,
+                        optimizers=["gradient", "random"], seeds=1, budget=24)
+    by_method = {run["method"]: run for run in document["runs"]}
+    assert by_method["gradient"]["evaluations"] == [12, 24]
+    assert by_method["gradient"]["budget"] == 24
+    assert by_method["random"]["evaluations"] == [4 * k for k in range(1, 7)]
+    for hit in by_method["gradient"]["hits"].values():
+        assert hit["evaluations"] is None or hit["evaluations"] % 3 == 0
+
+
+class TinyFeatures(TinyPassive):
+    """The tiny problem fitted to eFEL features: no residuals for a gradient optimizer."""
+
+    def define(self):
+        return attrs.evolve(super().define(), metric="efel", refinable=False,
+                            metric_options={"stim_times": [(2 * ms, 15 * ms),
+                                                           (5 * ms, 18 * ms)],
+                                            "feat_list": ["steady_state_voltage_stimend"],
+                                            "n_jobs": 1})
+
+
+def test_a_method_that_refuses_a_problem_solves_none_of_its_targets(tmp_path):
+    pytest.importorskip("efel")
+    document = run_tiny(registry_with(tiny=TinyFeatures), tmp_path,
+                        optimizers=["gradient", "random"], seeds=1)
+    refused = next(run for run in document["runs"] if run["method"] == "gradient")
+    assert refused["status"] == "refused" and "residuals" in refused["refused"]
+    assert refused["evaluations"] == [] and all(
+        hit["evaluations"] is None for hit in refused["hits"].values())
+    assert "random" in {run["method"] for run in document["runs"]}
+    assert "gradient" in (tmp_path / "table.md").read_text()

@@ -53,7 +53,8 @@ class Trajectory:
     """A run's progress after each round."""
 
     evaluations: tuple[int, ...]
-    """Evaluations done after each round."""
+    """Evaluations done after each round, in plain simulations (an evaluation with
+    sensitivities counts as several: see :func:`trajectory`)."""
     best_errors: tuple[float, ...]
     """Best error so far after each round (inf before a finite one)."""
     seconds: tuple[float, ...]
@@ -88,16 +89,21 @@ def round_seconds(durations: Sequence[float]) -> list[float]:
 
 
 def trajectory(rounds: Iterable[Any], parameter_names: Sequence[str],
-               targets: Sequence[Target], truth: Mapping[str, float] | None) -> Trajectory:
+               targets: Sequence[Target], truth: Mapping[str, float] | None,
+               costs: Sequence[float] | None = None) -> Trajectory:
     """Measure a run from its rounds (:class:`~modelfit_core.results.history.RoundRecord`:
-    ``errors``, ``diverged``, ``parameters`` (n_samples, n_parameters) SI, ``duration_s``)."""
+    ``errors``, ``diverged``, ``parameters`` (n_samples, n_parameters) SI, ``duration_s``).
+
+    ``costs`` gives, per round, the plain simulations one of its evaluations counts as
+    (default 1 each): evaluations are counted in that currency."""
     rounds = list(rounds)
+    costs = [1] * len(rounds) if costs is None else [int(c) for c in costs]
     true_vector = None if truth is None else np.array([truth[n] for n in parameter_names])
     durations = round_seconds([float(r.duration_s) for r in rounds])
     evaluations, best_errors, seconds = [], [], []
     reached: dict[str, tuple[int, float]] = {}
     best, best_vector, done, elapsed = math.inf, None, 0, 0.0
-    for record, duration in zip(rounds, durations):
+    for record, duration, cost in zip(rounds, durations, costs):
         errors = np.where(np.asarray(record.diverged, dtype=bool), np.inf,
                           np.asarray(record.errors, dtype=float))
         errors = np.where(np.isnan(errors), np.inf, errors)
@@ -111,8 +117,8 @@ def trajectory(rounds: Iterable[Any], parameter_names: Sequence[str],
                 if target.error is not None and best <= target.error or (target.tolerance is not None and true_vector is not None
                       and best_vector is not None
                       and within(best_vector, true_vector, target.tolerance)):
-                    reached[target.label] = (done + k + 1, elapsed)
-        done += len(errors)
+                    reached[target.label] = (done + (k + 1) * cost, elapsed)
+        done += len(errors) * cost
         evaluations.append(done)
         best_errors.append(best)
         seconds.append(elapsed)

@@ -107,6 +107,18 @@ def default_optimizer(registry: Registry) -> Method:
     return canonical(Method(DEFAULT_NAMES["optimizers"]), registry)
 
 
+def evaluation_cost(registry: Registry, method: Method, n_parameters: int) -> int:
+    """Plain simulations one evaluation of ``method`` counts as.
+
+    An optimizer with the gradient capability (``tell_gradients``: every point is
+    simulated with its sensitivity equations) pays ``1 + n_parameters``: the sensitivity
+    system has one equation per state variable and parameter, and the measured time of
+    such a simulation stayed below that (docs/gradient.md). Every other optimizer pays 1.
+    """
+    cls = registry.lookup("optimizers", method.plugin)
+    return 1 + n_parameters if callable(getattr(cls, "tell_gradients", None)) else 1
+
+
 def max_evaluations(registry: Registry, method: Method) -> int | None:
     """The most evaluations a plugin says it is usable for (its class's optional
     ``suite_max_evaluations``), None for no limit."""

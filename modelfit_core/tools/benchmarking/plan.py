@@ -24,6 +24,7 @@ from modelfit_core.tools.benchmarking.methods import (
     canonical,
     default_methods,
     default_optimizer,
+    evaluation_cost,
     is_multiobjective,
     max_evaluations,
     parse_method,
@@ -48,6 +49,9 @@ class Run:
     n_rounds: int
     refine_evaluations: int = 0
     """Evaluations left to ``refine()`` after the rounds (0: no refinement)."""
+    cost: int = 1
+    """Plain simulations one evaluation of the search counts as (``1 + n_parameters`` for
+    a gradient optimizer, see :func:`~modelfit_core.tools.benchmarking.methods.evaluation_cost`)."""
 
     @property
     def study(self) -> str:
@@ -56,8 +60,9 @@ class Run:
 
     @property
     def budget(self) -> int:
-        """Evaluations of the run: the rounds' and the refinement's."""
-        return self.n_samples * self.n_rounds + self.refine_evaluations
+        """Simulation cost of the run in plain simulations: the rounds' and the
+        refinement's."""
+        return self.n_samples * self.n_rounds * self.cost + self.refine_evaluations
 
 
 @attrs.frozen
@@ -185,10 +190,11 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
             capped = min(evaluations, limit) if limit is not None else evaluations
             refined = method.refine and problem.refinable
             searched = capped - int(capped * REFINE_SHARE) if refined else capped
-            n_rounds = max(searched // problem.n_samples, 1)
-            refine_evaluations = max(capped - n_rounds * problem.n_samples, 0) \
+            cost = evaluation_cost(registry, method, len(problem.bounds))
+            n_rounds = max(searched // (problem.n_samples * cost), 1)
+            refine_evaluations = max(capped - n_rounds * problem.n_samples * cost, 0) \
                 if refined else 0
             runs.extend(Run(name, method, seed, problem.n_samples, n_rounds,
-                            refine_evaluations) for seed in seed_list)
+                            refine_evaluations, cost) for seed in seed_list)
     return Plan(problems=defined, methods=methods, seeds=seed_list, runs=tuple(runs),
                 output=output_path, default=default, backend=backend)

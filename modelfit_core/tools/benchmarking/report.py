@@ -52,7 +52,7 @@ def results_document(ready: Mapping[str, ReadyProblem], results: Sequence[RunRes
         runs.append({
             "problem": run.problem, "method": run.method.label, "seed": run.seed,
             "budget": run.budget, "n_samples": run.n_samples, "status": result.status,
-            "setup_seconds": result.setup_seconds,
+            "setup_seconds": result.setup_seconds, "refused": result.reason or None,
             "evaluations": list(path.evaluations),
             "best_errors": [_number(e) for e in path.best_errors],
             "seconds": list(path.seconds),

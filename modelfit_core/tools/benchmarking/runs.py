@@ -41,7 +41,7 @@ from modelfit_core.tools.benchmarking.problems import (
     ready_problem,
 )
 
-STORED, RESUMED, RAN = "stored", "resumed", "ran"
+STORED, RESUMED, RAN, REFUSED = "stored", "resumed", "ran", "refused"
 FINGERPRINTS = "problems.json"
 """Beside the database: the fingerprint of each problem its runs fitted."""
 
@@ -76,10 +76,14 @@ class RunResult:
     trajectory: Trajectory
     targets: tuple[Target, ...]
     status: str
-    """``'ran'``, ``'resumed'`` (some rounds were stored) or ``'stored'`` (all were)."""
+    """``'ran'``, ``'resumed'`` (some rounds were stored), ``'stored'`` (all were) or
+    ``'refused'`` (the fit refused the problem before simulating: see ``reason``)."""
     setup_seconds: float
     """Wall seconds of this call outside the measured rounds (building, compiling,
     replaying stored rounds); 0 for a run read back whole."""
+    reason: str = ""
+    """Why the fit refused the problem (a gradient optimizer on spike trains, say): the
+    run counts as solving none of its targets."""
 
 
 RoundListener = Callable[[int], None]
@@ -167,11 +171,23 @@ def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts
         def round_done(*_args: Any) -> None:
             on_rounds(1)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # runs on random parameters warn often
-            fitter.fit(optimizer=run.method.make(registry, run.seed),
-                       metric=ready.make_metric(parts), n_rounds=run.n_rounds,
-                       callback=round_done, resume=bool(stored), **ready.bounds())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # runs on random parameters warn often
+                fitter.fit(optimizer=run.method.make(registry, run.seed),
+                           metric=ready.make_metric(parts), n_rounds=run.n_rounds,
+                           callback=round_done, resume=bool(stored), **ready.bounds())
+        except ConfigurationError as refusal:
+            # a method that cannot fit this kind of problem says so before simulating
+            # (nothing stored): a result that solves nothing, not the benchmark's end
+            if stored or _stored_rounds(plan, run.study):
+                raise
+            on_rounds(run.n_rounds)
+            targets = tuple(targets_of(ready.error_floor, ready.problem.target_factors,
+                                       ready.truth_si, ready.problem.parameter_tolerance))
+            nothing = trajectory([], ready.parameter_names, targets, ready.truth_si)
+            return RunResult(run, nothing, targets, REFUSED, 0.0,
+                             reason=str(refusal).splitlines()[0])
         if refined:
             kept_path.parent.mkdir(exist_ok=True)
             kept_path.write_text(json.dumps(refine(fitter, ready, run.refine_evaluations)))
@@ -183,7 +199,8 @@ def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts
     problem = ready.problem
     targets = tuple(targets_of(ready.error_floor, problem.target_factors, ready.truth_si,
                                problem.parameter_tolerance))
-    measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si)
+    costs = [run.cost if k < run.n_rounds else 1 for k in range(len(rounds))]
+    measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si, costs)
     done_before = min(stored, run.n_rounds)
     setup = 0.0 if status == STORED else \
         max(elapsed - (measured.seconds[-1] - (measured.seconds[done_before - 1]
