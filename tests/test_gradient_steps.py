@@ -4,8 +4,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from modelfit_plugins.optimizers.gradient_steps import (damped_step, predicted_decrease,
-                                                        projected_gradient_norm)
+from modelfit_plugins.optimizers.gradient_steps import (
+    damped_step,
+    predicted_decrease,
+    projected_gradient_norm,
+)
 
 
 @st.composite
