@@ -318,17 +318,24 @@ def test_a_refined_method_is_the_search_alone_where_refine_does_not_apply(tmp_pa
     assert document["runs"][0]["evaluations"] == [4, 8]
 
 
+class SixPerRound(TinyPassive):
+    def define(self):
+        return attrs.evolve(super().define(), n_samples=6, budget=24, quick_budget=24)
+
+
 def test_an_evaluation_with_sensitivities_counts_as_one_plus_n_parameters_simulations(
         tmp_path):
     """The gradient optimizer simulates every point with its 2 sensitivity systems: on
     the 2-parameter problem each evaluation costs 3, its budget buys a third of the
-    rounds, and evaluations to target are counted in plain simulations."""
-    document = run_tiny(registry_with(tiny=TinyPassive), tmp_path,
+    rounds (of the 4 starts its class asks for), and evaluations to target are counted
+    in plain simulations."""
+    document = run_tiny(registry_with(tiny=SixPerRound), tmp_path,
                         optimizers=["gradient", "random"], seeds=1, budget=24)
     by_method = {run["method"]: run for run in document["runs"]}
+    assert by_method["gradient"]["n_samples"] == 4
     assert by_method["gradient"]["evaluations"] == [12, 24]
     assert by_method["gradient"]["budget"] == 24
-    assert by_method["random"]["evaluations"] == [4 * k for k in range(1, 7)]
+    assert by_method["random"]["evaluations"] == [6, 12, 18, 24]
     for hit in by_method["gradient"]["hits"].values():
         assert hit["evaluations"] is None or hit["evaluations"] % 3 == 0
 

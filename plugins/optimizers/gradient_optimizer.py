@@ -66,6 +66,10 @@ class GaussNewtonOptimizer:
 
     calc_bounds = staticmethod(calc_bounds)
 
+    suite_n_samples = 4
+    """Starts per round in ``modelfit benchmark`` (docs/benchmark.md): 2 to 8 starts fit
+    best (docs/gradient.md); a population's 50 points would spend the budget on few steps."""
+
     def __init__(self, seed: int | None = None, damping: float = 1e-2, max_step: float = 0.5,
                  local_fraction: float = 0.5, local_spread: float = 0.05,
                  tolerance: float = 1e-3, patience: int = 3, max_damping: float = 1e6):

@@ -119,6 +119,14 @@ def evaluation_cost(registry: Registry, method: Method, n_parameters: int) -> in
     return 1 + n_parameters if callable(getattr(cls, "tell_gradients", None)) else 1
 
 
+def points_per_round(registry: Registry, method: Method, problem_n_samples: int) -> int:
+    """Parameter sets per round of ``method`` on a problem: the problem's ``n_samples``,
+    unless the optimizer class asks for its own (``suite_n_samples``: a gradient
+    optimizer's few starts, where a population method wants dozens of points)."""
+    wanted = getattr(registry.lookup("optimizers", method.plugin), "suite_n_samples", None)
+    return int(wanted) if isinstance(wanted, int) and wanted > 0 else problem_n_samples
+
+
 def max_evaluations(registry: Registry, method: Method) -> int | None:
     """The most evaluations a plugin says it is usable for (its class's optional
     ``suite_max_evaluations``), None for no limit."""

@@ -28,6 +28,7 @@ from modelfit_core.tools.benchmarking.methods import (
     is_multiobjective,
     max_evaluations,
     parse_method,
+    points_per_round,
 )
 from modelfit_core.tools.benchmarking.problems import defined_problem
 
@@ -191,10 +192,11 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
             refined = method.refine and problem.refinable
             searched = capped - int(capped * REFINE_SHARE) if refined else capped
             cost = evaluation_cost(registry, method, len(problem.bounds))
-            n_rounds = max(searched // (problem.n_samples * cost), 1)
-            refine_evaluations = max(capped - n_rounds * problem.n_samples * cost, 0) \
+            n_samples = points_per_round(registry, method, problem.n_samples)
+            n_rounds = max(searched // (n_samples * cost), 1)
+            refine_evaluations = max(capped - n_rounds * n_samples * cost, 0) \
                 if refined else 0
-            runs.extend(Run(name, method, seed, problem.n_samples, n_rounds,
+            runs.extend(Run(name, method, seed, n_samples, n_rounds,
                             refine_evaluations, cost) for seed in seed_list)
     return Plan(problems=defined, methods=methods, seeds=seed_list, runs=tuple(runs),
                 output=output_path, default=default, backend=backend)
