@@ -248,6 +248,12 @@ def test_refuses_what_cannot_be_differentiated(passive_data, change, match):
     refused(passive_fitter(passive_data, **change), ModelDefinitionError, match, **BOUNDS)
 
 
+@pytest.mark.parametrize("method", ["exact", "linear"])
+def test_refuses_analytic_integration_naming_the_methods_that_work(passive_data, method):
+    refused(passive_fitter(passive_data, method=method), ConfigurationError,
+            "exponential_euler", **BOUNDS)
+
+
 class PlainBackend:
     """A backend without the RunningSumBackend capability."""
 

@@ -81,6 +81,11 @@ class OutputSums:
     """(k, l) with k <= l -> the variable holding h_kl (pairs of non-zero ones)."""
 
 
+ANALYTIC_METHODS = frozenset({"exact", "linear", "independent"})
+"""Brian's analytic integration methods, which cannot integrate a model with its
+sensitivity equations."""
+
+
 @attrs.define
 class SensitivityRound:
     """How a fit's gradient rounds are simulated and read; make one with :meth:`build`,
@@ -172,6 +177,16 @@ class SensitivityRound:
                           f"simulation of the fit integrates alike.", UserWarning,
                           stacklevel=user_stacklevel())
             method = "euler"
+        elif method in ANALYTIC_METHODS:
+            # Brian solves only linear systems analytically; the model with its
+            # sensitivities is not linear, so Brian would fail while compiling
+            raise ConfigurationError(
+                f"{optimizer_name} simulates the model with its sensitivity equations, "
+                f"which method={method!r} cannot integrate (Brian solves only linear "
+                f"systems analytically, and the sensitivity equations multiply states by "
+                f"sensitivities). Give the fitter method='exponential_euler' (exact for a "
+                f"linear model under a constant input) or 'euler', or use "
+                f"{DERIVATIVE_FREE} with method={method!r}.")
         initial, _ = initial_values(problem.param_init, problem.model, set(space.names))
         try:
             system = build_sensitivity_system(
