@@ -388,9 +388,35 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
             raise StorageError(f"{path} is not a valid fit database of schema version "
                                f"{version}: the table {table!r} lacks {', '.join(missing)}. "
                                f"Was it changed by hand? Give storage= another file.")
+    _check_no_foreign_objects(connection, path, version,
+                              None if expected is LEGACY_COLUMNS else expected)
     if writing and expected is LEGACY_COLUMNS:
         raise StorageError(f"{path} was written by an earlier modelfit (schema version "
                            f"{LEGACY_VERSION}, before studies recorded what resuming needs); "
                            f"{supported}. Its studies can still be read (read_results, "
                            f"modelfit results); to fit, give storage= a new file.")
     return version if application == APPLICATION_ID else LEGACY_VERSION
+
+
+def _check_no_foreign_objects(connection: sqlite3.Connection, path: Path, version: int,
+                              expected: dict[str, set[str]] | None) -> None:
+    """Refuse what modelfit never creates: triggers (they would run SQL of someone
+    else's choosing whenever a fit writes), views, indexes, tables, and (for the
+    versions modelfit writes, ``expected``) columns. SQLite's own objects
+    (``sqlite_*``: automatic indexes, ``sqlite_stat1``) are fine."""
+    foreign = []
+    for kind, name in connection.execute("SELECT type, name FROM sqlite_master"):
+        if str(name).startswith("sqlite_"):
+            continue
+        if kind != "table" or name not in TABLES:
+            foreign.append(f"{kind} {name!r}")
+    if expected is not None:
+        for table, columns in expected.items():
+            extra = sorted(table_columns(connection, table) - columns)
+            foreign += [f"column {table}.{column}" for column in extra]
+    if foreign:
+        raise StorageError(
+            f"{path} is not a fit database of modelfit's schema (version {version}): it "
+            f"holds what modelfit never creates: {', '.join(foreign)}. Was it changed by "
+            f"hand or by another program? Remove them (e.g. DROP TRIGGER) if you trust the "
+            f"file, or give storage= another file.")
