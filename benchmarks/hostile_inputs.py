@@ -240,8 +240,12 @@ def project(work: Path, name: str) -> Path:
 
 
 def build(folder: Path):
+    """What ``modelfit fit`` does before anything is compiled: read, build, bound."""
     from modelfit_core.tools.config import build_fitter, load_config
-    return build_fitter(load_config(folder / "fit.toml"))
+    fitter, bounds = build_fitter(load_config(folder / "fit.toml"))
+    fitter.problem.parameter_space(bounds)
+    fitter.problem.check_units(fitter.problem.resolve_namespace(0))
+    return fitter
 
 
 def _set_key(text: str, section: str, key: str, value: str) -> str:
@@ -583,7 +587,7 @@ def class_dask_address(work: Path):
 
 def class_manual(work: Path):
     """brian2modelfitting's behaviours, as the manual and its own tests have them."""
-    from brian2 import mV, ms, nA, second
+    from brian2 import mV, ms, second
     from modelfit_core import MSEMetric
     from modelfit_core.registry.parts import Parts
 
@@ -606,7 +610,6 @@ def class_manual(work: Path):
     yield "MSEMetric(normalization=2.0) (use_units=False)", use_units_false, "no-error"
 
     def wrong_kind():
-        from modelfit_core import SpikeFitter
         gamma = Parts.lazy_default().make("metrics", "gamma_factor", {"delta": 1 * ms, "time": 1 * second})
         f = _fitter()
         from brian2 import nS, pF

@@ -22,7 +22,7 @@ from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import RemoteScoring, SingleRunDelegation
 from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
-from modelfit_core.model.equations import (ModelDescription, check_units, describe_model,
+from modelfit_core.model.equations import (ModelDescription, check_param_init, check_refractory_value, check_units, describe_model,
                                            initial_values)
 from modelfit_core.model.namespace import identifiers_in, select, user_namespace
 from modelfit_core.model.parameters import ParameterSpace
@@ -120,13 +120,18 @@ class FittingProblem:
                                      extra_code=(threshold, reset, refractory, param_init,
                                                  penalty))
         recordings.output_dims(description)  # raises on units that do not match the model
+        check_refractory_value(refractory)
+        caller_namespace = user_namespace(level)
+        known = (set(caller_namespace) | set(namespace or {}) | set(recordings.inputs)
+                 | {f"{name}_target" for name in recordings.output_names})
+        check_param_init(param_init, description, known_names=known)
         if SPIKES in recordings.output_names and threshold is None:
             raise ConfigurationError(f"Fitting spikes needs a threshold: pass threshold= "
                                      f"(e.g. threshold='v > -50*mV') to {owner}.")
         return cls(model=description, recordings=recordings, dt=dt, backend=backend,
                    threshold=threshold, reset=reset, refractory=refractory, method=method,
                    param_init=dict(param_init or {}), penalty=penalty,
-                   caller_namespace=user_namespace(level), namespace=dict(namespace or {}))
+                   caller_namespace=caller_namespace, namespace=dict(namespace or {}))
 
     # -- the recordings ---------------------------------------------------------------
     @property

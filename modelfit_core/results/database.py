@@ -19,6 +19,7 @@ safely needs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import stat
@@ -171,6 +172,33 @@ def database_path(url: str | Path) -> Path:
     return Path(text)
 
 
+def _path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a file at all (a NUL character, a name too long for the
+    file system), or None; asked before any other check, which would raise OSError."""
+    if "\x00" in str(path):
+        return "the path holds a NUL character"
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP):
+            return exc.strerror
+    return None
+
+
+def _check_nameable(path: Path) -> None:
+    problem = _path_problem(path)
+    if problem is not None:
+        raise StorageError(f"{_short_path(path)} cannot be a fit database: {problem}. Give "
+                           f"storage= another path.")
+
+
+def _short_path(path: Path) -> str:
+    text = repr(str(path))
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _advice(message: str) -> str:
     lowered = message.lower()
     if "not a database" in lowered:
@@ -215,12 +243,16 @@ def _marked_read_only(path: Path) -> bool:
 
 
 def _check_readable(path: Path) -> None:
+    _check_nameable(path)
     if not path.exists():
         where = "its folder does not exist" if not path.parent.exists() else "no such file"
         raise StorageError(f"No fit database at {path} ({where}). Check the path; a fit "
                            f"writes one with storage='sqlite:///{path}'.")
     if path.is_dir():
         raise StorageError(f"{path} is a folder, not a fit database file.")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise StorageError(f"{path} is not a regular file (a FIFO, a device or a socket), "
+                           f"so not a fit database; give the path of a fit database file.")
     if not os.access(path, os.R_OK):
         raise StorageError(f"The fit database {path} is not readable (permissions); make "
                            f"it readable or copy it somewhere readable.")
@@ -270,6 +302,10 @@ def _checked_reader(path: Path, options: dict) -> tuple[sqlite3.Connection, int]
 def open_for_writing(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) to a database of the
     current schema, created if the file is new or empty."""
+    _check_nameable(path)
+    if path.exists() and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+        raise StorageError(f"{path} is not a regular file (a FIFO, a device or a socket); "
+                           f"give storage= a file path such as fit.db.")
     if path.is_dir():
         raise StorageError(f"{path} is a folder, not a fit database file; give storage= a "
                            f"file path such as {path / 'fit.db'}.")

@@ -106,7 +106,12 @@ def dimension(value: Any, column: str) -> list[float]:
     if not isinstance(decoded, list) or len(decoded) != BASE_UNITS:
         raise DamagedRow(f"column {column} holds {_short(decoded)}, not the exponents of "
                          f"the {BASE_UNITS} SI base units")
-    return [float(_number(v, f"{column}[{k}]")) for k, v in enumerate(decoded)]
+    exponents = []
+    for k, v in enumerate(decoded):
+        exponent = _number(v, f"{column}[{k}]")
+        assert exponent is not None  # None is refused unless allow_none
+        exponents.append(exponent)
+    return exponents
 
 
 def dimensions(value: Any, column: str, length: int) -> list[str]:

@@ -152,6 +152,8 @@ def _cmd_results(args) -> int:
     from modelfit_core.contracts.errors import ModelfitError
     from modelfit_core.results.storage import list_studies, read_history
     try:  # reading needs no write access: read-only files and folders are fine
+        if args.output:  # checked first: a summary should not end in a traceback
+            _check_output_folder(Path(args.output))
         studies = list_studies(args.database)
         history = read_history(args.database, args.study)
     except ModelfitError as exc:
@@ -178,6 +180,15 @@ def _cmd_results(args) -> int:
             paths += write_front_plots(history, Path(args.output))
         print("wrote " + ", ".join(map(escaped, paths)))
     return 0
+
+
+def _check_output_folder(path: Path) -> None:
+    from modelfit_core.contracts.errors import ConfigurationError
+    from modelfit_core.tools.config import unusable_folder
+    problem = unusable_folder(path)
+    if problem is not None:
+        raise ConfigurationError(f"--output {escaped(path)} {problem}; choose another "
+                                 f"folder.")
 
 
 def _cmd_dashboard(args) -> int:

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Callable
@@ -69,8 +70,10 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
+from modelfit_core.contracts.errors import ConfigurationError, StorageError
+from modelfit_core.model.namespace import identifiers_in
+from modelfit_core.tools.quantities import (QuantityError, check_brian_expression, known_units,
+                                            parse_quantity)
 from modelfit_core.registry.parts import DEFAULT_NAMES, Parts
 
 SECTIONS = {
@@ -182,14 +185,20 @@ def load_config(path: str | Path) -> FitConfig:
         Naming the key and its line, for the first problem found.
     """
     path = Path(path)
+    problem = _unreadable_file(path, MAX_CONFIG_BYTES)
+    if problem is not None:
+        raise ConfigError(f"Cannot read config file {_shown_path(path)}: {problem}.")
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"Cannot read config file {_shown_path(path)}: {exc}") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML for modelfit: arrays or tables nested "
+                          f"too deep.") from None
     config = FitConfig(path=path, text=text, data=data)
     for section, content in data.items():
         if section not in SECTIONS:
@@ -249,10 +258,23 @@ def quantity(config: FitConfig, section: str, key: str, text: Any, item: str | N
         raise config.error(section, key, f"expected a quantity, got {text!r} "
                            f"({_toml_type(text)}); {QUANTITY_HELP}.", item)
     try:
-        return parse_quantity(text)
+        value = parse_quantity(text)
     except QuantityError as exc:
         raise config.error(section, key, f"cannot read {_shown(text)} as a quantity: {exc}; "
                            f"{QUANTITY_HELP}.", item) from None
+    return _finite(config, section, key, text, value, item)
+
+
+def _finite(config: FitConfig, section: str, key: str, text: Any, value, item=None):
+    """``value`` if every number in it is finite (NaN or inf make a fit meaningless)."""
+    try:
+        finite = bool(np.isfinite(np.asarray(value, dtype=float)).all())
+    except (TypeError, ValueError):
+        return value
+    if not finite:
+        raise config.error(section, key, f"{_shown(str(text))} is not a finite value; NaN "
+                           f"or inf would make every simulation meaningless.", item)
+    return value
 
 
 def brian_value(config: FitConfig, section: str, key: str, value: Any,
@@ -267,8 +289,14 @@ def brian_value(config: FitConfig, section: str, key: str, value: Any,
     if not isinstance(value, str):
         return quantity(config, section, key, value, item)
     try:
-        return parse_quantity(value)
+        return _finite(config, section, key, value, parse_quantity(value), item)
     except QuantityError as not_quantity:
+        names = identifiers_in(value)
+        if names <= set(known_units()) or names & {"nan", "inf", "NaN", "Inf"}:
+            # numbers and units only (or NaN/inf): a constant that is not a finite value
+            raise config.error(section, key, f"cannot read {_shown(value)}: "
+                               f"{not_quantity}; give a finite value such as \"-70*mV\".",
+                               item) from None
         try:
             return check_brian_expression(value)
         except QuantityError as not_expression:
@@ -288,11 +316,11 @@ def option_value(config: FitConfig, key: str, value: Any, item: str):
     if isinstance(value, dict):
         return {k: option_value(config, key, v, f"{item}.{k}") for k, v in value.items()}
     if not isinstance(value, str):
-        return value
+        return _finite(config, "fit", key, value, value, item) if _number(value) else value
     if _PLAIN_NAME.fullmatch(value) and "__" not in value:
         return value
     try:
-        return parse_quantity(value)
+        return _finite(config, "fit", key, value, parse_quantity(value), item)
     except QuantityError as exc:
         raise config.error("fit", key, f"cannot read {_shown(value)}: option strings are "
                            f"plain names (letters, digits, _ and -) or quantities, and as a "
@@ -320,7 +348,7 @@ def output_directory(config: FitConfig, override: str | Path | None = None) -> P
         path = Path(config.get("fit", "output_dir", "results"))
         if not path.is_absolute():
             path = config.path.parent / path
-    problem = _unusable_folder(path)
+    problem = unusable_folder(path)
     if problem is None:
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -334,7 +362,17 @@ def output_directory(config: FitConfig, override: str | Path | None = None) -> P
                        f"(or pass --output).")
 
 
-def _unusable_folder(path: Path) -> str | None:
+def unusable_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be (made) a writable folder, or None."""
+    if "\x00" in str(path):
+        return "cannot be created: the path holds a NUL character"
+    try:
+        return _unusable_existing(path)
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        return f"cannot be created ({exc.strerror or exc})"
+
+
+def _unusable_existing(path: Path) -> str | None:
     for folder in (path, *path.parents):
         if folder.exists():
             if not folder.is_dir():
@@ -346,19 +384,84 @@ def _unusable_folder(path: Path) -> str | None:
     return None
 
 
+MAX_CONFIG_BYTES = 10 * 2 ** 20
+"""A configuration file is a few kilobytes: anything over 10 MiB is not one."""
+
+
+def _shown_path(path: Path) -> str:
+    return _shown(str(path))
+
+
+def _unreadable_file(path: Path, max_bytes: int | None = None) -> str | None:
+    """Why ``path`` cannot be read as a data file, or None: checked without opening it,
+    so that a FIFO, a device (``/dev/zero``) or a folder never blocks nor fills memory."""
+    text = str(path)
+    if "\x00" in text:
+        return "the path holds a NUL character"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "the file does not exist"
+    except OSError as exc:  # name too long, a file where a folder should be, permissions
+        return exc.strerror or str(exc)
+    if stat.S_ISDIR(info.st_mode):
+        return "it is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file (a FIFO, a device or a socket)"
+    if max_bytes is not None and info.st_size > max_bytes:
+        return f"it holds {info.st_size} bytes, more than the {max_bytes} accepted"
+    if not os.access(path, os.R_OK):
+        return "no read permission"
+    return None
+
+
+def _data_path(config: FitConfig, section: str, key: str) -> Path:
+    """The file named by ``[section] key``, relative to the config file, checked."""
+    name = config.get(section, key)
+    path = config.path.parent / name
+    problem = _unreadable_file(path)
+    if problem is not None:
+        raise config.error(section, key, f"cannot read {_shown(str(name))}: {problem}.")
+    return path.resolve()
+
+
+def read_model_file(config: FitConfig) -> str:
+    """The equations of ``[model] file``, relative to the config file."""
+    path = _data_path(config, "model", "file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise config.error("model", "file", f"cannot read {_shown_path(path)}: {exc}") \
+            from None
+
+
 def read_array(config: FitConfig, key: str) -> np.ndarray:
-    """An (n_traces, n_steps) array from CSV (tutorial layout) or .npy, relative to the file."""
-    name = config.get("data", key)
-    path = (config.path.parent / name).resolve()
-    if not path.exists():
-        raise config.error("data", key, f"file {path} does not exist.")
+    """An (n_traces, n_steps) array from CSV (tutorial layout) or .npy, relative to the file.
+
+    Raises
+    ------
+    ConfigError
+        A missing file, a folder, a FIFO or device, a truncated or pickled (object)
+        ``.npy``, a CSV that is not numbers; naming the key and its line.
+    """
+    path = _data_path(config, "data", key)
     if path.suffix == ".npy":
-        return np.load(path)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise config.error("data", key, f"cannot read {_shown_path(path)} as a .npy "
+                               f"array of numbers: {exc}") from None
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+            raise config.error("data", key, f"{_shown_path(path)} holds "
+                               f"{getattr(array, 'dtype', type(array).__name__)} values, "
+                               f"not numbers.")
+        return array.astype(float)
     import pandas as pd
     try:
         return pd.read_csv(path, index_col=0).to_numpy(dtype=float)
-    except Exception as exc:
-        raise config.error("data", key, f"cannot read {path} as CSV: {exc}") from exc
+    except Exception as exc:  # pandas raises many types for a bad file
+        raise config.error("data", key, f"cannot read {_shown_path(path)} as CSV: {exc}") \
+            from exc
 
 
 def dashboard_of(config: FitConfig):
@@ -387,7 +490,7 @@ def build_fitter(config: FitConfig):
     from modelfit_core.fitting.pipeline import Pipeline
     model = config.get("model", "equations")
     if model is None:
-        model = (config.path.parent / config.get("model", "file")).read_text()
+        model = read_model_file(config)
     units = {key: quantity(config, "data", key, config.get("data", key, "1"))
              for key in ("input_unit", "output_unit")}
     dt = quantity(config, "data", "dt", config.get("data", "dt"))
@@ -407,9 +510,15 @@ def build_fitter(config: FitConfig):
     outputs = read_array(config, "output") * units["output_unit"]
     if fit.get("storage"):  # relative database paths are relative to the config file
         from modelfit_core.results.storage import database_path
-        location = database_path(fit["storage"])
-        if not location.is_absolute():
-            fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
+        try:
+            location = database_path(fit["storage"])
+            if "\x00" in str(location):
+                raise ConfigurationError("the path holds a NUL character")
+            if not location.is_absolute():
+                fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
+        except (ConfigurationError, OSError, ValueError) as exc:
+            raise config.error("fit", "storage", f"cannot use {_shown(fit['storage'])}: "
+                               f"{exc}") from None
     feedback = fit.get("feedback", "progressbar")
     if fit.get("objectives"):  # a multi-objective fit: NSGA-II unless named
         fit.setdefault("optimizer", "nsga2")
@@ -421,17 +530,21 @@ def build_fitter(config: FitConfig):
             optimizer_options=fit.get("optimizer_options"), metric_options=metric_options,
             backend_options=fit.get("backend_options"), seed=fit.get("seed"),
             storage=fit.get("storage"), study=fit.get("study"))
-    except ConfigurationError as exc:
-        raise config.error("fit", None, str(exc)) from exc
+    except (ConfigurationError, StorageError) as exc:
+        key = "storage" if isinstance(exc, StorageError) else None
+        raise config.error("fit", key, str(exc)) from exc
     kind = fit.get("kind", "trace")
     make = pipe.trace_fitter if kind == "trace" else pipe.spike_fitter
     output_variable = config.get("data", "output_variable")
     output = {output_variable: outputs} if kind == "trace" else \
         [np.asarray(row)[np.isfinite(row)] * units["output_unit"] for row in outputs]
-    fitter = make(model=model, input={config.get("data", "input_variable"): inputs},
-                  output=output, dt=dt, n_samples=fit.get("n_samples", 30),
-                  method=config.get("model", "method"),
-                  threshold=config.get("model", "threshold"),
-                  reset=config.get("model", "reset"), refractory=refractory,
-                  param_init=param_init, namespace=namespace)
+    try:
+        fitter = make(model=model, input={config.get("data", "input_variable"): inputs},
+                      output=output, dt=dt, n_samples=fit.get("n_samples", 30),
+                      method=config.get("model", "method"),
+                      threshold=config.get("model", "threshold"),
+                      reset=config.get("model", "reset"), refractory=refractory,
+                      param_init=param_init, namespace=namespace)
+    except StorageError as exc:
+        raise config.error("fit", "storage", str(exc)) from exc
     return fitter, bounds
