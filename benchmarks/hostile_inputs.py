@@ -470,6 +470,7 @@ def class_cache_links(work: Path):
     # 5. the key text is checked before unpickling: a valid entry whose key differs
     import hashlib
     import pickle
+    import struct
 
     from modelfit_plugins.backends import disk_cache
     base5 = work / "cache5"
@@ -479,7 +480,13 @@ def class_cache_links(work: Path):
     class Touch:
         def __reduce__(self):
             return (Path.touch, (marker,))
-    payload = pickle.dumps(("another key", Touch()))
+    # written in the entry format of the store (format 2: key text, then the pickle;
+    # format 1 pickled the key text together with the value)
+    if disk_cache.FORMAT_VERSION >= 2:
+        key = b"another key"
+        payload = struct.pack(">Q", len(key)) + key + pickle.dumps(Touch())
+    else:
+        payload = pickle.dumps(("another key", Touch()))
     path5 = s5.path("k", "t")
     path5.parent.mkdir(parents=True, mode=0o700)
     os.chmod(base5, 0o700)
