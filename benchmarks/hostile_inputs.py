@@ -599,9 +599,12 @@ def class_manual(work: Path):
     from modelfit_core.registry.parts import Parts
 
     def penalty_units():
+        from brian2 import nS, pF
         f = _fitter(penalty="gl")  # siemens added to mV**2 errors
+        f.fit(n_rounds=1, optimizer=None, metric=MSEMetric(), gl=[1 * nS, 100 * nS],
+              C=[10 * pF, 500 * pF])
         return f
-    yield "penalty in other units than the error", penalty_units, ConfigurationError
+    yield "penalty in other units than the error", penalty_units, ModelfitError
 
     def gamma_warns():
         metric = Parts.lazy_default().make("metrics", "gamma_factor",
@@ -645,8 +648,9 @@ dv/dt = ({name}*(-70*mV - v) + I)/C : volt
 C : farad (constant)
 """
         return _fitter(model=model)
-    for name in ("error", "errors", "round", "diverged", "index", "total_error",
-                 "iteration", "sample", "told", "objective"):
+    for name in ("error", "errors", "round", "diverged", "objective_errors",
+                 "objective_errors_normalized", "error_v", "normalized_error_v",
+                 "objective_a"):
         yield f"parameter named {name!r}", lambda n=name: reserved(n), ConfigurationError
 
     def param_init_unknown():

@@ -28,7 +28,8 @@ from typing import Any, Mapping
 import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError, ParameterError, SimulationError
+from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError, ParameterError,
+                                            SimulationError)
 from modelfit_core.contracts.protocols import LeastSquaresMetric
 from modelfit_core.contracts.simulation import SimulationResult
 from modelfit_core.contracts.units import error_quantity, with_unit
@@ -91,8 +92,8 @@ def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residu
     makers, dims = {}, {}
     for name in names:
         m = metric[name] if isinstance(metric, Mapping) else metric
-        if not isinstance(m, LeastSquaresMetric):
-            raise ConfigurationError(
+        if not isinstance(m, LeastSquaresMetric):  # a TypeError, as the reference's
+            raise ArgumentTypeError(
                 f"refine() fits squared differences of traces, so it only takes a "
                 f"least-squares metric such as MSEMetric (for its t_start, t_weights and "
                 f"normalization); got {type(m).__name__} for {name!r}.")

@@ -6,12 +6,13 @@ of another schema or a newer modelfit) becomes a
 says what to do; :func:`storage_errors` turns SQLite's own errors into one.
 
 The schema carries a version (``PRAGMA user_version``) and modelfit's
-``PRAGMA application_id``. Version 3 is written and read. Versions 2 (before
-the dashboard's tables) and 1 (before multi-objective fits) are read as they
-are, and brought to version 3 when opened for writing (tables and columns
-added, nothing else changed: their studies read, resume and continue as
-before; what the new tables hold is then missing for the rounds already
-stored). Version 0 (databases written before the schema had a version) is
+``PRAGMA application_id``. Version 4 is written and read. Versions 3 (before
+studies recorded their data's identity), 2 (before the dashboard's tables) and
+1 (before multi-objective fits) are read as they are, and brought to version 4
+when opened for writing (tables and columns added, nothing else changed: their
+studies read, resume and continue as before; what the new tables and columns
+hold is then missing for what was already stored, so a study started before
+version 4 resumes without its data being checked). Version 0 (databases written before the schema had a version) is
 read only (``read_results``, ``modelfit results``): it lacks what resuming
 safely needs.
 """
@@ -28,11 +29,11 @@ from urllib.parse import quote
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version this modelfit writes (``PRAGMA user_version``)."""
 PREVIOUS_VERSION = 1
 """Databases before multi-objective fits: read as they are, migrated when written."""
-MIGRATED_VERSIONS = (1, 2)
+MIGRATED_VERSIONS = (1, 2, 3)
 """Earlier versions read as they are and brought to :data:`SCHEMA_VERSION` when written."""
 LEGACY_VERSION = 0
 """Databases written before the schema had a version: read, never written."""
@@ -59,7 +60,8 @@ TABLES = {
         optimizer_rounds INTEGER NOT NULL,
         first_iteration INTEGER NOT NULL,
         metric TEXT NOT NULL,
-        objective_names TEXT NOT NULL DEFAULT '[]'""",
+        objective_names TEXT NOT NULL DEFAULT '[]',
+        data_identity TEXT NOT NULL DEFAULT ''""",
     "evaluations": """
         study TEXT NOT NULL,
         round INTEGER NOT NULL,
@@ -119,7 +121,12 @@ TABLES = {
         data BLOB NOT NULL,
         PRIMARY KEY (study, round, sample, output, trace)""",
 }
-"""The tables of schema version 3 and their columns."""
+"""The tables of schema version 4 and their columns."""
+
+ADDED_IN_4 = {"studies": ("data_identity TEXT NOT NULL DEFAULT ''",)}
+"""The column version 4 adds to version 3: what the fit's data were (a content hash of
+each recording, dt, the namespace's values, t_start/t_weights), as JSON; '' for
+studies written before (their data cannot be checked on resume)."""
 
 ADDED_IN_3 = ("study_details", "sessions", "recordings", "best_traces")
 """The tables version 3 adds to version 2: what the dashboard shows besides the
@@ -152,11 +159,13 @@ def _columns(definition: str) -> set[str]:
 
 
 COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
-VERSION_2_COLUMNS = {table: columns for table, columns in COLUMNS.items()
+VERSION_3_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_4.get(table, ())}
+                     for table, columns in COLUMNS.items()}
+VERSION_2_COLUMNS = {table: columns for table, columns in VERSION_3_COLUMNS.items()
                      if table not in ADDED_IN_3}
 PREVIOUS_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_2.get(table, ())}
                     for table, columns in VERSION_2_COLUMNS.items()}
-COLUMNS_OF_VERSION = {SCHEMA_VERSION: COLUMNS, 2: VERSION_2_COLUMNS,
+COLUMNS_OF_VERSION = {SCHEMA_VERSION: COLUMNS, 3: VERSION_3_COLUMNS, 2: VERSION_2_COLUMNS,
                       PREVIOUS_VERSION: PREVIOUS_COLUMNS}
 """What each version written by modelfit holds (its tables and their columns)."""
 
@@ -349,9 +358,13 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                         for table, columns in ADDED_IN_2.items():
                             for column in columns:
                                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-                    for table in ADDED_IN_3:
-                        connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
-                                           f"({TABLES[table]})")
+                    if version < 3:
+                        for table in ADDED_IN_3:
+                            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                                               f"({TABLES[table]})")
+                    for table, columns in ADDED_IN_4.items():
+                        for column in columns:
+                            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()

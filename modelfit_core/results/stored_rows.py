@@ -162,6 +162,13 @@ def study_columns(stored: dict[str, Any]) -> dict[str, Any]:
                             ("first_iteration", None)):
         if column in stored:
             decoded[column] = integer(stored[column], column, minimum)
+    if stored.get("data_identity"):
+        identity = _json(stored["data_identity"], "data_identity")
+        if not isinstance(identity, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in identity.items()):
+            raise DamagedRow(f"column data_identity holds {_short(identity)}, not a table "
+                             f"of texts")
+        decoded["data_identity"] = identity
     if "name" in stored and not isinstance(stored["name"], str):
         raise DamagedRow(f"column name holds {_short(stored['name'])}, not text")
     return decoded
