@@ -547,4 +547,23 @@ def build_fitter(config: FitConfig):
                       param_init=param_init, namespace=namespace)
     except StorageError as exc:
         raise config.error("fit", "storage", str(exc)) from exc
+    except ConfigurationError as exc:  # the fitter's own checks: name the key they concern
+        section, key = _key_of(str(exc))
+        raise config.error(section, key, str(exc)) from exc
     return fitter, bounds
+
+
+_KEYS_IN_MESSAGES = (("param_init", "model"), ("refractory", "model"),
+                     ("threshold", "model"), ("reset", "model"), ("method", "model"),
+                     ("dt", "data"), ("input", "data"), ("output", "data"))
+
+
+def _key_of(message: str) -> tuple[str, str | None]:
+    """The ``[section] key`` a fitter's error message is about (the first key named in
+    it), or the model section for the equations themselves."""
+    found = [(message.find(key), key, section) for key, section in _KEYS_IN_MESSAGES
+             if re.search(rf"\b{key}\b", message)]
+    if not found:
+        return "model", None
+    _, key, section = min(found)
+    return section, key
