@@ -496,3 +496,22 @@ def test_an_unreachable_dask_scheduler_is_a_clear_error_within_seconds():
     assert time.monotonic() - started < 10
     with pytest.raises(ConfigurationError, match="scheme"):
         connect("nonsense://x")
+
+
+def test_a_first_round_that_diverges_entirely_stops_naming_the_cause(passive_data, tmp_path):
+    """Every parameter set blows up (an unstable term): the fit stops after the first
+    round, stored, with a SimulationError naming the output and the step."""
+    from modelfit_core.contracts.errors import SimulationError
+    unstable = PASSIVE_MODEL.replace("+ I)/C", "+ I)/C + (v - El)*100/ms")
+    pipe = Pipeline.from_names(optimizer="nevergrad", metric="mse", backend="runtime",
+                               backend_options={"codegen_target": "numpy"}, feedback=None,
+                               seed=1, storage=f"sqlite:///{tmp_path / 'fit.db'}", study="s")
+    fitter = pipe.trace_fitter(model=unstable, input={"I": passive_data["I"]},
+                               output={"v": passive_data["v"]}, dt=DT, n_samples=4,
+                               param_init={"v": -60 * mV}, namespace={"El": El},
+                               method="euler")
+    with pytest.raises(SimulationError) as info:
+        fitter.fit(n_rounds=5, **BOUNDS)
+    message = str(info.value)
+    assert "first round diverged" in message and "'v'" in message and "step" in message
+    assert len(read_results(tmp_path / "fit.db", "s")) == 30  # the round is kept

@@ -270,7 +270,8 @@ def test_callback_arguments(make_fitter):
         assert float(call["best_error"]) <= np.min(record.errors)
         assert set(call["info"]) >= {"best_params_text", "diverged", "objective_errors",
                                      "objective_errors_normalized", "output_var"}
-        assert isinstance(call["errors"], list)
+        # one array of the round's errors, a Quantity in the error's units (as the reference)
+        assert isinstance(call["errors"], np.ndarray) and call["errors"].dim is V2
         assert call["info"]["best_params_text"].startswith("gl=")
         assert not call["info"]["diverged"].any()
     assert recorder.calls[-1]["best_params"] == fitter.best_params

@@ -311,7 +311,10 @@ class _Progress:
             info = {"best_params_text": space.describe(to_si(self.best_x)),
                     "refine": True, "objective_errors": errors,
                     "n_simulations": self.evaluator.n_simulations}
-            if self.feedback(space.to_dict(to_si(x_unit), self.use_units), np.array([total]),
+            # the errors of every evaluation so far, as brian2modelfitting's refine passes
+            # them (an array; a Quantity with units), the container fit() passes too
+            all_errors = self.as_error(np.array(self.errors, dtype=float))
+            if self.feedback(space.to_dict(to_si(x_unit), self.use_units), all_errors,
                              space.to_dict(to_si(self.best_x), self.use_units),
                              self.as_error(self.best_error), self.index, info):
                 raise _StopRefine()
