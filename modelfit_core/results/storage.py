@@ -155,7 +155,7 @@ class FitStore:
                         f"(it holds {', '.join(map(repr, self._names())) or 'none'}). Run "
                         f"fit() without resume=True to start it.")
                 stored = dict(zip([c[0] for c in cursor.description], values))
-                with stored_rows.damaged_rows(self.path, self.study), _located("studies row"):
+                with stored_rows.damaged_rows(self.path, self.study), stored_rows.located("studies row"):
                     decoded = stored_rows.study_columns(stored)
                 differences = description.differences(stored)
                 if differences:
@@ -336,7 +336,7 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
     for index, duration, iteration in connection.execute(
             "SELECT round, duration_s, iteration FROM rounds WHERE study = ?", (study,)):
         where = f"rounds row (round {index!r})"
-        with _located(where):
+        with stored_rows.located(where):
             durations[stored_rows.integer(index, "round", 0)] = (
                 stored_rows.number(duration, "duration_s"),
                 stored_rows.integer(iteration, "iteration"))
@@ -344,17 +344,17 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
     told = "told" if "told" in columns else "NULL"
     several = ", objectives, told_objectives" if "objectives" in columns else ", NULL, NULL"
     objective_names = objective_names_of(connection, study)
-    width = _parameter_count(connection, study)
+    width = stored_rows.parameter_count(connection, study)
     rows = connection.execute(
         f"SELECT round, sample, parameters, error, diverged, objective_errors, {told}"
         f"{several} FROM evaluations WHERE study = ? AND round IN (SELECT round FROM rounds "
         f"WHERE study = ?) ORDER BY round, sample", (study, study)).fetchall()
     by_round: dict[int, list] = {}
     for index, sample, *entry in rows:
-        with _located(f"evaluations row (round {index!r}, sample {sample!r})"):
+        with stored_rows.located(f"evaluations row (round {index!r}, sample {sample!r})"):
             stored_rows.integer(sample, "sample", 0)
             by_round.setdefault(stored_rows.integer(index, "round", 0), []).append(
-                _evaluation(entry, width, objective_names, told != "NULL"))
+                stored_rows.evaluation(entry, width, objective_names, told != "NULL"))
     records = []
     for index in sorted(by_round):
         entries = by_round[index]
@@ -385,45 +385,6 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
     return records
 
 
-@contextlib.contextmanager
-def _located(where: str):
-    """A :class:`stored_rows.DamagedRow` raised in the block names ``where``."""
-    try:
-        yield
-    except stored_rows.DamagedRow as exc:
-        raise stored_rows.DamagedRow(f"{where}: {exc}") from None
-
-
-def _parameter_count(connection: sqlite3.Connection, study: str) -> int:
-    row = connection.execute("SELECT parameter_names FROM studies WHERE name = ?",
-                             (study,)).fetchone()
-    if row is None:
-        raise stored_rows.DamagedRow("its evaluations have no studies row")
-    with _located("studies row"):
-        return len(stored_rows.names(row[0], "parameter_names"))
-
-
-def _evaluation(entry, width: int, objective_names, has_told: bool) -> dict[str, Any]:
-    parameters, error, diverged, errors, told, objectives, told_objectives = entry
-    decoded = {
-        "parameters": stored_rows.numbers(parameters, "parameters", width),
-        "error": stored_rows.number(error, "error", allow_none=True),
-        "diverged": bool(stored_rows.integer(diverged, "diverged", 0)),
-        "objective_errors": stored_rows.objective_errors(errors, "objective_errors"),
-        "told": stored_rows.number(told, "told", finite=False, allow_none=True)
-        if has_told else None,
-    }
-    if decoded["error"] is None:
-        decoded["error"] = np.inf
-    if objective_names:
-        count = len(objective_names)
-        decoded["objectives"] = [np.inf if v is None else v for v in stored_rows.numbers(
-            objectives, "objectives", count, allow_none=True)]
-        decoded["told_objectives"] = stored_rows.numbers(told_objectives, "told_objectives",
-                                                         count)
-    return decoded
-
-
 def objective_names_of(connection: sqlite3.Connection, study: str) -> tuple[str, ...]:
     """The objectives of a multi-objective study (empty for one error, or a database
     older than schema version 2)."""
@@ -433,7 +394,7 @@ def objective_names_of(connection: sqlite3.Connection, study: str) -> tuple[str,
                              (study,)).fetchone()
     if row is None or not row[0]:
         return ()
-    with _located("studies row"):
+    with stored_rows.located("studies row"):
         return tuple(stored_rows.names(row[0], "objective_names", empty=True))
 
 
@@ -478,7 +439,7 @@ def read_history(url: str | Path, study: str | None = None) -> History:
             if stored is None:
                 raise StorageError(f"No study {study!r} in {path}; it holds "
                                    f"{', '.join(map(repr, names)) or 'none'}.")
-            with _located("studies row"):
+            with stored_rows.located("studies row"):
                 columns = stored_rows.study_columns(stored)
             space = ParameterSpace(
                 names=tuple(columns["parameter_names"]),

@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from modelfit_core.contracts.errors import StorageError
 
@@ -171,6 +174,48 @@ def study_columns(stored: dict[str, Any]) -> dict[str, Any]:
         decoded["data_identity"] = identity
     if "name" in stored and not isinstance(stored["name"], str):
         raise DamagedRow(f"column name holds {_short(stored['name'])}, not text")
+    return decoded
+
+
+@contextlib.contextmanager
+def located(where: str):
+    """A :class:`DamagedRow` raised in the block names ``where``."""
+    try:
+        yield
+    except DamagedRow as exc:
+        raise DamagedRow(f"{where}: {exc}") from None
+
+
+def parameter_count(connection: sqlite3.Connection, study: str) -> int:
+    """How many parameters the study fits (its evaluations hold as many values)."""
+    row = connection.execute("SELECT parameter_names FROM studies WHERE name = ?",
+                             (study,)).fetchone()
+    if row is None:
+        raise DamagedRow("its evaluations have no studies row")
+    with located("studies row"):
+        return len(names(row[0], "parameter_names"))
+
+
+def evaluation(entry, width: int, objective_names, has_told: bool) -> dict[str, Any]:
+    """The decoded columns of one ``evaluations`` row (``entry``: parameters, error,
+    diverged, objective_errors, told, objectives, told_objectives)."""
+    parameters, error, diverged, errors, told, objectives, told_objectives = entry
+    decoded = {
+        "parameters": numbers(parameters, "parameters", width),
+        "error": number(error, "error", allow_none=True),
+        "diverged": bool(integer(diverged, "diverged", 0)),
+        "objective_errors": objective_errors(errors, "objective_errors"),
+        "told": number(told, "told", finite=False, allow_none=True)
+        if has_told else None,
+    }
+    if decoded["error"] is None:
+        decoded["error"] = np.inf
+    if objective_names:
+        count = len(objective_names)
+        decoded["objectives"] = [np.inf if v is None else v for v in numbers(
+            objectives, "objectives", count, allow_none=True)]
+        decoded["told_objectives"] = numbers(told_objectives, "told_objectives",
+                                                         count)
     return decoded
 
 

@@ -75,8 +75,8 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from modelfit_core.tools.config import (build_fitter, dashboard_of, load_config,
-                                            output_directory)
+    from modelfit_core.tools.config import build_fitter, dashboard_of, load_config
+    from modelfit_core.tools.config_files import output_directory
     from modelfit_core.tools.plotting import plot_traces
     config = load_config(args.config)
     if args.resume and not config.get("fit", "storage"):
@@ -184,7 +184,7 @@ def _cmd_results(args) -> int:
 
 def _check_output_folder(path: Path) -> None:
     from modelfit_core.contracts.errors import ConfigurationError
-    from modelfit_core.tools.config import unusable_folder
+    from modelfit_core.tools.config_files import unusable_folder
     problem = unusable_folder(path)
     if problem is not None:
         raise ConfigurationError(f"--output {escaped(path)} {problem}; choose another "
