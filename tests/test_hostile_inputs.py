@@ -515,3 +515,18 @@ def test_a_first_round_that_diverges_entirely_stops_naming_the_cause(passive_dat
     message = str(info.value)
     assert "first round diverged" in message and "'v'" in message and "step" in message
     assert len(read_results(tmp_path / "fit.db", "s")) == 30  # the round is kept
+
+
+def test_use_units_false_adds_plain_number_errors_as_the_manual_says(spy, data):
+    """Two outputs in different units with plain-number normalizations: refused with
+    units, accepted (a sum of SI values) with use_units=False."""
+    from modelfit_core.contracts.units import UnitMismatchError
+    model = PASSIVE_MODEL + "dw/dt = (gl*(El - v) - w)/ms : amp\n"
+    outputs = {"v": data["v"], "w": np.zeros(np.shape(data["v"])) * amp}
+    metric = {"v": MSEMetric(normalization=2.0), "w": MSEMetric(normalization=3.0)}
+    with pytest.raises(UnitMismatchError):
+        fit_once(fitter_with(spy, data, model=model, output=outputs,
+                             param_init={"v": El, "w": 0 * amp}), metric=metric)
+    with pytest.raises(AssertionError, match="simulated"):  # every check passed
+        fit_once(fitter_with(spy, data, model=model, output=outputs, use_units=False,
+                             param_init={"v": El, "w": 0 * amp}), metric=metric)

@@ -238,7 +238,7 @@ class Fitter(ManualAttributes):
         """``metric`` checked against the recordings (see :class:`Objective`)."""
         return Objective.build(self.problem, metric, online=online,
                                penalty=self.problem.penalty, owner=self._owner,
-                               objectives=objectives)
+                               objectives=objectives, use_units=self.use_units)
 
     # -- the manual's round building blocks ----------------------------------------------
     def optimization_iter(self, optimizer, metric=None, penalty=None):

@@ -207,7 +207,8 @@ class Objective:
 
     @classmethod
     def build(cls, problem, metric, *, online: bool = False, penalty: str | None = None,
-              owner: str = "TraceFitter", objectives: str | None = None) -> "Objective":
+              owner: str = "TraceFitter", objectives: str | None = None,
+              use_units: bool = True) -> "Objective":
         """Check ``metric`` (one, or ``{output: metric}``) against the recordings.
 
         Raises
@@ -216,8 +217,9 @@ class Objective:
             A metric of the wrong kind for its output, data the metric rejects,
             or ``online`` with a metric that is no least-squares metric.
         UnitMismatchError
-            Errors of several outputs that cannot be added (with ``objectives``,
-            they need not: the total is then a dimensionless sum of SI values).
+            Errors of several outputs that cannot be added (with ``objectives``, or
+            ``use_units=False``, they need not: the total is then a dimensionless sum
+            of SI values, as brian2modelfitting adds them).
         """
         recordings = problem.recordings
         metrics = metrics_per_output(metric, recordings.output_names)
@@ -231,7 +233,9 @@ class Objective:
         output_dims = problem.output_dims
         dims = {name: normalized_dimensions(m, output_dims[name]) for name, m in metrics.items()}
         several = layout(objectives, metrics, recordings.output_names, output_dims, penalty)
-        if len({str(d) for d in dims.values()}) > 1 and several:
+        if len({str(d) for d in dims.values()}) > 1 and (several or not use_units):
+            # with several objectives, or use_units=False as the manual says (errors are
+            # plain numbers, normalizations too): the total is a sum of SI values
             dims = dict.fromkeys(dims, DIMENSIONLESS)
         if len({str(d) for d in dims.values()}) > 1:
             listing = ", ".join(f"{n}: {d if d is not DIMENSIONLESS else '1'}"

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import attrs
 import numpy as np
+from brian2.units.fundamentalunits import DIMENSIONLESS
 
 from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError, ParameterError,
                                             SimulationError)
@@ -71,7 +72,8 @@ class _Residuals:
         return self.select(simulated - self.data)
 
 
-def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residuals], Any]:
+def _residual_makers(problem: FittingProblem, metric,
+                     use_units: bool = True) -> tuple[dict[str, _Residuals], Any]:
     """Validate ``metric`` (one least-squares metric or one per output) -> residual
     makers, error dim.
 
@@ -112,6 +114,9 @@ def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residu
             raise ConfigurationError("t_start is beyond the end of the traces.")
         makers[name] = _Residuals(name=name, data=data, start=form.start_step,
                                   weights=weights, scale=float(form.scale))
+    if len({str(d) for d in dims.values()}) > 1 and not use_units:
+        # use_units=False, as the manual says: plain numbers, SI values added
+        dims = dict.fromkeys(dims, DIMENSIONLESS)
     if len({str(d) for d in dims.values()}) > 1:
         raise ConfigurationError(
             "The normalized errors of the outputs have different units and cannot be "
@@ -348,7 +353,7 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     best = fit_space.to_dict(best_vector, use_units=True) \
         if fit_space is not None and best_vector is not None else {}
     x0 = _start_vector(problem, best, params, space)
-    makers, error_dim = _residual_makers(problem, metric)
+    makers, error_dim = _residual_makers(problem, metric, use_units)
     prepared = _prepare(problem, space, makers, calc_gradient, optimize, level)
     evaluator = _Evaluator(space, makers, prepared, calc_gradient, iteration)
 
