@@ -530,3 +530,24 @@ def test_use_units_false_adds_plain_number_errors_as_the_manual_says(spy, data):
     with pytest.raises(AssertionError, match="simulated"):  # every check passed
         fit_once(fitter_with(spy, data, model=model, output=outputs, use_units=False,
                              param_init={"v": El, "w": 0 * amp}), metric=metric)
+
+
+def test_compat_methods_with_wrong_arguments_name_them_before_any_round(data):
+    from modelfit_core import NevergradOptimizer
+    from modelfit_core import TraceFitter
+    fitter = TraceFitter(model=PASSIVE_MODEL, input={"I": data["I"]},
+                         output={"v": data["v"]}, dt=DT, n_samples=4, param_init={"v": El})
+    optimizer = NevergradOptimizer(seed=1)
+    fitter.fit(optimizer, MSEMetric(), n_rounds=0, callback=None, **BOUNDS)
+    for args, words in (((None, None), "optimizer"),
+                        ((NevergradOptimizer(seed=2), None), "optimizer"),
+                        ((optimizer, MSEMetric()), "metric")):
+        with pytest.raises(ModelfitError, match=words):
+            fitter.optimization_iter(*args)
+    assert not fitter.history.rounds  # nothing was run or stored
+    with pytest.raises(ArgumentTypeError, match="n_neurons"):
+        fitter.setup_neuron_group(None, {"El": El})
+    with pytest.raises(ArgumentTypeError, match="namespace"):
+        fitter.setup_neuron_group(4, "El")
+    with pytest.raises(ConfigurationError, match="output_var"):
+        fitter.setup_simulator("net", 4, "nope", {"v": El})
