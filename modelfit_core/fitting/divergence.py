@@ -40,6 +40,15 @@ def first_non_finite(result: SimulationResult | None) -> tuple[str, int] | None:
     return found
 
 
+def negative_definite(space: ParameterSpace) -> list[str]:
+    """Fitted parameters of a dimension that must be positive (siemens, farad, second)
+    whose bounds hold no positive value: the likely cause of a whole round diverging."""
+    from brian2 import farad, get_dimensions, second, siemens
+    positive = {get_dimensions(siemens), get_dimensions(farad), get_dimensions(second)}
+    return [name for name, dim, high in zip(space.names, space.dims, space.upper)
+            if dim in positive and high <= 0]
+
+
 def all_diverged_error(result: SimulationResult | None, space: ParameterSpace,
                        param_init: dict[str, Any], dt_s: float, n_samples: int,
                        location: str | None) -> SimulationError:
@@ -61,6 +70,10 @@ def all_diverged_error(result: SimulationResult | None, space: ParameterSpace,
                  f"({where[1] * dt_s:.3g} s), for every sampled parameter set: the "
                  f"dynamics blow up over the whole of the bounds ({bounds} in SI), or from "
                  f"the initial values ({initial or 'none given: variables start at 0'})")
+    suspects = negative_definite(space)
+    if suspects:
+        cause += (f"; the bounds of {', '.join(map(repr, suspects))} are all <= 0, where a "
+                  f"conductance, capacitance or time constant must be positive")
     kept = f" The round is stored in {location}." if location else ""
     return SimulationError(
         f"Every one of the {n_samples} simulations of the first round diverged (NaN or "
