@@ -309,9 +309,12 @@ def test_no_meaningless_value_passes_the_config_readers(project, value):
        template=st.sampled_from(["{} * mV", "-70*mV + {}", "{}", "v_rest_{} + 1*mV",
                                  "clip({}, -80*mV, 0*mV)"]))
 def test_any_unknown_name_in_an_initial_expression_is_refused(spy, data, name, template):
+    # names are resolved when the fit starts (a script may define them after creating
+    # the fitter); refused then, before anything is simulated (the spy would say)
     expression = template.format(name)
+    fitter = fitter_with(spy, data, param_init={"v": expression})
     with pytest.raises(ModelfitError, match=name):
-        fitter_with(spy, data, param_init={"v": expression})
+        fit_once(fitter)
 
 
 def test_cli_files_that_are_not_databases_or_folders(good_db, tmp_path):
@@ -551,3 +554,11 @@ def test_compat_methods_with_wrong_arguments_name_them_before_any_round(data):
         fitter.setup_neuron_group(4, "El")
     with pytest.raises(ConfigurationError, match="output_var"):
         fitter.setup_simulator("net", 4, "nope", {"v": El})
+
+
+def test_a_name_defined_after_the_fitter_is_found_when_the_fit_starts(spy, data):
+    """As Brian's run() (and brian2modelfitting): names are resolved at fit()."""
+    fitter = fitter_with(spy, data, param_init={"v": "v_later + 0*mV"})
+    v_later = -70 * mV  # noqa: F841 - found in this frame by fit()
+    with pytest.raises(AssertionError, match="simulated"):  # every check passed
+        fitter.fit(n_rounds=1, callback=None, **BOUNDS)

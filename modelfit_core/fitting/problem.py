@@ -22,9 +22,9 @@ from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import RemoteScoring, SingleRunDelegation
 from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
-from modelfit_core.model.equations import (ModelDescription, check_param_init,
-                                           check_refractory_value, check_units,
-                                           describe_model, initial_values)
+from modelfit_core.model.equations import (ModelDescription, check_expression_names,
+                                           check_param_init, check_refractory_value,
+                                           check_units, describe_model, initial_values)
 from modelfit_core.model.namespace import identifiers_in, select, user_namespace
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.model.recordings import Recordings
@@ -203,9 +203,20 @@ class FittingProblem:
             self.threshold, self.reset, self.refractory, self.param_init, self.penalty)
         return select(combined, names)
 
+    def check_initial_expressions(self, namespace: Mapping[str, Any]) -> None:
+        """Every name in a ``param_init`` expression exists with ``namespace`` (the fit's,
+        resolved when it starts), before anything compiles."""
+        known = (set(namespace) | set(self.recordings.inputs)
+                 | {f"{name}_target" for name in self.recordings.output_names})
+        for name, value in self.param_init.items():
+            if isinstance(value, str):
+                check_expression_names(f"param_init[{name!r}]", value, self.model, known)
+
     def check_units(self, namespace: Mapping[str, Any]) -> None:
         """Brian's unit check of the equations with the inputs, and of the threshold,
-        reset, refractoriness and method, before anything compiles."""
+        reset, refractoriness and method, before anything compiles (and the names of
+        the initial values' expressions)."""
+        self.check_initial_expressions(namespace)
         check_units(self.model, self.recordings.inputs, self._targets({}), namespace,
                     threshold=self.threshold, reset=self.reset, refractory=self.refractory,
                     method=self.method)

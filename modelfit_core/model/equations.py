@@ -213,6 +213,9 @@ def check_param_init(param_init: Mapping[str, Any] | None, description: ModelDes
     every name a variable of the model, every value one finite number of the right
     units, every expression made of names that exist (model variables, inputs,
     ``known_names``, Brian's units, functions and constants), none of them NaN or inf.
+    Names are resolved when the fit starts (the caller may define them after creating
+    the fitter): here only NaN and inf are refused in expressions;
+    :func:`check_expression_names` checks the rest with the fit's namespace.
 
     Raises
     ------
@@ -223,11 +226,12 @@ def check_param_init(param_init: Mapping[str, Any] | None, description: ModelDes
     initial_values(param_init, description, fitted=set())
     for name, value in (param_init or {}).items():
         if isinstance(value, str):
-            check_expression_names(f"param_init[{name!r}]", value, description, known_names)
+            check_expression_names(f"param_init[{name!r}]", value, description, known_names,
+                                   only_meaningless=True)
 
 
 def check_expression_names(label: str, expression: str, description: ModelDescription,
-                           known_names) -> None:
+                           known_names, only_meaningless: bool = False) -> None:
     """Every name in ``expression`` (the value of ``label``) exists, and none is NaN or
     inf: model variables, inputs, ``known_names``, Brian's units, functions, constants.
 
@@ -248,7 +252,7 @@ def check_expression_names(label: str, expression: str, description: ModelDescri
             f"{label} = {expression!r} uses {', '.join(meaningless)}: every simulation "
             f"would use a value that is not a finite number. Give a finite value.")
     unknown = sorted(used - known - _MEANINGLESS)
-    if unknown:
+    if unknown and not only_meaningless:
         quoted = ", ".join('"' + name + '"' for name in unknown)
         raise ModelDefinitionError(
             f"{label} = {expression!r} uses {quoted}, defined "

@@ -409,6 +409,8 @@ def build_fitter(config: FitConfig):
                       threshold=config.get("model", "threshold"),
                       reset=config.get("model", "reset"), refractory=refractory,
                       param_init=param_init, namespace=namespace)
+        # a config's names are all in it: the initial values' expressions checked now
+        fitter.problem.check_initial_expressions(fitter.problem.resolve_namespace())
     except StorageError as exc:
         raise config.error("fit", "storage", str(exc)) from exc
     except ConfigurationError as exc:  # the fitter's own checks: name the key they concern
