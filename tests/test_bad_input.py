@@ -186,9 +186,9 @@ def test_plain_number_bounds_in_fit(spy, data):
 
 
 def test_param_init_for_unknown_variable(spy, data):
-    fitter = fitter_with(spy, data, param_init={"v": El, "u": 0 * mV})
+    # refused when the fitter is created, as brian2modelfitting does
     with pytest.raises(ModelDefinitionError, match="param_init sets 'u'"):
-        fit_once(fitter)
+        fitter_with(spy, data, param_init={"v": El, "u": 0 * mV})
 
 
 def test_param_init_for_fitted_parameter(spy, data):
@@ -198,9 +198,8 @@ def test_param_init_for_fitted_parameter(spy, data):
 
 
 def test_param_init_with_wrong_units(spy, data):
-    fitter = fitter_with(spy, data, param_init={"v": 10 * nS})
     with pytest.raises(UnitMismatchError, match="param_init\\['v'\\]"):
-        fit_once(fitter)
+        fitter_with(spy, data, param_init={"v": 10 * nS})
 
 
 # -- metrics ---------------------------------------------------------------------------

@@ -181,6 +181,22 @@ def test_nan_statistics_are_dropped_with_a_warning():
     assert inferencer.posterior is not None
 
 
+def test_the_prior_is_over_the_parameters_own_values():
+    """init_prior as in the manual's example: the box is the bounds in SI (the rescaling
+    for training stays inside); samples drawn from it are SI values in the bounds."""
+    inferencer = make_inferencer()
+    prior = inferencer.init_prior(**BOUNDS)
+    names = inferencer.space.names
+    lower = [float(min(BOUNDS[n])) for n in names]
+    upper = [float(max(BOUNDS[n])) for n in names]
+    np.testing.assert_allclose(prior.base_dist.low.numpy(), lower, rtol=1e-6)
+    np.testing.assert_allclose(prior.base_dist.high.numpy(), upper, rtol=1e-6)
+    drawn = np.asarray(prior.sample((50,)))
+    assert ((drawn >= np.array(lower) * (1 - 1e-6)) & (drawn <= np.array(upper) * (1 + 1e-6))).all()
+    theta = inferencer.generate_training_data(20, prior)
+    assert ((theta >= np.array(lower) * (1 - 1e-6)) & (theta <= np.array(upper) * (1 + 1e-6))).all()
+
+
 def test_training_data_go_through_the_backend_in_fixed_batches():
     calls = []
 

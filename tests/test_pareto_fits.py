@@ -169,9 +169,10 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path):
     with connection:  # what modelfit 0.2 wrote
         for table, column in (("evaluations", "objectives"),
                               ("evaluations", "told_objectives"),
-                              ("studies", "objective_names")):
+                              ("studies", "objective_names"),
+                              ("studies", "data_identity")):
             connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        for table in ADDED_IN_3:
+        for table in (*ADDED_IN_3, "normal_equations"):
             connection.execute(f"DROP TABLE {table}")
         connection.execute("PRAGMA user_version = 1")
     connection.close()

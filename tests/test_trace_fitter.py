@@ -270,7 +270,8 @@ def test_callback_arguments(make_fitter):
         assert float(call["best_error"]) <= np.min(record.errors)
         assert set(call["info"]) >= {"best_params_text", "diverged", "objective_errors",
                                      "objective_errors_normalized", "output_var"}
-        assert isinstance(call["errors"], list)
+        # one array of the round's errors, a Quantity in the error's units (as the reference)
+        assert isinstance(call["errors"], np.ndarray) and call["errors"].dim is V2
         assert call["info"]["best_params_text"].startswith("gl=")
         assert not call["info"]["diverged"].any()
     assert recorder.calls[-1]["best_params"] == fitter.best_params
@@ -396,11 +397,15 @@ def test_diverging_parameter_sets_are_flagged_and_never_best(make_fitter):
 
 
 def test_fit_where_everything_diverges(make_fitter):
+    """The first round diverges entirely: the fit stops after it, naming the cause."""
+    from modelfit_core.contracts.errors import SimulationError
     fitter = make_fitter(n_samples=3)
-    best, error = fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=1), callback=None,
-                             gl=[-5 * uS, -4 * uS], C=[10 * pF, 20 * pF])
-    assert best is None and error is None
-    assert fitter.results(format="dataframe")["diverged"].all()
+    with pytest.raises(SimulationError, match="first round diverged.*'gl'"):
+        fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=1), callback=None,
+                   gl=[-5 * uS, -4 * uS], C=[10 * pF, 20 * pF])
+    assert fitter.best_params is None and fitter.best_error is None
+    frame = fitter.results(format="dataframe")
+    assert frame["diverged"].all() and set(frame["round"]) == {0}  # one round, kept
     from modelfit_core.contracts.errors import FitStateError
     with pytest.raises(FitStateError, match="diverged"):
         fitter.generate_traces()

@@ -14,7 +14,7 @@ import numpy as np
 from brian2 import second
 from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.units import seconds
 
 # The manual names the parameters of get_features() and calc() differently in Metric,
@@ -30,6 +30,32 @@ def compares_spikes(metric: Any) -> bool:
     """Whether ``metric`` compares spike trains (``compares = "spikes"``) rather than traces."""
     return getattr(metric, "compares", "traces") == SPIKES
 
+
+
+def check_normalization(normalization) -> None:
+    """A metric's ``normalization``: a number or a quantity (``10*mV``), finite and not
+    zero; text such as ``"mV"`` (a config file's unit without a number) is refused.
+
+    Raises
+    ------
+    ArgumentTypeError
+        Not a number or quantity.
+    ConfigurationError
+        NaN, infinite or zero.
+    """
+    if isinstance(normalization, (str, bytes, bool)) or normalization is None:
+        raise ArgumentTypeError(f"normalization must be a number or a quantity such as "
+                                f"10*mV; got {normalization!r}.")
+    try:
+        values = np.asarray(normalization, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"normalization must be a number or a quantity such as "
+                                f"10*mV; got {normalization!r}.") from None
+    if not np.isfinite(values).all():
+        raise ConfigurationError(f"normalization must be finite; got {normalization!r} (every "
+                                 f"error would be NaN or zero).")
+    if np.any(values == 0):
+        raise ConfigurationError("normalization must not be zero.")
 
 class Metric:
     """Common options of every metric.
@@ -66,8 +92,7 @@ class Metric:
                                          "non-negative weights, one per time step, not all "
                                          "zero (NaN and inf are not weights).")
         self.t_weights = t_weights
-        if np.any(np.asarray(normalization) == 0):
-            raise ConfigurationError("normalization must not be zero.")
+        check_normalization(normalization)
         self.normalization = normalization
 
     @property

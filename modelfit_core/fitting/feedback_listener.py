@@ -10,6 +10,8 @@ plugin does and calls the feedback as the manual says.
 
 from __future__ import annotations
 
+import numpy as np
+
 from modelfit_core.contracts.units import error_quantity
 from modelfit_core.fitting.fit import Fit
 from modelfit_core.fitting.fit_arguments import feedback_arity
@@ -36,8 +38,10 @@ class FeedbackListener:
         results = FitResults(fit, use_units)
         params = [fit.space.to_dict(row, use_units) for row in round_record.parameters]
         dim = fit.objective.error_dim
-        errors = [error_quantity(float(e), dim) if use_units else float(e)
-                  for e in round_record.errors]
+        # the round's errors as one array, a Quantity with units, as brian2modelfitting
+        # passes them (refine() passes the errors of every evaluation so far, alike)
+        values = np.asarray(round_record.errors, dtype=float)
+        errors = error_quantity(values, dim) if use_units else values
         names = fit.problem.output_names
         raw = results.best_objective_errors or {}
         normalized = results.best_objective_errors_normalized or {}

@@ -36,6 +36,7 @@ from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import FIT_SIMULATION, FittingProblem
 from modelfit_core.fitting.replay import (AskedPoints, ask_points, initialize_optimizer,
                                           replay_rounds, tell_round)
+from modelfit_core.fitting.divergence import all_diverged_error
 from modelfit_core.fitting.study_identity import describe_study
 from modelfit_core.fitting.told_errors import errors_for_optimizer, objectives_for_optimizer
 from modelfit_core.model.namespace import user_stacklevel
@@ -286,6 +287,10 @@ class Fit:
                     if improved:
                         events.best_improved(self.history.best_vector, self.history.best_error)
                     committing.reraise()  # the round is complete everywhere: stop after it
+                    if record.index == 0 and record.diverged.all():
+                        raise all_diverged_error(result, self.space, self.problem.param_init,
+                                                 float(self.problem.dt), len(record.errors),
+                                                 location)
                     if stop:
                         break
         finally:

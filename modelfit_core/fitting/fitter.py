@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError, FitStateError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError, FitStateError
 from modelfit_core.fitting import generation, manual_network, pareto_results
 from modelfit_core.fitting.dashboard_launch import watch_with_dashboard
 from modelfit_core.fitting.events import FitEvents
@@ -238,7 +238,7 @@ class Fitter(ManualAttributes):
         """``metric`` checked against the recordings (see :class:`Objective`)."""
         return Objective.build(self.problem, metric, online=online,
                                penalty=self.problem.penalty, owner=self._owner,
-                               objectives=objectives)
+                               objectives=objectives, use_units=self.use_units)
 
     # -- the manual's round building blocks ----------------------------------------------
     def optimization_iter(self, optimizer, metric=None, penalty=None):
@@ -261,6 +261,21 @@ class Fitter(ManualAttributes):
         if fit is None:
             raise FitStateError("optimization_iter() runs a round of a started fit: call "
                                 "fit(optimizer, metric, n_rounds=0, **bounds) first.")
+        # checked before the round runs, so that a wrong argument stores nothing
+        if optimizer is None or not hasattr(optimizer, "recommend"):
+            raise ArgumentTypeError(f"optimization_iter(optimizer, metric): optimizer must "
+                                    f"be the fit's optimizer ({fit.optimizer!r}); got "
+                                    f"{optimizer!r}.")
+        if optimizer is not fit.optimizer:
+            raise ConfigurationError(f"optimization_iter(optimizer, metric): optimizer "
+                                     f"{optimizer!r} is not the one the fit was started with "
+                                     f"({fit.optimizer!r}); pass that one, or start a fit "
+                                     f"with this one (fit(..., n_rounds=0, restart=True)).")
+        metric = fit.metric if metric is None else metric  # None: the fit's own
+        if metric is not fit.metric:
+            raise ConfigurationError(f"optimization_iter(optimizer, metric): metric "
+                                     f"{metric!r} is not the fit's ({fit.metric!r}); pass "
+                                     f"that one (or None).")
         self._fit(optimizer, metric, 1, None, restart=False, start_iteration=None,
                   penalty=penalty, resume=False, level=0, objectives=None,
                   online_error=bool(fit.objective.online), bounds={})

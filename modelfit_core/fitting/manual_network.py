@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from modelfit_core.contracts.errors import ConfigurationError
+import numpy as np
+
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.fitting.problem import FittingProblem
 from modelfit_core.fitting.refine import sensitivity_model
 from modelfit_core.model.parameters import ParameterSpace
@@ -44,9 +46,15 @@ def _spec(problem: FittingProblem, n_neurons: int, namespace: Mapping[str, Any],
           space: ParameterSpace, *, calc_gradient: bool, optimize: bool, online_error: bool,
           t_start: float, name: str):
     n_traces = problem.n_traces
-    if not isinstance(n_neurons, int) or n_neurons < n_traces or n_neurons % n_traces:
-        raise ConfigurationError(f"n_neurons must be a positive multiple of the number of "
-                                 f"input traces ({n_traces}); got {n_neurons!r}.")
+    if isinstance(n_neurons, bool) or not isinstance(n_neurons, (int, np.integer)) \
+            or n_neurons < n_traces or n_neurons % n_traces:
+        raise ArgumentTypeError(f"n_neurons must be a positive multiple of the number of "
+                                f"input traces ({n_traces}); got {n_neurons!r}.")
+    n_neurons = int(n_neurons)
+    if namespace is not None and not isinstance(namespace, Mapping):
+        raise ArgumentTypeError(f"namespace must be a dict of the names the model uses "
+                                f"(e.g. {{'El': -70*mV}}); got {namespace!r}.")
+    namespace = dict(namespace or {})
     model_text = reset = extra_init = None
     if calc_gradient:
         extended = sensitivity_model(problem, space, optimize)
@@ -87,6 +95,22 @@ def neuron_group(problem: FittingProblem, registry: Registry, n_neurons: int,
     return _builder(registry, NEURON_GROUP_BUILDER)(spec, name)
 
 
+def check_output_var(problem: FittingProblem, output_var) -> None:
+    """``output_var`` names outputs of the fit (``'spikes'`` included), one or a list."""
+    names = [output_var] if isinstance(output_var, str) else output_var
+    if not isinstance(names, (list, tuple)) or not names \
+            or not all(isinstance(n, str) for n in names):
+        raise ArgumentTypeError(f"output_var must name an output of the fit (one of "
+                                f"{', '.join(map(repr, problem.output_names))}) or be a "
+                                f"list of them; got {output_var!r}.")
+    known = set(problem.output_names) | set(problem.model.equations.names)
+    unknown = [n for n in names if n not in known and n != "spikes"]
+    if unknown:
+        raise ConfigurationError(f"output_var names {', '.join(map(repr, unknown))}, which "
+                                 f"is no variable of the model; the fit's outputs are "
+                                 f"{', '.join(map(repr, problem.output_names))}.")
+
+
 def simulator(problem: FittingProblem, registry: Registry, network_name: str,
               n_neurons: int, output_var: str | Sequence[str],
               param_init: Mapping[str, Any] | None, namespace: Mapping[str, Any],
@@ -96,6 +120,13 @@ def simulator(problem: FittingProblem, registry: Registry, network_name: str,
     the group of :func:`neuron_group` (named ``neurons``) and monitors of
     ``output_var`` (``statemonitor``, and ``spikemonitor`` for ``'spikes'``);
     ``param_init`` is set before every run."""
+    check_output_var(problem, output_var)
+    if not isinstance(network_name, str):
+        raise ArgumentTypeError(f"network_name must be a string naming the network; got "
+                                f"{network_name!r}.")
+    if param_init is not None and not isinstance(param_init, Mapping):
+        raise ArgumentTypeError(f"param_init must be a dict of initial values (or None); "
+                                f"got {param_init!r}.")
     spec = _spec(problem, n_neurons, namespace, space, calc_gradient=calc_gradient,
                  optimize=optimize, online_error=online_error, t_start=t_start,
                  name="neurons")

@@ -21,13 +21,35 @@ from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES, compares_spikes
 from modelfit_core.contracts.protocols import MetricWithUnits, ResidualForm
 from modelfit_core.contracts.simulation import SimulationResult
-from modelfit_core.contracts.units import error_quantity
+from modelfit_core.contracts.units import error_quantity, unit_text
 from modelfit_core.fitting import online_error
 from modelfit_core.fitting.multiobjective import layout
 from modelfit_core.model.namespace import user_stacklevel
 from modelfit_core.model.recordings import Recordings
 from modelfit_core.results.history import History, OutputErrors
 
+
+
+def check_penalty_units(model, penalty: str, error_dim) -> None:
+    """The ``penalty`` variable is added to the error: its units must be the error's
+    (after the metric's normalization), as brian2modelfitting checks.
+
+    Raises
+    ------
+    UnitMismatchError
+        Naming the penalty, its units and the error's.
+    """
+    try:
+        penalty_dim = model.dimension_of(penalty)
+    except (KeyError, AttributeError):
+        return  # an unknown name is reported by the model check
+    if penalty_dim != error_dim:
+        shown = {dim: unit_text(dim) for dim in (penalty_dim, error_dim)}
+        raise UnitMismatchError(
+            f"penalty={penalty!r} is in {shown[penalty_dim]} but the errors it is added to "
+            f"are in {shown[error_dim]}; declare the penalty variable with the error's units "
+            f"(e.g. '{penalty} : {shown[error_dim]}'), or normalize the metric so that "
+            f"the error has the penalty's units.")
 
 @attrs.frozen
 class Scores:
@@ -73,16 +95,18 @@ def metrics_per_output(metric, output_names: list[str]) -> dict[str, Any]:
 
 
 def check_metric_kinds(metrics: Mapping[str, Any], owner: str) -> None:
-    """Spike outputs need spike metrics and trace outputs trace metrics."""
+    """Spike outputs need spike metrics and trace outputs trace metrics; a metric of
+    the wrong kind is an :class:`ArgumentTypeError` (a ``TypeError``, as
+    brian2modelfitting raises, and a modelfit error)."""
     for name, metric in metrics.items():
         spiky = compares_spikes(metric)
         if name == SPIKES and not spiky:
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"{type(metric).__name__} compares traces, but the output 'spikes' holds "
                 f"spike trains. Use a spike metric such as GammaFactor(delta=..., "
                 f"time=...).")
         if name != SPIKES and spiky:
-            raise ConfigurationError(
+            raise ArgumentTypeError(
                 f"{type(metric).__name__} compares spike trains, but {owner} fits "
                 f"the trace {name!r}. Use a trace metric such as MSEMetric(), or fit "
                 f"output={{'spikes': ...}} (SpikeFitter).")
@@ -183,7 +207,8 @@ class Objective:
 
     @classmethod
     def build(cls, problem, metric, *, online: bool = False, penalty: str | None = None,
-              owner: str = "TraceFitter", objectives: str | None = None) -> "Objective":
+              owner: str = "TraceFitter", objectives: str | None = None,
+              use_units: bool = True) -> "Objective":
         """Check ``metric`` (one, or ``{output: metric}``) against the recordings.
 
         Raises
@@ -192,8 +217,9 @@ class Objective:
             A metric of the wrong kind for its output, data the metric rejects,
             or ``online`` with a metric that is no least-squares metric.
         UnitMismatchError
-            Errors of several outputs that cannot be added (with ``objectives``,
-            they need not: the total is then a dimensionless sum of SI values).
+            Errors of several outputs that cannot be added (with ``objectives``, or
+            ``use_units=False``, they need not: the total is then a dimensionless sum
+            of SI values, as brian2modelfitting adds them).
         """
         recordings = problem.recordings
         metrics = metrics_per_output(metric, recordings.output_names)
@@ -207,7 +233,9 @@ class Objective:
         output_dims = problem.output_dims
         dims = {name: normalized_dimensions(m, output_dims[name]) for name, m in metrics.items()}
         several = layout(objectives, metrics, recordings.output_names, output_dims, penalty)
-        if len({str(d) for d in dims.values()}) > 1 and several:
+        if len({str(d) for d in dims.values()}) > 1 and (several or not use_units):
+            # with several objectives, or use_units=False as the manual says (errors are
+            # plain numbers, normalizations too): the total is a sum of SI values
             dims = dict.fromkeys(dims, DIMENSIONLESS)
         if len({str(d) for d in dims.values()}) > 1:
             listing = ", ".join(f"{n}: {d if d is not DIMENSIONLESS else '1'}"
@@ -217,9 +245,12 @@ class Objective:
                 f"added. Give one metric per output with a normalization that makes them "
                 f"compatible, e.g. metric={{'v': MSEMetric(normalization=10*mV), "
                 f"'w': MSEMetric(normalization=0.1*nA)}}.")
+        error_dim = next(iter(dims.values()))
+        if penalty and not several:
+            check_penalty_units(problem.model, penalty, error_dim)
         return cls(metrics=metrics, recordings=recordings, output_dims=output_dims,
                    dt=problem.dt, online=forms, penalty=penalty,
-                   error_dim=next(iter(dims.values())), **several)
+                   error_dim=error_dim, **several)
 
     # -- what the simulation must provide ------------------------------------------------
     @property

@@ -17,16 +17,19 @@ import attrs
 import numpy as np
 from brian2 import Quantity, get_dimensions, second
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ConfigurationError, ParameterError
 from modelfit_core.contracts.units import UnitMismatchError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.contracts.protocols import RemoteScoring, SingleRunDelegation
 from modelfit_core.contracts.simulation import SimulationSpec, online_error_variable
-from modelfit_core.model.equations import (ModelDescription, check_units, describe_model,
-                                           initial_values)
+from modelfit_core.model.equations import (ModelDescription, check_expression_names,
+                                           check_param_init, check_refractory_value,
+                                           check_units, describe_model, initial_values)
 from modelfit_core.model.namespace import identifiers_in, select, user_namespace
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.model.recordings import Recordings
+from modelfit_core.model.unit_slips import bound_slips, recording_slips, warn_unit_slips
+from modelfit_core.results.history import RESULT_KEYS, clashing_result_names
 
 GENERATE_ITERATION = 1e9
 """The ``iteration`` value of single runs (``generate``, ``refine``): high, so that a
@@ -120,13 +123,30 @@ class FittingProblem:
                                      extra_code=(threshold, reset, refractory, param_init,
                                                  penalty))
         recordings.output_dims(description)  # raises on units that do not match the model
+        check_refractory_value(refractory)
+        caller_namespace = user_namespace(level)
+        known = (set(caller_namespace) | set(namespace or {}) | set(recordings.inputs)
+                 | {f"{name}_target" for name in recordings.output_names})
+        check_param_init(param_init, description, known_names=known)
+        warn_unit_slips(recording_slips(recordings, float(dt), param_init,
+                                        description.dimension_of))
+        clashing = clashing_result_names(name for name in description.parameters
+                                         if name not in (param_init or {}))
+        if clashing:
+            raise ParameterError(
+                f"The model's parameter{'s' if len(clashing) > 1 else ''} "
+                f"{', '.join(map(repr, clashing))} would be fitted under a name that "
+                f"results() and results.csv use for their own columns ("
+                f"{', '.join(RESULT_KEYS)}, and error_*, normalized_error_*, objective_* "
+                f"per output or objective), so its values would be lost. Rename it in "
+                f"the equations (e.g. g_{clashing[0]}).")
         if SPIKES in recordings.output_names and threshold is None:
             raise ConfigurationError(f"Fitting spikes needs a threshold: pass threshold= "
                                      f"(e.g. threshold='v > -50*mV') to {owner}.")
         return cls(model=description, recordings=recordings, dt=dt, backend=backend,
                    threshold=threshold, reset=reset, refractory=refractory, method=method,
                    param_init=dict(param_init or {}), penalty=penalty,
-                   caller_namespace=user_namespace(level), namespace=dict(namespace or {}))
+                   caller_namespace=caller_namespace, namespace=dict(namespace or {}))
 
     # -- the recordings ---------------------------------------------------------------
     @property
@@ -159,8 +179,10 @@ class FittingProblem:
 
     def parameter_space(self, bounds: Mapping[str, Any]) -> ParameterSpace:
         """The fitted parameters with their ``name=[lower, upper]`` bounds (validated)."""
-        return ParameterSpace.from_bounds(self.model.parameters, bounds,
-                                          fixed=self.fixed_parameters)
+        space = ParameterSpace.from_bounds(self.model.parameters, bounds,
+                                           fixed=self.fixed_parameters)
+        warn_unit_slips(bound_slips(space))
+        return space
 
     def free_parameters(self) -> ParameterSpace:
         """Every parameter not fixed in ``param_init``, without bounds (for single runs
@@ -181,9 +203,20 @@ class FittingProblem:
             self.threshold, self.reset, self.refractory, self.param_init, self.penalty)
         return select(combined, names)
 
+    def check_initial_expressions(self, namespace: Mapping[str, Any]) -> None:
+        """Every name in a ``param_init`` expression exists with ``namespace`` (the fit's,
+        resolved when it starts), before anything compiles."""
+        known = (set(namespace) | set(self.recordings.inputs)
+                 | {f"{name}_target" for name in self.recordings.output_names})
+        for name, value in self.param_init.items():
+            if isinstance(value, str):
+                check_expression_names(f"param_init[{name!r}]", value, self.model, known)
+
     def check_units(self, namespace: Mapping[str, Any]) -> None:
         """Brian's unit check of the equations with the inputs, and of the threshold,
-        reset, refractoriness and method, before anything compiles."""
+        reset, refractoriness and method, before anything compiles (and the names of
+        the initial values' expressions)."""
+        self.check_initial_expressions(namespace)
         check_units(self.model, self.recordings.inputs, self._targets({}), namespace,
                     threshold=self.threshold, reset=self.reset, refractory=self.refractory,
                     method=self.method)

@@ -27,8 +27,10 @@ from typing import Any, Mapping
 
 import attrs
 import numpy as np
+from brian2.units.fundamentalunits import DIMENSIONLESS
 
-from modelfit_core.contracts.errors import ConfigurationError, ParameterError, SimulationError
+from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError, ParameterError,
+                                            SimulationError)
 from modelfit_core.contracts.protocols import LeastSquaresMetric
 from modelfit_core.contracts.simulation import SimulationResult
 from modelfit_core.contracts.units import error_quantity, with_unit
@@ -70,7 +72,8 @@ class _Residuals:
         return self.select(simulated - self.data)
 
 
-def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residuals], Any]:
+def _residual_makers(problem: FittingProblem, metric,
+                     use_units: bool = True) -> tuple[dict[str, _Residuals], Any]:
     """Validate ``metric`` (one least-squares metric or one per output) -> residual
     makers, error dim.
 
@@ -91,8 +94,8 @@ def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residu
     makers, dims = {}, {}
     for name in names:
         m = metric[name] if isinstance(metric, Mapping) else metric
-        if not isinstance(m, LeastSquaresMetric):
-            raise ConfigurationError(
+        if not isinstance(m, LeastSquaresMetric):  # a TypeError, as the reference's
+            raise ArgumentTypeError(
                 f"refine() fits squared differences of traces, so it only takes a "
                 f"least-squares metric such as MSEMetric (for its t_start, t_weights and "
                 f"normalization); got {type(m).__name__} for {name!r}.")
@@ -111,6 +114,9 @@ def _residual_makers(problem: FittingProblem, metric) -> tuple[dict[str, _Residu
             raise ConfigurationError("t_start is beyond the end of the traces.")
         makers[name] = _Residuals(name=name, data=data, start=form.start_step,
                                   weights=weights, scale=float(form.scale))
+    if len({str(d) for d in dims.values()}) > 1 and not use_units:
+        # use_units=False, as the manual says: plain numbers, SI values added
+        dims = dict.fromkeys(dims, DIMENSIONLESS)
     if len({str(d) for d in dims.values()}) > 1:
         raise ConfigurationError(
             "The normalized errors of the outputs have different units and cannot be "
@@ -310,7 +316,10 @@ class _Progress:
             info = {"best_params_text": space.describe(to_si(self.best_x)),
                     "refine": True, "objective_errors": errors,
                     "n_simulations": self.evaluator.n_simulations}
-            if self.feedback(space.to_dict(to_si(x_unit), self.use_units), np.array([total]),
+            # the errors of every evaluation so far, as brian2modelfitting's refine passes
+            # them (an array; a Quantity with units), the container fit() passes too
+            all_errors = self.as_error(np.array(self.errors, dtype=float))
+            if self.feedback(space.to_dict(to_si(x_unit), self.use_units), all_errors,
                              space.to_dict(to_si(self.best_x), self.use_units),
                              self.as_error(self.best_error), self.index, info):
                 raise _StopRefine()
@@ -344,7 +353,7 @@ def refine_fit(problem: FittingProblem, fit_space: ParameterSpace | None,
     best = fit_space.to_dict(best_vector, use_units=True) \
         if fit_space is not None and best_vector is not None else {}
     x0 = _start_vector(problem, best, params, space)
-    makers, error_dim = _residual_makers(problem, metric)
+    makers, error_dim = _residual_makers(problem, metric, use_units)
     prepared = _prepare(problem, space, makers, calc_gradient, optimize, level)
     evaluator = _Evaluator(space, makers, prepared, calc_gradient, iteration)
 

@@ -200,3 +200,78 @@ def check_units(description: ModelDescription, inputs, targets, namespace,
         # Brian warns when a group that never ran is deleted; this one is a probe.
         for obj in (group, *group.contained_objects):
             obj._network = "modelfit unit check"  # pyright: ignore[reportAttributeAccessIssue]
+
+
+_KNOWN_IN_EXPRESSIONS = frozenset({"t", "dt", "i", "N", "t_in_timesteps", "lastspike",
+                                   "not_refractory", "xi", "True", "False", "iteration"})
+_MEANINGLESS = frozenset({"nan", "NaN", "inf", "Inf", "infinity"})
+
+
+def check_param_init(param_init: Mapping[str, Any] | None, description: ModelDescription,
+                     known_names) -> None:
+    """``param_init`` checked when a fitter is created, as brian2modelfitting does:
+    every name a variable of the model, every value one finite number of the right
+    units, every expression made of names that exist (model variables, inputs,
+    ``known_names``, Brian's units, functions and constants), none of them NaN or inf.
+    Names are resolved when the fit starts (the caller may define them after creating
+    the fitter): here only NaN and inf are refused in expressions;
+    :func:`check_expression_names` checks the rest with the fit's namespace.
+
+    Raises
+    ------
+    ModelDefinitionError, UnitMismatchError
+        Naming the entry of ``param_init``.
+    """
+
+    initial_values(param_init, description, fitted=set())
+    for name, value in (param_init or {}).items():
+        if isinstance(value, str):
+            check_expression_names(f"param_init[{name!r}]", value, description, known_names,
+                                   only_meaningless=True)
+
+
+def check_expression_names(label: str, expression: str, description: ModelDescription,
+                           known_names, only_meaningless: bool = False) -> None:
+    """Every name in ``expression`` (the value of ``label``) exists, and none is NaN or
+    inf: model variables, inputs, ``known_names``, Brian's units, functions, constants.
+
+    Raises
+    ------
+    ModelDefinitionError
+        Naming ``label`` and the unknown names.
+    """
+    from brian2.core.functions import DEFAULT_CONSTANTS, DEFAULT_FUNCTIONS
+    from brian2.core.namespace import DEFAULT_UNITS
+
+    known = (set(description.equations.names) | set(known_names) | set(DEFAULT_UNITS)
+             | set(DEFAULT_FUNCTIONS) | set(DEFAULT_CONSTANTS) | _KNOWN_IN_EXPRESSIONS)
+    used = identifiers_in(expression)
+    meaningless = sorted(used & _MEANINGLESS)
+    if meaningless:
+        raise ModelDefinitionError(
+            f"{label} = {expression!r} uses {', '.join(meaningless)}: every simulation "
+            f"would use a value that is not a finite number. Give a finite value.")
+    unknown = sorted(used - known - _MEANINGLESS)
+    if unknown and not only_meaningless:
+        quoted = ", ".join('"' + name + '"' for name in unknown)
+        raise ModelDefinitionError(
+            f"{label} = {expression!r} uses {quoted}, defined "
+            f"nowhere: not a variable of the model, an input, a name of the namespace, "
+            f"nor one of Brian's units or functions. Define it before creating the "
+            f"fitter, pass namespace={{...}}, or correct the name.")
+
+
+def check_refractory_value(refractory) -> None:
+    """A refractory period given as a quantity must be a finite time (a string
+    is a condition or expression Brian checks, False/None mean none)."""
+    if refractory is None or isinstance(refractory, (str, bool)):
+        return
+    try:
+        value = np.asarray(refractory, dtype=float)
+    except (TypeError, ValueError):
+        return  # Brian's own check names the type
+    if value.ndim == 0 and not np.isfinite(value):  # negative: Brian's unit check says
+        raise ModelDefinitionError(
+            f"refractory = {refractory!r} must be a finite time (e.g. 2*ms), a "
+            f"condition such as 'v > -40*mV', or False; NaN or inf would make every "
+            f"simulation meaningless.")

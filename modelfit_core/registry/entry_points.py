@@ -108,6 +108,17 @@ def _scan(path: tuple[str, ...]) -> tuple[tuple[str, tuple], ...]:
     return tuple(found)
 
 
+def scan_entry_points() -> tuple[tuple[str, tuple], ...]:
+    """``(distribution, its modelfit entry points)`` of every installed distribution
+    with some (read once per process)."""
+    return _scan(tuple(sys.path))
+
+
+def kind_of_group(group: str) -> Kind | None:
+    """The plugin kind whose entry-point group is ``group`` (None for the others)."""
+    return _KIND_OF_GROUP.get(group)
+
+
 def disabled_from_env() -> set[str]:
     """The names listed in ``MODELFIT_DISABLE_PLUGINS``."""
     value = os.environ.get(DISABLE_ENV_VAR, "")

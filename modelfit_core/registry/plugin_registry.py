@@ -19,13 +19,16 @@ looking up the affected name raises a clear error.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import importlib
+import warnings
 from typing import Any, Iterable
 
 from modelfit_core.contracts.errors import (DuplicatePluginError, PluginContractError,
                                             PluginLoadError, UnknownPluginError)
 from modelfit_core.contracts.kinds import KIND_NAMES, KINDS, Kind
 from modelfit_core.registry.entry_points import (EXPORTS_GROUP, HOOK_GROUP, SERVICES_GROUP,
+                                                 kind_of_group, scan_entry_points,
                                                  PluginEntry,
                                                  disabled_from_env, keyed_entries,
                                                  read_entries)
@@ -69,8 +72,11 @@ class Registry:
         self._tables: Tables | None = None
         self._rejected: dict[str, dict[str, tuple[type, str]]] = {}
         self._requirements_checked = False
+        self._disabled: dict[tuple[str, str], str] = {}  # (kind, name) -> what disabled it
         if load_entrypoints:
-            self._read(set(disable) | disabled_from_env(), distributions)
+            disabled = set(disable) | disabled_from_env()
+            self._read(disabled, distributions)
+            self._note_disabled(disabled)
         for plugin in plugins:
             self.register(plugin)
 
@@ -90,6 +96,29 @@ class Registry:
             elif entry.kind is not None:  # a class entry (the group of a kind)
                 self._entries[key] = entry
                 self._catalog[entry.kind.name].setdefault(entry.name, []).append(key)
+
+    def _note_disabled(self, disabled: set[str]) -> None:
+        """Remember what ``disabled`` left out (a lookup then says so), and warn about
+        names that match no installed distribution or entry point (a typo disables
+        nothing)."""
+        if not disabled:
+            return
+        known: set[str] = set()
+        for distribution, entry_points in scan_entry_points():
+            known.add(distribution)
+            for entry_point in entry_points:
+                known.add(entry_point.name)
+                kind = kind_of_group(entry_point.group)
+                if kind is not None and (distribution in disabled
+                                         or entry_point.name in disabled):
+                    why = distribution if distribution in disabled else entry_point.name
+                    self._disabled.setdefault((kind.name, entry_point.name), why)
+        for name in sorted(disabled - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            warnings.warn(f"disable_plugins names {name!r}, which is no installed plugin "
+                          f"distribution or entry point, so it disables nothing.{hint} "
+                          f"'modelfit plugins' lists them.", UserWarning, stacklevel=4)
 
     def register(self, plugin: Any, name: str | None = None) -> None:
         """Register a hook plugin (a module or any object with ``@hookimpl`` functions)."""
@@ -176,6 +205,13 @@ class Registry:
             error, message = self._rejected[kind][name]
             raise error(message)
         if not keys:
+            why = self._disabled.get((found.name, name))
+            if why is not None:
+                raise UnknownPluginError(
+                    f"The {found.singular} plugin {name!r} is installed but disabled (by "
+                    f"{why!r} in disable_plugins or MODELFIT_DISABLE_PLUGINS). Remove it "
+                    f"from there to use it, or choose another: "
+                    f"{', '.join(self.names(kind)) or '(none)'}.")
             raise UnknownPluginError(unknown_message(found, name, self.names(kind),
                                                      self.statuses.values()))
         key = keys[0]

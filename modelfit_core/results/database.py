@@ -7,12 +7,13 @@ says what to do; :func:`storage_errors` turns SQLite's own errors into one.
 
 The schema carries a version (``PRAGMA user_version``) and modelfit's
 ``PRAGMA application_id``. Version 4 is written and read. Versions 3 (before
-the gradient optimizer's normal equations), 2 (before the dashboard's tables)
-and 1 (before multi-objective fits) are read as they are, and brought to
-version 4 when opened for writing (tables and columns
-added, nothing else changed: their studies read, resume and continue as
-before; what the new tables hold is then missing for the rounds already
-stored). Version 0 (databases written before the schema had a version) is
+the gradient optimizer's normal equations and before studies recorded their
+data's identity), 2 (before the dashboard's tables) and 1 (before multi-objective
+fits) are read as they are, and brought to version 4 when opened for writing
+(tables and columns added, nothing else changed: their studies read, resume and
+continue as before; what the new tables and columns hold is then missing for
+what was already stored, so a study started before version 4 resumes without
+its data being checked). Version 0 (databases written before the schema had a version) is
 read only (``read_results``, ``modelfit results``): it lacks what resuming
 safely needs.
 """
@@ -20,6 +21,7 @@ safely needs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import stat
@@ -59,7 +61,8 @@ TABLES = {
         optimizer_rounds INTEGER NOT NULL,
         first_iteration INTEGER NOT NULL,
         metric TEXT NOT NULL,
-        objective_names TEXT NOT NULL DEFAULT '[]'""",
+        objective_names TEXT NOT NULL DEFAULT '[]',
+        data_identity TEXT NOT NULL DEFAULT ''""",
     "evaluations": """
         study TEXT NOT NULL,
         round INTEGER NOT NULL,
@@ -130,7 +133,11 @@ TABLES = {
 }
 """The tables of schema version 4 and their columns."""
 
-ADDED_IN_4 = ("normal_equations",)
+ADDED_IN_4 = {"studies": ("data_identity TEXT NOT NULL DEFAULT ''",)}
+"""The column version 4 adds to version 3: what the fit's data were (a content hash of
+each recording, dt, the namespace's values, t_start/t_weights), as JSON; '' for
+studies written before (their data cannot be checked on resume)."""
+TABLES_ADDED_IN_4 = ("normal_equations",)
 """The table version 4 adds to version 3: the normal equations (JᵀJ and Jᵀr of every
 point, float64) each round told a gradient optimizer, which resuming tells again."""
 
@@ -165,8 +172,8 @@ def _columns(definition: str) -> set[str]:
 
 
 COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
-VERSION_3_COLUMNS = {table: columns for table, columns in COLUMNS.items()
-                     if table not in ADDED_IN_4}
+VERSION_3_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_4.get(table, ())}
+                     for table, columns in COLUMNS.items() if table not in TABLES_ADDED_IN_4}
 VERSION_2_COLUMNS = {table: columns for table, columns in VERSION_3_COLUMNS.items()
                      if table not in ADDED_IN_3}
 PREVIOUS_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_2.get(table, ())}
@@ -185,6 +192,33 @@ def database_path(url: str | Path) -> Path:
         raise ConfigurationError(f"Unsupported storage URL {text!r}; use "
                                  f"'sqlite:///path/to/fit.db' or a file path.")
     return Path(text)
+
+
+def _path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a file at all (a NUL character, a name too long for the
+    file system), or None; asked before any other check, which would raise OSError."""
+    if "\x00" in str(path):
+        return "the path holds a NUL character"
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP):
+            return exc.strerror
+    return None
+
+
+def _check_nameable(path: Path) -> None:
+    problem = _path_problem(path)
+    if problem is not None:
+        raise StorageError(f"{_short_path(path)} cannot be a fit database: {problem}. Give "
+                           f"storage= another path.")
+
+
+def _short_path(path: Path) -> str:
+    text = repr(str(path))
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _advice(message: str) -> str:
@@ -231,12 +265,16 @@ def _marked_read_only(path: Path) -> bool:
 
 
 def _check_readable(path: Path) -> None:
+    _check_nameable(path)
     if not path.exists():
         where = "its folder does not exist" if not path.parent.exists() else "no such file"
         raise StorageError(f"No fit database at {path} ({where}). Check the path; a fit "
                            f"writes one with storage='sqlite:///{path}'.")
     if path.is_dir():
         raise StorageError(f"{path} is a folder, not a fit database file.")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise StorageError(f"{path} is not a regular file (a FIFO, a device or a socket), "
+                           f"so not a fit database; give the path of a fit database file.")
     if not os.access(path, os.R_OK):
         raise StorageError(f"The fit database {path} is not readable (permissions); make "
                            f"it readable or copy it somewhere readable.")
@@ -286,6 +324,10 @@ def _checked_reader(path: Path, options: dict) -> tuple[sqlite3.Connection, int]
 def open_for_writing(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) to a database of the
     current schema, created if the file is new or empty."""
+    _check_nameable(path)
+    if path.exists() and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+        raise StorageError(f"{path} is not a regular file (a FIFO, a device or a socket); "
+                           f"give storage= a file path such as fit.db.")
     if path.is_dir():
         raise StorageError(f"{path} is a folder, not a fit database file; give storage= a "
                            f"file path such as {path / 'fit.db'}.")
@@ -329,9 +371,16 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                         for table, columns in ADDED_IN_2.items():
                             for column in columns:
                                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-                    for table in (*ADDED_IN_3, *ADDED_IN_4):
+                    if version < 3:
+                        for table in ADDED_IN_3:
+                            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                                               f"({TABLES[table]})")
+                    for table in TABLES_ADDED_IN_4:
                         connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
                                            f"({TABLES[table]})")
+                    for table, columns in ADDED_IN_4.items():
+                        for column in columns:
+                            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()
@@ -404,9 +453,35 @@ def check_schema(connection: sqlite3.Connection, path: Path, writing: bool) -> i
             raise StorageError(f"{path} is not a valid fit database of schema version "
                                f"{version}: the table {table!r} lacks {', '.join(missing)}. "
                                f"Was it changed by hand? Give storage= another file.")
+    _check_no_foreign_objects(connection, path, version,
+                              None if expected is LEGACY_COLUMNS else expected)
     if writing and expected is LEGACY_COLUMNS:
         raise StorageError(f"{path} was written by an earlier modelfit (schema version "
                            f"{LEGACY_VERSION}, before studies recorded what resuming needs); "
                            f"{supported}. Its studies can still be read (read_results, "
                            f"modelfit results); to fit, give storage= a new file.")
     return version if application == APPLICATION_ID else LEGACY_VERSION
+
+
+def _check_no_foreign_objects(connection: sqlite3.Connection, path: Path, version: int,
+                              expected: dict[str, set[str]] | None) -> None:
+    """Refuse what modelfit never creates: triggers (they would run SQL of someone
+    else's choosing whenever a fit writes), views, indexes, tables, and (for the
+    versions modelfit writes, ``expected``) columns. SQLite's own objects
+    (``sqlite_*``: automatic indexes, ``sqlite_stat1``) are fine."""
+    foreign = []
+    for kind, name in connection.execute("SELECT type, name FROM sqlite_master"):
+        if str(name).startswith("sqlite_"):
+            continue
+        if kind != "table" or name not in TABLES:
+            foreign.append(f"{kind} {name!r}")
+    if expected is not None:
+        for table, columns in expected.items():
+            extra = sorted(table_columns(connection, table) - columns)
+            foreign += [f"column {table}.{column}" for column in extra]
+    if foreign:
+        raise StorageError(
+            f"{path} is not a fit database of modelfit's schema (version {version}): it "
+            f"holds what modelfit never creates: {', '.join(foreign)}. Was it changed by "
+            f"hand or by another program? Remove them (e.g. DROP TRIGGER) if you trust the "
+            f"file, or give storage= another file.")

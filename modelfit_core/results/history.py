@@ -14,6 +14,21 @@ from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results.pareto import ParetoFront
 
 
+RESULT_KEYS = ("errors", "error", "diverged", "round", "objective_errors",
+               "objective_errors_normalized")
+"""The bookkeeping keys of ``results()`` (list, dict) and columns of its DataFrame and
+of ``results.csv``, beside one per fitted parameter."""
+RESULT_PREFIXES = ("error_", "normalized_error_", "objective_")
+"""Prefixes of the DataFrame's columns per output or objective."""
+
+
+def clashing_result_names(names) -> list[str]:
+    """The parameter ``names`` that a results table would confuse with its own keys
+    (:data:`RESULT_KEYS`, or a name starting with one of :data:`RESULT_PREFIXES`)."""
+    return [name for name in names
+            if name in RESULT_KEYS or name.startswith(RESULT_PREFIXES)]
+
+
 @attrs.define
 class RoundRecord:
     """One round: parameters (n_samples, n_params) in SI and their errors."""

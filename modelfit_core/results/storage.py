@@ -33,7 +33,7 @@ import numpy as np
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError, StorageError
 from modelfit_core.contracts.protocols import NormalEquations
 from modelfit_core.model.parameters import ParameterSpace
-from modelfit_core.results import display_tables, fit_sessions, study_lease
+from modelfit_core.results import display_tables, fit_sessions, stored_rows, study_lease
 from modelfit_core.results.database import (database_path, open_for_reading, open_for_writing,
                                             storage_errors, table_columns, transaction)
 from modelfit_core.results.history import History, RoundRecord
@@ -156,6 +156,8 @@ class FitStore:
                         f"(it holds {', '.join(map(repr, self._names())) or 'none'}). Run "
                         f"fit() without resume=True to start it.")
                 stored = dict(zip([c[0] for c in cursor.description], values))
+                with stored_rows.damaged_rows(self.path, self.study), stored_rows.located("studies row"):
+                    decoded = stored_rows.study_columns(stored)
                 differences = description.differences(stored)
                 if differences:
                     raise StorageError(
@@ -163,7 +165,8 @@ class FitStore:
                         f"needs the same one. Differences:\n  - " + "\n  - ".join(differences)
                         + "\nResume with the arguments of the stored fit, or start a new "
                         "study: another study= name, or restart=True to overwrite this one.")
-                records = read_round_records(self.connection, self.study)
+                with stored_rows.damaged_rows(self.path, self.study):
+                    records = read_round_records(self.connection, self.study)
                 state = self.connection.execute(
                     "SELECT optimizer_state FROM rounds WHERE study = ? ORDER BY round DESC "
                     "LIMIT 1", (self.study,)).fetchone() if self.pickle_optimizer else None
@@ -171,12 +174,18 @@ class FitStore:
                 self.connection.execute("COMMIT")
         optimizer = None
         if state is not None and state[0] is not None:
-            optimizer = pickle.loads(state[0])  # the caller opted in: pickle_optimizer=True
+            try:  # the caller opted in: pickle_optimizer=True
+                optimizer = pickle.loads(state[0])
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises
+                raise StorageError(
+                    f"The optimizer stored with the last round of study {self.study!r} in "
+                    f"{self.path} cannot be unpickled ({type(exc).__name__}: {exc}). Resume "
+                    f"without pickle_optimizer to replay the stored rounds instead.") from exc
         self._run_id, self._stored, self._new_study = stored["run_id"], len(records), None
         next_iteration = (records[-1].iteration + 1 if records
-                          else int(stored["first_iteration"]))
+                          else decoded["first_iteration"])
         return StoredStudy(records=records, next_iteration=next_iteration,
-                           optimizer_rounds=int(stored["optimizer_rounds"]),
+                           optimizer_rounds=decoded["optimizer_rounds"],
                            optimizer=optimizer)
 
     def _names(self) -> list[str]:
@@ -340,52 +349,79 @@ def read_normal_equations(connection: sqlite3.Connection,
     for index, n, p, jtj, jtr in connection.execute(
             "SELECT round, n_samples, n_parameters, jtj, jtr FROM normal_equations "
             "WHERE study = ?", (study,)):
-        found[int(index)] = NormalEquations(
-            jtj=np.frombuffer(jtj, dtype="<f8").reshape(n, p, p).astype(float),
-            jtr=np.frombuffer(jtr, dtype="<f8").reshape(n, p).astype(float))
+        with stored_rows.located(f"normal_equations row (round {index!r})"):
+            index = stored_rows.integer(index, "round", 0)
+            n = stored_rows.integer(n, "n_samples", 0)
+            p = stored_rows.integer(p, "n_parameters", 1)
+            if not isinstance(jtj, bytes) or len(jtj) != 8 * n * p * p:
+                raise stored_rows.DamagedRow(f"jtj is not {n}x{p}x{p} float64 numbers")
+            if not isinstance(jtr, bytes) or len(jtr) != 8 * n * p:
+                raise stored_rows.DamagedRow(f"jtr is not {n}x{p} float64 numbers")
+            found[index] = NormalEquations(
+                jtj=np.frombuffer(jtj, dtype="<f8").reshape(n, p, p).astype(float),
+                jtr=np.frombuffer(jtr, dtype="<f8").reshape(n, p).astype(float))
     return found
 
 
 # -- reading ------------------------------------------------------------------------------
 def read_round_records(connection: sqlite3.Connection, study: str) -> list[RoundRecord]:
-    """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects."""
-    durations = {index: (duration, iteration) for index, duration, iteration in
-                 connection.execute("SELECT round, duration_s, iteration FROM rounds "
-                                    "WHERE study = ?", (study,))}
+    """The stored rounds as :class:`~modelfit_core.results.history.RoundRecord` objects.
+
+    Raises
+    ------
+    stored_rows.DamagedRow
+        A row holds what modelfit never writes (see :func:`stored_rows.damaged_rows`).
+    """
+    durations = {}
+    for index, duration, iteration in connection.execute(
+            "SELECT round, duration_s, iteration FROM rounds WHERE study = ?", (study,)):
+        where = f"rounds row (round {index!r})"
+        with stored_rows.located(where):
+            durations[stored_rows.integer(index, "round", 0)] = (
+                stored_rows.number(duration, "duration_s"),
+                stored_rows.integer(iteration, "iteration"))
     columns = table_columns(connection, "evaluations")
     told = "told" if "told" in columns else "NULL"
     several = ", objectives, told_objectives" if "objectives" in columns else ", NULL, NULL"
     objective_names = objective_names_of(connection, study)
+    width = stored_rows.parameter_count(connection, study)
     rows = connection.execute(
-        f"SELECT round, parameters, error, diverged, objective_errors, {told}{several} FROM "
-        f"evaluations WHERE study = ? AND round IN (SELECT round FROM rounds WHERE study = ?) "
-        f"ORDER BY round, sample", (study, study)).fetchall()
+        f"SELECT round, sample, parameters, error, diverged, objective_errors, {told}"
+        f"{several} FROM evaluations WHERE study = ? AND round IN (SELECT round FROM rounds "
+        f"WHERE study = ?) ORDER BY round, sample", (study, study)).fetchall()
     by_round: dict[int, list] = {}
-    for index, *entry in rows:
-        by_round.setdefault(index, []).append(entry)
+    for index, sample, *entry in rows:
+        with stored_rows.located(f"evaluations row (round {index!r}, sample {sample!r})"):
+            stored_rows.integer(sample, "sample", 0)
+            by_round.setdefault(stored_rows.integer(index, "round", 0), []).append(
+                stored_rows.evaluation(entry, width, objective_names, told != "NULL"))
     records = []
     normal_equations = read_normal_equations(connection, study)
     for index in sorted(by_round):
         entries = by_round[index]
-        objective_rows = [json.loads(e[3]) for e in entries]
-        names = objective_rows[0].keys() if objective_rows else []
+        names = list(entries[0]["objective_errors"])
+        if any(list(e["objective_errors"]) != names for e in entries):
+            raise stored_rows.DamagedRow(
+                f"the evaluations of round {index} name different outputs in "
+                f"objective_errors")
         told_errors = None if told == "NULL" else np.array(
-            [np.nan if e[4] is None else e[4] for e in entries], dtype=float)
+            [np.nan if e["told"] is None else e["told"] for e in entries], dtype=float)
         objectives = {}
         if objective_names:
-            values = np.array([[np.inf if v is None else v for v in json.loads(e[5])]
-                               for e in entries], dtype=float).reshape(len(entries), -1)
+            values = np.array([e["objectives"] for e in entries], dtype=float)
             objectives = {n: values[:, j] for j, n in enumerate(objective_names)}
-            told_errors = np.array([json.loads(e[6]) for e in entries], dtype=float)
+            told_errors = np.array([e["told_objectives"] for e in entries], dtype=float)
         duration, iteration = durations.get(index, (0.0, 0))
         records.append(RoundRecord(
             index=index,
-            parameters=np.array([json.loads(e[0]) for e in entries], dtype=float),
-            errors=np.array([np.inf if e[1] is None else e[1] for e in entries], dtype=float),
-            diverged=np.array([bool(e[2]) for e in entries]),
-            objective_errors={n: np.array([np.inf if r[n] is None else r[n]
-                                           for r in objective_rows]) for n in names},
-            duration_s=float(duration), told_errors=told_errors, iteration=int(iteration),
+            parameters=np.array([e["parameters"] for e in entries], dtype=float)
+            .reshape(len(entries), width),
+            errors=np.array([e["error"] for e in entries], dtype=float),
+            diverged=np.array([e["diverged"] for e in entries]),
+            objective_errors={n: np.array([np.inf if e["objective_errors"][n] is None
+                                           else e["objective_errors"][n] for e in entries])
+                              for n in names},
+            duration_s=duration, told_errors=told_errors, iteration=iteration,
             objectives=objectives, normal_equations=normal_equations.get(index)))
     return records
 
@@ -397,7 +433,10 @@ def objective_names_of(connection: sqlite3.Connection, study: str) -> tuple[str,
         return ()
     row = connection.execute("SELECT objective_names FROM studies WHERE name = ?",
                              (study,)).fetchone()
-    return tuple(json.loads(row[0])) if row is not None and row[0] else ()
+    if row is None or not row[0]:
+        return ()
+    with stored_rows.located("studies row"):
+        return tuple(stored_rows.names(row[0], "objective_names", empty=True))
 
 
 @contextlib.contextmanager
@@ -436,21 +475,31 @@ def read_history(url: str | Path, study: str | None = None) -> History:
             if not names:
                 raise StorageError(f"{path} holds no study yet.")
             study = str(names[0])
-        row = connection.execute(
-            "SELECT parameter_names, parameter_units, lower, upper, error_unit FROM studies "
-            "WHERE name = ?", (study,)).fetchone()
-        if row is None:
-            raise StorageError(f"No study {study!r} in {path}; it holds "
-                               f"{', '.join(map(repr, names)) or 'none'}.")
-        names, units, lower, upper = (json.loads(v) for v in row[:4])
-        space = ParameterSpace(names=tuple(names),
-                               dims=tuple(dimension_from_json(u) for u in units),
-                               lower=np.array(lower, dtype=float),
-                               upper=np.array(upper, dtype=float))
-        history = History(space=space, error_dim=dimension_from_json(row[4]))
-        for record in read_round_records(connection, study):
-            history.add(record)
+        with stored_rows.damaged_rows(path, study):
+            stored = _study_row(connection, study)
+            if stored is None:
+                raise StorageError(f"No study {study!r} in {path}; it holds "
+                                   f"{', '.join(map(repr, names)) or 'none'}.")
+            with stored_rows.located("studies row"):
+                columns = stored_rows.study_columns(stored)
+            space = ParameterSpace(
+                names=tuple(columns["parameter_names"]),
+                dims=tuple(dimension_from_json(u) for u in columns["parameter_units"]),
+                lower=np.array(columns["lower"], dtype=float),
+                upper=np.array(columns["upper"], dtype=float))
+            history = History(space=space,
+                              error_dim=dimension_from_json(stored["error_unit"]))
+            for record in read_round_records(connection, study):
+                history.add(record)
         return history
+
+
+def _study_row(connection: sqlite3.Connection, study: str) -> dict[str, Any] | None:
+    cursor = connection.execute("SELECT * FROM studies WHERE name = ?", (study,))
+    values = cursor.fetchone()
+    return None if values is None else dict(zip([c[0] for c in cursor.description], values))
+
+
 
 
 def read_results(url: str | Path, study: str | None = None, format: str = "list",

@@ -2,7 +2,11 @@
 
 A study holds one fit. Resuming continues it only with the same model,
 metrics, ``n_samples``, parameters and bounds (floats compared exactly),
-optimizer (class, ``repr`` and seed) and outputs; every difference is listed.
+optimizer (class, ``repr`` and seed) and outputs, and the same data: the
+recordings (a content hash of each), ``dt``, the namespace's values and the
+metrics' ``t_start``/``t_weights``/``normalization`` (``data``); every
+difference is listed. Studies written before schema version 4 recorded no
+data identity: theirs is not checked.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ class StudyDescription:
     """Value of the model's ``iteration`` variable in the first round."""
     objectives: tuple[str, ...] = ()
     """With several objectives (``fit(objectives=...)``): their names, in order."""
+    data: tuple[tuple[str, str], ...] = ()
+    """What determines an error besides the model: ``(label, text)`` pairs such as
+    ``("input I", "2x200 sha256 ...")``, ``("dt", "0.0001 s")``,
+    ``("namespace El", "-0.07 m^2 kg s^-3 A^-1")`` (see
+    :func:`modelfit_core.fitting.study_identity.data_identity`)."""
 
     def row(self) -> dict[str, Any]:
         """The columns of the ``studies`` table (but name, run_id and created)."""
@@ -77,7 +86,14 @@ class StudyDescription:
                 "optimizer_class": self.optimizer_class, "optimizer": self.optimizer,
                 "optimizer_seed": self.seed, "optimizer_rounds": int(self.optimizer_rounds),
                 "first_iteration": int(self.first_iteration), "metric": self.metric,
-                "objective_names": json.dumps(list(self.objectives))}
+                "objective_names": json.dumps(list(self.objectives)),
+                "data_identity": json.dumps(dict(self.data), sort_keys=True)}
+
+    def data_differences(self, stored_text) -> list[str]:
+        """How this fit's data differ from a study's stored ``data_identity`` (JSON,
+        checked by :mod:`~modelfit_core.results.stored_rows`; '' or None: not
+        recorded, nothing compared)."""
+        return _data_differences(stored_text, dict(self.data))
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Each way this fit differs from the ``stored`` row of a study, as text."""
@@ -93,6 +109,7 @@ class StudyDescription:
                 quoted = key in ("model", "metric", "optimizer", "optimizer_class")
                 out.append(f"{label}: stored {_shown(stored[key], quoted)}, "
                            f"now {_shown(now[key], quoted)}")
+        out += self.data_differences(stored.get("data_identity"))
         if stored["parameter_names"] == now["parameter_names"]:
             names = json.loads(now["parameter_names"])
             columns = [json.loads(stored[k]) for k in ("parameter_units", "lower", "upper")]
@@ -106,6 +123,18 @@ class StudyDescription:
                     out.append(f"bounds of {name} (SI): stored [{columns[1][k]!r}, "
                                f"{columns[2][k]!r}], now [{mine[1][k]!r}, {mine[2][k]!r}]")
         return out
+
+
+def _data_differences(stored_text, now: dict[str, str]) -> list[str]:
+    if not stored_text:  # a study written before schema version 4: nothing to compare
+        return []
+    stored = json.loads(stored_text)
+    out = []
+    for label in sorted(set(stored) | set(now)):
+        before, after = stored.get(label, "(none)"), now.get(label, "(none)")
+        if before != after:
+            out.append(f"data, {label}: stored {before}, now {after}")
+    return out
 
 
 def _shown(value, quoted: bool) -> str:

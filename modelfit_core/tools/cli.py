@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from modelfit_core.contracts.errors import FitStateError
+from modelfit_core.tools.terminal_text import escaped
 
 if TYPE_CHECKING:
     import pandas
@@ -39,10 +40,11 @@ def _cmd_plugins(args) -> int:
     for name, status in sorted(statuses.items()):
         what = ", ".join(provided.get(name, [])) or "-"
         state = "ok" if status.loaded else "FAILED"
-        print(f"{name:<{width}}{state:<8}{what:<{what_width}}{status.distribution}")
+        print(f"{escaped(name):<{width}}{state:<8}{escaped(what):<{what_width}}"
+              f"{escaped(status.distribution)}")
         if not status.loaded:
             failed += 1
-            print(f"{'':<{width}}{status.describe()}")
+            print(f"{'':<{width}}{escaped(status.describe(), keep_newlines=True)}")
     if not (args.check or args.strict):
         print("\n(read from the installed metadata; --check imports each plugin to be sure)")
     return 0 if failed == 0 or not args.strict else 1
@@ -56,7 +58,7 @@ def _print_best(history) -> None:
     print(f"best error: {history.best_error:.6g} after {len(history.rounds)} rounds "
           f"({history.n_evaluations} evaluations)")
     for name, value, dim in zip(history.space.names, history.best_vector, history.space.dims):
-        print(f"  {name:<12}{format_quantity(float(value), dim):>18}")
+        print(f"  {escaped(name):<12}{format_quantity(float(value), dim):>18}")
 
 
 def _write_history_plots(history, output: Path) -> list[Path]:
@@ -73,8 +75,8 @@ def _cmd_fit(args) -> int:
 
     import numpy as np
 
-    from modelfit_core.tools.config import (build_fitter, dashboard_of, load_config,
-                                            output_directory)
+    from modelfit_core.tools.config import build_fitter, dashboard_of, load_config
+    from modelfit_core.tools.config_files import output_directory
     from modelfit_core.tools.plotting import plot_traces
     config = load_config(args.config)
     if args.resume and not config.get("fit", "storage"):
@@ -114,8 +116,8 @@ def _cmd_fit(args) -> int:
         paths += [output / "front.csv", *write_front_plots(fitter, output)]
     print()
     _print_best(history)
-    print("wrote " + ", ".join(str(p) for p in [output / "results.csv", output / "best.json",
-                                                 *paths]))
+    print("wrote " + ", ".join(escaped(p) for p in [output / "results.csv",
+                                                     output / "best.json", *paths]))
     return 0
 
 
@@ -150,12 +152,15 @@ def _cmd_results(args) -> int:
     from modelfit_core.contracts.errors import ModelfitError
     from modelfit_core.results.storage import list_studies, read_history
     try:  # reading needs no write access: read-only files and folders are fine
+        if args.output:  # checked first: a summary should not end in a traceback
+            _check_output_folder(Path(args.output))
         studies = list_studies(args.database)
         history = read_history(args.database, args.study)
     except ModelfitError as exc:
-        print(f"modelfit results: error: {exc}", file=sys.stderr)
+        print(f"modelfit results: error: {escaped(exc, keep_newlines=True)}", file=sys.stderr)
         return 2
-    print(f"{args.database}: studies {', '.join(studies) or '(none)'}")
+    print(f"{escaped(args.database)}: studies "
+          f"{', '.join(escaped(s) for s in studies) or '(none)'}")
     best, rows = np.inf, []
     for record in history.rounds:
         finite = record.errors[np.isfinite(record.errors)]
@@ -173,8 +178,17 @@ def _cmd_results(args) -> int:
         if history.front is not None and len(history.front):
             from modelfit_core.tools.pareto_plots import write_front_plots
             paths += write_front_plots(history, Path(args.output))
-        print("wrote " + ", ".join(map(str, paths)))
+        print("wrote " + ", ".join(map(escaped, paths)))
     return 0
+
+
+def _check_output_folder(path: Path) -> None:
+    from modelfit_core.contracts.errors import ConfigurationError
+    from modelfit_core.tools.config_files import unusable_folder
+    problem = unusable_folder(path)
+    if problem is not None:
+        raise ConfigurationError(f"--output {escaped(path)} {problem}; choose another "
+                                 f"folder.")
 
 
 def _cmd_dashboard(args) -> int:
@@ -287,7 +301,8 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except ModelfitError as exc:  # user errors: the message, not a traceback
-        print(f"modelfit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"modelfit {args.command}: error: {escaped(exc, keep_newlines=True)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C outside a fit's rounds: nothing to report but that
         print(f"modelfit {args.command}: interrupted", file=sys.stderr)

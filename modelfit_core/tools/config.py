@@ -60,7 +60,6 @@ Values are read as data, never executed:
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -69,8 +68,13 @@ from typing import Any, Callable
 import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.tools.quantities import QuantityError, check_brian_expression, parse_quantity
+from modelfit_core.contracts.errors import ConfigurationError, StorageError
+from modelfit_core.model.namespace import identifiers_in
+from modelfit_core.tools.config_files import (MAX_CONFIG_BYTES, read_array, read_model_file,
+                                              shown_path, unreadable_file)
+from modelfit_core.tools.config_files import shown as _shown
+from modelfit_core.tools.quantities import (QuantityError, check_brian_expression, known_units,
+                                            parse_quantity)
 from modelfit_core.registry.parts import DEFAULT_NAMES, Parts
 
 SECTIONS = {
@@ -182,14 +186,20 @@ def load_config(path: str | Path) -> FitConfig:
         Naming the key and its line, for the first problem found.
     """
     path = Path(path)
+    problem = unreadable_file(path, MAX_CONFIG_BYTES)
+    if problem is not None:
+        raise ConfigError(f"Cannot read config file {shown_path(path)}: {problem}.")
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"Cannot read config file {shown_path(path)}: {exc}") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML for modelfit: arrays or tables nested "
+                          f"too deep.") from None
     config = FitConfig(path=path, text=text, data=data)
     for section, content in data.items():
         if section not in SECTIONS:
@@ -249,10 +259,23 @@ def quantity(config: FitConfig, section: str, key: str, text: Any, item: str | N
         raise config.error(section, key, f"expected a quantity, got {text!r} "
                            f"({_toml_type(text)}); {QUANTITY_HELP}.", item)
     try:
-        return parse_quantity(text)
+        value = parse_quantity(text)
     except QuantityError as exc:
         raise config.error(section, key, f"cannot read {_shown(text)} as a quantity: {exc}; "
                            f"{QUANTITY_HELP}.", item) from None
+    return _finite(config, section, key, text, value, item)
+
+
+def _finite(config: FitConfig, section: str, key: str, text: Any, value, item=None):
+    """``value`` if every number in it is finite (NaN or inf make a fit meaningless)."""
+    try:
+        finite = bool(np.isfinite(np.asarray(value, dtype=float)).all())
+    except (TypeError, ValueError):
+        return value
+    if not finite:
+        raise config.error(section, key, f"{_shown(str(text))} is not a finite value; NaN "
+                           f"or inf would make every simulation meaningless.", item)
+    return value
 
 
 def brian_value(config: FitConfig, section: str, key: str, value: Any,
@@ -267,8 +290,14 @@ def brian_value(config: FitConfig, section: str, key: str, value: Any,
     if not isinstance(value, str):
         return quantity(config, section, key, value, item)
     try:
-        return parse_quantity(value)
+        return _finite(config, section, key, value, parse_quantity(value), item)
     except QuantityError as not_quantity:
+        names = identifiers_in(value)
+        if names <= set(known_units()) or names & {"nan", "inf", "NaN", "Inf"}:
+            # numbers and units only (or NaN/inf): a constant that is not a finite value
+            raise config.error(section, key, f"cannot read {_shown(value)}: "
+                               f"{not_quantity}; give a finite value such as \"-70*mV\".",
+                               item) from None
         try:
             return check_brian_expression(value)
         except QuantityError as not_expression:
@@ -288,77 +317,15 @@ def option_value(config: FitConfig, key: str, value: Any, item: str):
     if isinstance(value, dict):
         return {k: option_value(config, key, v, f"{item}.{k}") for k, v in value.items()}
     if not isinstance(value, str):
-        return value
+        return _finite(config, "fit", key, value, value, item) if _number(value) else value
     if _PLAIN_NAME.fullmatch(value) and "__" not in value:
         return value
     try:
-        return parse_quantity(value)
+        return _finite(config, "fit", key, value, parse_quantity(value), item)
     except QuantityError as exc:
         raise config.error("fit", key, f"cannot read {_shown(value)}: option strings are "
                            f"plain names (letters, digits, _ and -) or quantities, and as a "
                            f"quantity: {exc}; {QUANTITY_HELP}.", item) from None
-
-
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
-
-
-def output_directory(config: FitConfig, override: str | Path | None = None) -> Path:
-    """The folder ``modelfit fit`` writes to, created now so a fit never runs in vain.
-
-    ``override`` (``--output``) is relative to the working directory, ``[fit]
-    output_dir`` to the configuration file.
-
-    Raises
-    ------
-    ConfigError or ConfigurationError
-        If the folder is a file, lies under a file, or cannot be created or written.
-    """
-    if override is not None:
-        path = Path(override)
-    else:
-        path = Path(config.get("fit", "output_dir", "results"))
-        if not path.is_absolute():
-            path = config.path.parent / path
-    problem = _unusable_folder(path)
-    if problem is None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"cannot be created ({exc.strerror or exc})"
-    if problem is None:
-        return path
-    if override is not None:
-        raise ConfigurationError(f"--output {path}: {problem}; choose another folder.")
-    raise config.error("fit", "output_dir", f"{path} {problem}; choose another folder "
-                       f"(or pass --output).")
-
-
-def _unusable_folder(path: Path) -> str | None:
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                return "exists and is a file" if folder == path else \
-                    f"cannot be created: {folder} is a file"
-            if not os.access(folder, os.W_OK | os.X_OK):
-                return f"cannot be written: no write permission on {folder}"
-            return None
-    return None
-
-
-def read_array(config: FitConfig, key: str) -> np.ndarray:
-    """An (n_traces, n_steps) array from CSV (tutorial layout) or .npy, relative to the file."""
-    name = config.get("data", key)
-    path = (config.path.parent / name).resolve()
-    if not path.exists():
-        raise config.error("data", key, f"file {path} does not exist.")
-    if path.suffix == ".npy":
-        return np.load(path)
-    import pandas as pd
-    try:
-        return pd.read_csv(path, index_col=0).to_numpy(dtype=float)
-    except Exception as exc:
-        raise config.error("data", key, f"cannot read {path} as CSV: {exc}") from exc
 
 
 def dashboard_of(config: FitConfig):
@@ -387,7 +354,7 @@ def build_fitter(config: FitConfig):
     from modelfit_core.fitting.pipeline import Pipeline
     model = config.get("model", "equations")
     if model is None:
-        model = (config.path.parent / config.get("model", "file")).read_text()
+        model = read_model_file(config)
     units = {key: quantity(config, "data", key, config.get("data", key, "1"))
              for key in ("input_unit", "output_unit")}
     dt = quantity(config, "data", "dt", config.get("data", "dt"))
@@ -407,9 +374,15 @@ def build_fitter(config: FitConfig):
     outputs = read_array(config, "output") * units["output_unit"]
     if fit.get("storage"):  # relative database paths are relative to the config file
         from modelfit_core.results.storage import database_path
-        location = database_path(fit["storage"])
-        if not location.is_absolute():
-            fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
+        try:
+            location = database_path(fit["storage"])
+            if "\x00" in str(location):
+                raise ConfigurationError("the path holds a NUL character")
+            if not location.is_absolute():
+                fit["storage"] = f"sqlite:///{(config.path.parent / location).resolve()}"
+        except (ConfigurationError, OSError, ValueError) as exc:
+            raise config.error("fit", "storage", f"cannot use {_shown(fit['storage'])}: "
+                               f"{exc}") from None
     feedback = fit.get("feedback", "progressbar")
     if fit.get("objectives"):  # a multi-objective fit: NSGA-II unless named
         fit.setdefault("optimizer", "nsga2")
@@ -421,17 +394,42 @@ def build_fitter(config: FitConfig):
             optimizer_options=fit.get("optimizer_options"), metric_options=metric_options,
             backend_options=fit.get("backend_options"), seed=fit.get("seed"),
             storage=fit.get("storage"), study=fit.get("study"))
-    except ConfigurationError as exc:
-        raise config.error("fit", None, str(exc)) from exc
+    except (ConfigurationError, StorageError) as exc:
+        key = "storage" if isinstance(exc, StorageError) else None
+        raise config.error("fit", key, str(exc)) from exc
     kind = fit.get("kind", "trace")
     make = pipe.trace_fitter if kind == "trace" else pipe.spike_fitter
     output_variable = config.get("data", "output_variable")
     output = {output_variable: outputs} if kind == "trace" else \
         [np.asarray(row)[np.isfinite(row)] * units["output_unit"] for row in outputs]
-    fitter = make(model=model, input={config.get("data", "input_variable"): inputs},
-                  output=output, dt=dt, n_samples=fit.get("n_samples", 30),
-                  method=config.get("model", "method"),
-                  threshold=config.get("model", "threshold"),
-                  reset=config.get("model", "reset"), refractory=refractory,
-                  param_init=param_init, namespace=namespace)
+    try:
+        fitter = make(model=model, input={config.get("data", "input_variable"): inputs},
+                      output=output, dt=dt, n_samples=fit.get("n_samples", 30),
+                      method=config.get("model", "method"),
+                      threshold=config.get("model", "threshold"),
+                      reset=config.get("model", "reset"), refractory=refractory,
+                      param_init=param_init, namespace=namespace)
+        # a config's names are all in it: the initial values' expressions checked now
+        fitter.problem.check_initial_expressions(fitter.problem.resolve_namespace())
+    except StorageError as exc:
+        raise config.error("fit", "storage", str(exc)) from exc
+    except ConfigurationError as exc:  # the fitter's own checks: name the key they concern
+        section, key = _key_of(str(exc))
+        raise config.error(section, key, str(exc)) from exc
     return fitter, bounds
+
+
+_KEYS_IN_MESSAGES = (("param_init", "model"), ("refractory", "model"),
+                     ("threshold", "model"), ("reset", "model"), ("method", "model"),
+                     ("dt", "data"), ("input", "data"), ("output", "data"))
+
+
+def _key_of(message: str) -> tuple[str, str | None]:
+    """The ``[section] key`` a fitter's error message is about (the first key named in
+    it), or the model section for the equations themselves."""
+    found = [(message.find(key), key, section) for key, section in _KEYS_IN_MESSAGES
+             if re.search(rf"\b{key}\b", message)]
+    if not found:
+        return "model", None
+    _, key, section = min(found)
+    return section, key

@@ -166,6 +166,7 @@ def front_table(history, max_rows: int = 20) -> str:
     sorted by the first objective, its objectives and parameters (SI), ``*`` marking
     the chosen one; at most ``max_rows`` members, spread along the front."""
     from modelfit_core.model.parameters import format_quantity
+    from modelfit_core.tools.terminal_text import escaped
     front, space = history.front, history.space
     order = list(front.order())
     shown = order if len(order) <= max_rows else \
@@ -173,8 +174,8 @@ def front_table(history, max_rows: int = 20) -> str:
     chosen = front.chosen()
     lines = [f"Pareto front: {len(front)} non-dominated of {history.n_evaluations} "
              f"evaluations" + ("" if len(shown) == len(order) else f" ({len(shown)} shown)"),
-             "  " + "".join(f"{name:>14}" for name in front.names) + "  " +
-             "".join(f"{name:>16}" for name in space.names)]
+             "  " + "".join(f"{escaped(name):>14}" for name in front.names) + "  " +
+             "".join(f"{escaped(name):>16}" for name in space.names)]
     for k in shown:
         position, sample = front.rows[k]
         vector = history.rounds[position].parameters[sample]

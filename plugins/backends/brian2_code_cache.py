@@ -41,12 +41,15 @@ Location: ``$MODELFIT_CACHE_DIR/brian2-<versions>``, or
 
 Safety. Values are pickled: an entry could run code when it is read, so the
 cache must be trusted. It is the user's own directory, written by modelfit
-only: created with mode 0o700, and neither read nor written when it (or an
-entry) is owned by another user or writable by others. The stored key text is
-compared on reading. Writes go to a temporary file in the same directory and
-are renamed into place (``os.replace``), so concurrent processes never see half
-an entry; an entry that is truncated, corrupted or unreadable is ignored (and
-rewritten), never an error.
+only: created with mode 0o700, checked without following symbolic links, and
+neither read nor written when it (or a kind's folder, or an entry) is a link,
+is owned by another user or is writable by others; modelfit never changes the
+mode of a folder it did not create. Entries are opened with ``O_NOFOLLOW``; the
+stored key text is compared before anything is unpickled. Writes go to a
+temporary file in the same directory and are renamed into place
+(``os.replace``), so concurrent processes never see half an entry; an entry
+that is truncated, corrupted or unreadable is ignored (and rewritten), never an
+error.
 
 :func:`install` also registers :func:`freeze_heap_at_exit`, which spares a
 fitting script the interpreter's last garbage collections (0.5–1 s).

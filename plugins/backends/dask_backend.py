@@ -199,6 +199,34 @@ class DaskSimulation:
             client.run(_forget, self.token)
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long a scheduler given by its address may take to answer."""
+_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
+    """A dask Client of the scheduler at ``address``, or a ConfigurationError naming it
+    within ``timeout_s`` seconds (a wrong address, an unknown host, nothing listening,
+    a firewall dropping packets)."""
+    from dask.distributed import Client
+    text = str(address)
+    scheme = text.split("://", 1)[0] if "://" in text else "tcp"
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(f"The dask scheduler address {text!r} has the scheme "
+                                 f"{scheme!r}; use one of {', '.join(_SCHEMES)}, e.g. "
+                                 f"'tcp://host:8786'.")
+    try:
+        return Client(text, timeout=f"{timeout_s}s")
+    except (OSError, TimeoutError, ValueError, MemoryError) as exc:
+        # OSError covers dask's CommClosedError and unresolvable hosts; MemoryError is
+        # what something that is not a scheduler can make dask's protocol allocate
+        raise ConfigurationError(
+            f"Cannot connect to the dask scheduler at {text!r} within {timeout_s:g} s "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Check that the scheduler runs "
+            f"and that the address and port are right (dask-scheduler prints them), or "
+            f"leave address out to start a local cluster.") from exc
+
+
 class DaskBackend:
     """Simulate batches on a dask.distributed cluster.
 
@@ -244,7 +272,7 @@ class DaskBackend:
             return self.client
         from dask.distributed import Client, LocalCluster
         if self.address is not None:
-            self.client = Client(self.address)
+            self.client = connect(self.address)
         else:
             import dask
             # keep the broadcast copies of the scattered specification on every

@@ -1,13 +1,16 @@
 """Files of the code cache (see :mod:`.brian2_code_cache`): where, how written, when trusted.
 
 One entry a file, ``<directory>/<kind>/<sha256 of kind and key text>.pickle``:
-a header (``MAGIC``), the sha256 of the payload, and the payload, the pickled
-``(key text, value)``. An entry is returned only if the header, the digest and
-the key text all match, so a truncated, damaged or colliding file is a miss.
+a header (``MAGIC``), the sha256 of the payload, and the payload: the key
+text's length and UTF-8 bytes, then the pickled value. An entry is unpickled
+only if the header, the digest and the key text all match, so a truncated,
+damaged or colliding file is a miss.
 
 Values are pickled, and unpickling can run code: entries are read only from a
-directory that belongs to the user (mode 0o700, made so if others could write
-to it) and only from files the user owns. Writes go to a temporary file in
+directory that belongs to the user and that others cannot write to (checked
+without following links; modelfit creates its folders 0o700 and never changes
+the mode of one it did not create), and only from regular files the user owns,
+opened with ``O_NOFOLLOW``. Writes go to a temporary file in
 the entry's directory, renamed into place with ``os.replace``, so readers in
 other processes see the old entry or the new one, never half of one.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,7 +29,8 @@ from pathlib import Path
 CACHE_DIR_VARIABLE = "MODELFIT_CACHE_DIR"
 SWITCH_VARIABLE = "MODELFIT_CACHE"
 OFF_VALUES = frozenset({"off", "0", "false", "no", "disable", "disabled"})
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the key text before the pickle, compared before unpickling (1: inside it)."""
 MAGIC = b"modelfit-brian2-cache %d\n" % FORMAT_VERSION
 HEADER_SIZE = len(MAGIC) + 32  # the magic line, then the payload's sha256
 MISSING = object()
@@ -46,50 +52,90 @@ def cache_root() -> Path:
 
 
 class DiskStore:
-    """Pickled values in ``directory/<kind>/<sha256 of the key text>.pickle``."""
+    """Pickled values in ``directory/<kind>/<sha256 of the key text>.pickle``.
+
+    Trust. The directory and each kind's folder are checked without following
+    symbolic links (``lstat``): a link, a folder of another user, or one that
+    others may write to is neither read nor written; modelfit never changes the
+    mode of a folder it did not create (folders it creates are 0o700). Entries
+    are opened with ``O_NOFOLLOW`` and must be regular files of this user. An
+    entry's key text is stored before its pickle and compared before anything
+    is unpickled.
+    """
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self._trusted: bool | None = None  # decided when first needed
         self._uid = os.getuid() if hasattr(os, "getuid") else None
+        self._warned = False
 
     def _owned(self, stat_result) -> bool:
         return self._uid is None or stat_result.st_uid == self._uid
+
+    def _folder_problem(self, folder: Path) -> str | None:
+        """Why ``folder`` may not hold entries (checked with lstat), or None."""
+        try:
+            info = os.lstat(folder)
+        except OSError as exc:
+            return f"it cannot be examined ({exc.strerror or exc})"
+        if stat.S_ISLNK(info.st_mode):
+            return "it is a symbolic link (the cache is never followed elsewhere)"
+        if not stat.S_ISDIR(info.st_mode):
+            return "it is not a folder"
+        if not self._owned(info):
+            return "it belongs to another user"
+        if self._uid is not None and info.st_mode & 0o022:
+            return (f"others may write to it (mode {stat.S_IMODE(info.st_mode):o}; modelfit "
+                    f"does not change the mode of a folder it did not create)")
+        return None
+
+    def _refuse(self, folder: Path, problem: str) -> bool:
+        if not self._warned:
+            warnings.warn(f"modelfit's code cache {folder} is neither read nor written: "
+                          f"{problem}. Set {CACHE_DIR_VARIABLE} to a folder of your own, or "
+                          f"{SWITCH_VARIABLE}=off.", RuntimeWarning, stacklevel=3)
+            self._warned = True
+        return False
 
     def trusted(self, create: bool = False) -> bool:
         """Whether the directory is this user's own; created (0o700) if ``create``."""
         if self._trusted is not None:
             return self._trusted
         try:
-            info = os.stat(self.directory)
+            os.lstat(self.directory)
         except FileNotFoundError:
             if not create:
                 return False  # nothing to read yet; decided when first written
             try:
                 self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self.directory.mkdir(mode=0o700, exist_ok=True)
-                info = os.stat(self.directory)
+                os.mkdir(self.directory, 0o700)
+            except FileExistsError:
+                pass  # made meanwhile (by another process): checked below like any other
             except OSError:
                 self._trusted = False
                 return False
         except OSError:
             self._trusted = False
             return False
-        if not self._owned(info):
-            warnings.warn(f"modelfit's code cache {self.directory} belongs to another user; "
-                          f"it is neither read nor written (set {CACHE_DIR_VARIABLE} to a "
-                          f"directory of your own, or {SWITCH_VARIABLE}=off).", RuntimeWarning,
-                          stacklevel=2)
-            self._trusted = False
-            return False
-        if self._uid is not None and info.st_mode & 0o077:
+        problem = self._folder_problem(self.directory)
+        self._trusted = problem is None or self._refuse(self.directory, problem)
+        return self._trusted
+
+    def _kind_folder(self, kind: str, create: bool) -> Path | None:
+        folder = self.directory / kind
+        if create:
             try:
-                os.chmod(self.directory, 0o700)
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                pass
             except OSError:
-                self._trusted = False
-                return False
-        self._trusted = True
-        return True
+                return None
+        problem = self._folder_problem(folder)
+        if problem is None:
+            return folder
+        if create or os.path.lexists(folder):
+            self._refuse(folder, problem)
+        return None
 
     def path(self, kind: str, text: str) -> Path:
         """The file of the entry for ``text``."""
@@ -98,42 +144,55 @@ class DiskStore:
 
     def get(self, kind: str, text: str, default=None):
         """The value stored for ``text``, or ``default`` (missing, foreign, damaged)."""
-        if not self.trusted():
+        if not self.trusted() or self._kind_folder(kind, create=False) is None:
             return default
         try:
-            with open(self.path(kind, text), "rb") as handle:
-                if not self._owned(os.fstat(handle.fileno())):
+            descriptor = os.open(self.path(kind, text), os.O_RDONLY | _NOFOLLOW)
+        except OSError:  # missing, or a symbolic link (ELOOP)
+            return default
+        try:
+            with os.fdopen(descriptor, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not self._owned(info) or not stat.S_ISREG(info.st_mode):
                     return default
                 data = handle.read()
         except OSError:
             return default
-        if len(data) <= HEADER_SIZE or not data.startswith(MAGIC):
+        if len(data) <= HEADER_SIZE + _LENGTH.size or not data.startswith(MAGIC):
             return default
         payload = data[HEADER_SIZE:]
         if hashlib.sha256(payload).digest() != data[len(MAGIC):HEADER_SIZE]:
             return default
+        (length,) = _LENGTH.unpack_from(payload)
+        key = payload[_LENGTH.size:_LENGTH.size + length]
+        if key != _key_bytes(text):  # compared before anything is unpickled
+            return default
         try:
-            stored_text, value = pickle.loads(payload)
+            return pickle.loads(payload[_LENGTH.size + length:])
         except Exception:  # noqa: BLE001 - a damaged entry is a miss, whatever it raises
             return default
-        return value if stored_text == text else default
 
     def put(self, kind: str, text: str, value) -> bool:
         """Store ``value`` for ``text``; False (and nothing written) if that fails."""
         try:
-            payload = pickle.dumps((text, value), protocol=pickle.HIGHEST_PROTOCOL)
+            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - an unpicklable value stays in memory only
             return False
         if not self.trusted(create=True):
             return False
+        folder = self._kind_folder(kind, create=True)
+        if folder is None:
+            return False
+        key = _key_bytes(text)
+        payload = _LENGTH.pack(len(key)) + key + pickled
         path = self.path(kind, text)
         temporary = None
         try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            # mkstemp: O_CREAT | O_EXCL, mode 0o600, in a folder checked to be ours
+            descriptor, temporary = tempfile.mkstemp(prefix=".tmp-", dir=folder)
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(MAGIC + hashlib.sha256(payload).digest() + payload)
-            os.replace(temporary, path)
+            os.replace(temporary, path)  # replaces a planted link itself, never its target
             return True
         except OSError:
             if temporary is not None:
@@ -142,6 +201,15 @@ class DiskStore:
                 except OSError:
                     pass
             return False
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_LENGTH = struct.Struct(">Q")
+"""The length of the key text, before it in an entry's payload."""
+
+
+def _key_bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 class PersistentCache(dict):

@@ -8,9 +8,11 @@ sbi is trained on rescaled numbers: each parameter is divided by a power of
 ten of its bounds (``inferencer.theta_scale``) and each summary statistic by
 a power of ten of its typical size (``inferencer.x_scale``), because sbi's
 z-scoring clamps standard deviations below 1e-7 (farads and siemens in SI
-would be squashed). The Inferencer's own methods take and return SI values;
-the sbi objects it returns (prior, inference, posterior) live in the rescaled
-space.
+would be squashed). The Inferencer's own methods take and return SI values,
+and the prior it returns (``init_prior``) is over the parameters' own SI values,
+as brian2modelfitting's; the rescaling stays inside (sbi gets the prior
+rescaled); the trained ``inference`` and ``posterior`` objects live in the
+rescaled space (``sample`` and the other methods convert back).
 
 torch and sbi are imported when first needed, so loading the plugin (which
 every :class:`~modelfit_core.registry.plugin_registry.Registry` does) stays cheap;
@@ -33,6 +35,12 @@ from modelfit_core.plugin_api import (GENERATE_ITERATION, FittingProblem, Parts,
 from . import sbi_features, sbi_methods
 from .sbi_features import SPIKES
 from .sbi_posterior import PosteriorMethods, as_numpy, torch_module
+
+
+def _is_box(distribution) -> bool:
+    """An sbi ``BoxUniform`` (a prior over a box), not a posterior."""
+    base = getattr(distribution, "base_dist", None)
+    return base is not None and hasattr(base, "low") and hasattr(base, "high")
 
 
 def _power_of_ten(values: np.ndarray) -> float:
@@ -173,10 +181,13 @@ class Inferencer(PosteriorMethods):
         self.space = space
         self.theta_scale = np.array([_power_of_ten([lo, hi]) for lo, hi in
                                      zip(space.lower, space.upper)])
-        self.prior = BoxUniform(low=torch.as_tensor(space.lower / self.theta_scale,
-                                                    dtype=torch.float32),
-                                high=torch.as_tensor(space.upper / self.theta_scale,
-                                                     dtype=torch.float32))
+        # the prior a user sees: over the parameters' own (SI) values, as the manual's
+        # example and brian2modelfitting have it; sbi is trained on the rescaled one
+        self.prior = BoxUniform(low=torch.as_tensor(space.lower, dtype=torch.float32),
+                                high=torch.as_tensor(space.upper, dtype=torch.float32))
+        self._scaled_prior = BoxUniform(
+            low=torch.as_tensor(space.lower / self.theta_scale, dtype=torch.float32),
+            high=torch.as_tensor(space.upper / self.theta_scale, dtype=torch.float32))
         self.posterior = self.inference = None
         self.x_scale = None
         self._round = 0
@@ -188,7 +199,11 @@ class Inferencer(PosteriorMethods):
                                 "infer(...) with bounds first.")
 
     def _draw(self, distribution, n: int) -> np.ndarray:
-        """``n`` parameter sets (SI) from the prior or a posterior (conditioned on x_o)."""
+        """``n`` parameter sets (SI) from a prior (a box over SI values: the one of
+        :meth:`init_prior`, or ``calc_prior``'s) or a posterior (conditioned on x_o;
+        trained on rescaled values)."""
+        if _is_box(distribution):
+            return np.atleast_2d(as_numpy(distribution.sample((n,)))).astype(float)
         if hasattr(distribution, "set_default_x"):
             drawn = distribution.sample((n,), x=self._x_o_sbi(), show_progress_bars=False)
         else:
@@ -306,16 +321,25 @@ class Inferencer(PosteriorMethods):
         device = sbi_methods.resolve_device(sbi_device)
         self.show_progress_bars = bool(inference_kwargs.pop("show_progress_bars",
                                                             self.show_progress_bars))
-        if device != "cpu":
-            from sbi.utils import BoxUniform
-            prior = BoxUniform(low=prior.base_dist.low.to(device),
-                               high=prior.base_dist.high.to(device), device=device)
-            self.prior = prior
+        if _is_box(prior):  # a prior over SI values: sbi gets it rescaled (theta_scale)
+            prior = self._rescaled_box(prior, device)
         raw = None if self.features is not None else len(self.x_o)
         inference = sbi_methods.make_inference(method, estimator, prior, device, raw,
                                                self.show_progress_bars, **inference_kwargs)
         self.inference, self._method, self._estimator = inference, method, estimator
         return inference
+
+    def _rescaled_box(self, prior, device: str):
+        """The box ``prior`` (SI bounds) divided by :attr:`theta_scale`, on ``device``."""
+        from sbi.utils import BoxUniform
+        self._require_prior()
+        torch = torch_module()
+        scale = torch.as_tensor(self.theta_scale, dtype=torch.float32)
+        low = prior.base_dist.low.detach().cpu() / scale
+        high = prior.base_dist.high.detach().cpu() / scale
+        if device == "cpu":
+            return BoxUniform(low=low, high=high)
+        return BoxUniform(low=low.to(device), high=high.to(device), device=device)
 
     def _family(self, inference) -> str:
         if self._method is not None and inference is self.inference:

@@ -117,6 +117,9 @@ class GammaFactor(SpikeMetric):
             if get_dimensions(value) is not second.dim:
                 raise UnitMismatchError(f"GammaFactor's {name} must be a time with units, "
                                         f"e.g. 2*ms; got {value!r}.")
+            if not np.isfinite(float(value)):
+                raise ConfigurationError(f"GammaFactor's {name} must be a finite time; got "
+                                         f"{value!r}.")
             if float(value) <= 0:
                 raise ConfigurationError(f"GammaFactor's {name} must be positive; got {value!r}.")
         if float(delta) * 2 >= float(time):
@@ -128,13 +131,23 @@ class GammaFactor(SpikeMetric):
         self.delta, self.time, self.rate_correction = delta, time, bool(rate_correction)
 
     def validate_data(self, data_spikes, dt=None) -> None:
-        """Check delta against the recorded rates before any simulation runs."""
+        """Warn, before any simulation runs, where delta is long for the recorded rates.
+
+        brian2modelfitting accepts such settings (docs/compatibility.md): with
+        ``2·delta·rate >= 1`` the coincidence windows of neighbouring spikes
+        overlap, so the gamma factor's chance-coincidence correction is no longer
+        meaningful; a warning, not a refusal.
+        """
         for k, train in enumerate(data_spikes):
             rate = len(train) / float(self.time)
             if 2.0 * rate * float(self.delta) >= 1.0:
-                raise ConfigurationError(
-                    f"GammaFactor: delta = {self.delta!r} is too long for recorded trace {k} "
-                    f"({len(train)} spikes in {self.time!r}); 2·delta·rate must stay below 1.")
+                warnings.warn(
+                    f"GammaFactor: delta = {self.delta!r} is long for recorded trace {k} "
+                    f"({len(train)} spikes in {self.time!r}): 2·delta·rate = "
+                    f"{2.0 * rate * float(self.delta):.3g} >= 1, so coincidence windows "
+                    f"overlap and the gamma factor's chance correction is not meaningful. "
+                    f"A shorter delta is advised.", UserWarning, stacklevel=2)
+                return
 
     def get_features(self, traces, output, dt):
         """Gamma-factor errors (n_samples, n_traces) of the simulated spike trains
