@@ -8,7 +8,8 @@ solves ``(H + lambda D) d = -g`` with Marquardt's scaling ``D = diag(H)``.
 Bounds are kept by an active set: a coordinate the step would push out of the
 box is held on its bound and the step solved again for the others; the step is
 also capped to ``max_step`` in every coordinate (a trust region in the box's
-units).
+units). Where holding coordinates turns the step uphill (a nearly singular
+``H``), the minimum along the projected steepest descent is taken instead.
 """
 
 from __future__ import annotations
@@ -70,7 +71,34 @@ def damped_step(x: np.ndarray, jtj: np.ndarray, jtr: np.ndarray, damping: float,
     largest = float(np.max(np.abs(step), initial=0))
     if largest > max_step:
         step *= max_step / largest
-    return np.clip(x + step, 0, 1) - x
+    step = np.clip(x + step, 0, 1) - x
+    if predicted_decrease(jtj, jtr, step) < 0:
+        # holding coordinates on their bounds can turn a (nearly singular) Gauss-Newton
+        # step uphill: take the best step along the projected steepest descent instead,
+        # which always goes down the model
+        step = _projected_descent_step(x, jtj, jtr, max_step)
+    return step
+
+
+def _projected_descent_step(x: np.ndarray, jtj: np.ndarray, jtr: np.ndarray,
+                            max_step: float) -> np.ndarray:
+    """The minimum of the quadratic model along ``-g`` (components pushing out of the
+    box at a bound removed), within the box and ``max_step``."""
+    direction = -jtr.copy()
+    direction[((x <= 0) & (direction < 0)) | ((x >= 1) & (direction > 0))] = 0
+    size = float(np.max(np.abs(direction)))
+    if size == 0 or not np.isfinite(size):
+        return np.zeros_like(x)
+    direction /= size  # its largest component 1: no underflow in the curvature below
+    # longest move along the direction that stays in the box and within max_step
+    room = np.where(direction > 0, (1 - x) / np.where(direction > 0, direction, 1),
+                    np.where(direction < 0, -x / np.where(direction < 0, direction, 1),
+                             np.inf))
+    longest = min(float(np.min(room)), max_step)
+    curvature = float(direction @ jtj @ direction)
+    slope = float(-(jtr @ direction))  # > 0: E falls along the direction
+    length = longest if curvature <= 0 else min(longest, slope / curvature)
+    return np.clip(x + length * direction, 0, 1) - x
 
 
 def projected_gradient_norm(x: np.ndarray, jtr: np.ndarray) -> float:
