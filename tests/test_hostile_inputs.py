@@ -27,14 +27,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from brian2 import amp, farad, mV, ms, second, siemens, volt
+from brian2 import amp, farad, ms, mV, second, siemens, volt
+from config_project import passive_config, write_project
+from conftest import BOUNDS, DT, PASSIVE_MODEL, El
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from modelfit_plugins.backends import disk_cache
+from modelfit_plugins.backends.disk_cache import DiskStore
+from test_bad_input import SpyBackend, fit_once, fitter_with
 
 from modelfit_core import MSEMetric, Pipeline
-from modelfit_core.contracts.errors import (ArgumentTypeError, ConfigurationError,
-                                            ModelfitError, ParameterError, StorageError,
-                                            UnknownPluginError)
+from modelfit_core.contracts.errors import (
+    ArgumentTypeError,
+    ConfigurationError,
+    ModelfitError,
+    ParameterError,
+    StorageError,
+    UnknownPluginError,
+)
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.model.unit_slips import UnitSlipWarning
 from modelfit_core.registry.plugin_registry import Registry
@@ -45,12 +55,6 @@ from modelfit_core.results.study_description import StudyDescription
 from modelfit_core.tools import config as config_module
 from modelfit_core.tools.cli import main
 from modelfit_core.tools.terminal_text import escaped
-from modelfit_plugins.backends import disk_cache
-from modelfit_plugins.backends.disk_cache import DiskStore
-
-from config_project import passive_config, write_project
-from conftest import BOUNDS, DT, PASSIVE_MODEL, El
-from test_bad_input import SpyBackend, fit_once, fitter_with
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -537,8 +541,7 @@ def test_use_units_false_adds_plain_number_errors_as_the_manual_says(spy, data):
 
 
 def test_compat_methods_with_wrong_arguments_name_them_before_any_round(data):
-    from modelfit_core import NevergradOptimizer
-    from modelfit_core import TraceFitter
+    from modelfit_core import NevergradOptimizer, TraceFitter
     fitter = TraceFitter(model=PASSIVE_MODEL, input={"I": data["I"]},
                          output={"v": data["v"]}, dt=DT, n_samples=4, param_init={"v": El})
     optimizer = NevergradOptimizer(seed=1)
@@ -563,3 +566,23 @@ def test_a_name_defined_after_the_fitter_is_found_when_the_fit_starts(spy, data)
     v_later = -70 * mV  # noqa: F841 - found in this frame by fit()
     with pytest.raises(AssertionError, match="simulated"):  # every check passed
         fitter.fit(n_rounds=1, callback=None, **BOUNDS)
+
+
+def test_a_spike_fit_without_a_metric_is_a_type_error_as_in_the_reference():
+    """brian2modelfitting's SpikeFitter.fit(metric=None) raises TypeError ('You can only
+    use SpikeMetric child metric with SpikeFitter'): there is no default spike metric."""
+    from brian2 import nS, pF
+
+    from modelfit_core import SpikeFitter
+    from modelfit_core.contracts.errors import ArgumentTypeError
+
+    fitter = SpikeFitter(model="dv/dt = (gl*(-70*mV - v) + I)/C : volt\n"
+                               "gl : siemens (constant)\nC : farad (constant)",
+                         input={"I": np.full((1, 50), 1e-9) * amp},
+                         output=[np.array([0.002])], dt=0.1 * ms, n_samples=2,
+                         threshold="v > -50*mV", reset="v = -70*mV",
+                         param_init={"v": -70 * mV})
+    with pytest.raises(ArgumentTypeError, match="GammaFactor") as raised:
+        fitter.fit(optimizer="random", metric=None, n_rounds=1,
+                   gl=[1 * nS, 10 * nS], C=[10 * pF, 100 * pF])
+    assert isinstance(raised.value, TypeError)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from modelfit_core.contracts.errors import ConfigurationError
+from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.metric_bases import SPIKES
 from modelfit_core.fitting.fitter import Fitter
 from modelfit_core.fitting.problem import GENERATE_ITERATION
 from modelfit_core.registry.parts import Parts
-
 
 DEFAULT_METHODS = ("exponential_euler", "exact", "euler", "heun")
 """SpikeFitter's integration methods when none is given: brian2modelfitting's
@@ -77,9 +77,12 @@ class SpikeFitter(Fitter):
     def _default_metric(self):
         metric = self._parts.metric
         if metric is None:
-            raise ConfigurationError("SpikeFitter needs a spike metric: pass "
-                                     "metric=GammaFactor(delta=..., time=...) to fit(), or use "
-                                     "Pipeline.from_names(metric='gamma_factor', ...).")
+            # brian2modelfitting has no default spike metric: fit(metric=None) is its
+            # TypeError "You can only use SpikeMetric child metric with SpikeFitter"
+            raise ArgumentTypeError("SpikeFitter needs a spike metric (there is no default, "
+                                    "as in brian2modelfitting): pass "
+                                    "metric=GammaFactor(delta=..., time=...) to fit(), or "
+                                    "use Pipeline.from_names(metric='gamma_factor', ...).")
         return metric
 
     def generate_spikes(self, params=None, param_init=None, iteration=GENERATE_ITERATION,
