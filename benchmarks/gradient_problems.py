@@ -13,27 +13,11 @@ import attrs
 import numpy as np
 from brian2 import amp, cm, ms, mV, nA, nS, pA, pF, siemens, ufarad, umetre
 
-from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
+# the suite's HH model with 8 free parameters (its reversal potentials, threshold offset
+# and capacitance free as well)
+from modelfit_plugins.problems.hodgkin_huxley import HH8_MODEL
 
-HH8_MODEL = '''
-dv/dt = (gl*(El-v) - g_na*(m*m*m)*h*(v-ENa) - g_kd*(n*n*n*n)*(v-EK) + I)/Cm : volt
-dm/dt = 0.32*(mV**-1)*(13.*mV-v+VT)/
-  (exp((13.*mV-v+VT)/(4.*mV))-1.)/ms*(1-m)-0.28*(mV**-1)*(v-VT-40.*mV)/
-  (exp((v-VT-40.*mV)/(5.*mV))-1.)/ms*m : 1
-dn/dt = 0.032*(mV**-1)*(15.*mV-v+VT)/
-  (exp((15.*mV-v+VT)/(5.*mV))-1.)/ms*(1.-n)-.5*exp((10.*mV-v+VT)/(40.*mV))/ms*n : 1
-dh/dt = 0.128*exp((17.*mV-v+VT)/(18.*mV))/ms*(1.-h)-4./(1+exp((40.*mV-v+VT)/(5.*mV)))/ms*h : 1
-g_na : siemens (constant)
-g_kd : siemens (constant)
-gl   : siemens (constant)
-El   : volt (constant)
-EK   : volt (constant)
-ENa  : volt (constant)
-VT   : volt (constant)
-Cm   : farad (constant)
-'''
-"""The tutorial's HH model with its reversal potentials, threshold offset and
-capacitance free as well: 8 parameters."""
+from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
 ADEX_MODEL = '''
 dv/dt = (gL*(EL - v) + gL*DeltaT*exp((v - VT)/DeltaT) - w + I)/C : volt
