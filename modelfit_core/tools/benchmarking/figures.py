@@ -44,7 +44,7 @@ def plot_ecdf(document: Mapping[str, Any], path: Path | None = None):
                 **styles[method])
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("evaluations (simulated parameter sets)")
+    ax.set_xlabel("evaluations (plain simulations; one with sensitivities counts 1 + n_parameters)")
     ax.set_ylabel("fraction of (problem, target, seed) solved")
     n_problems = len(document["problems"])
     ax.set_title(f"runtime ECDF, {n_problems} problems (legend: ECDF area)")
