@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brian2 import amp, mV, ms, nS, pF, second
+from brian2 import mV, ms, second
 from brian2.units.fundamentalunits import DimensionMismatchError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -266,7 +266,7 @@ def test_the_command_line_serves_until_stopped_and_names_a_busy_port(studies):
         busy = subprocess.run([sys.executable, "-m", "modelfit_core", "dashboard", str(db),
                                "--port", str(port)], capture_output=True, text=True,
                               timeout=60)
-        assert busy.returncode == 2 and f"--port" in busy.stderr and str(port) in busy.stderr
+        assert busy.returncode == 2 and "--port" in busy.stderr and str(port) in busy.stderr
     finally:
         process.terminate()
         process.wait(timeout=20)
