@@ -153,7 +153,12 @@ def test_adex_gradient_with_resets_agrees_with_finite_differences():
 
 # -- a fit -----------------------------------------------------------------------------------
 def test_gradient_fit_by_name_lists_every_point_and_converges(passive_data):
-    fitter = passive_fitter(passive_data)
+    # seeded through the pipeline: unseeded, about 1 start design in 5 has not reached
+    # (1 µV)² after 8 rounds of 4 starts on this model (docs/gradient.md)
+    pipeline = Pipeline.from_names(seed=1, backend=NUMPY)
+    fitter = pipeline.trace_fitter(model=PASSIVE_MODEL, input={"I": passive_data["I"]},
+                                   output={"v": passive_data["v"]}, dt=DT, n_samples=4,
+                                   param_init={"v": El}, method="euler")
     seen = []
     fitter.fit(n_rounds=8, optimizer="gradient", metric="mse",
                callback=lambda *args: seen.append(args[4]) and False, **BOUNDS)

@@ -278,3 +278,16 @@ def test_a_user_optimizer_registered_as_a_plugin(passive_data):
                                param_init={"v": El})
     best, error = fitter.fit(n_rounds=2, **BOUNDS)
     assert set(best) == set(BOUNDS) and np.isfinite(float(error))
+
+
+@pytest.mark.parametrize("name", ["random", "pymoo"])
+def test_an_optimizer_named_in_fit_takes_the_pipelines_seed(passive_data, name):
+    """fit(optimizer="name") on a seeded pipeline repeats, as the default optimizer does."""
+    histories = []
+    for _ in range(2):
+        fitter = Pipeline.from_names(seed=4, feedback=None).trace_fitter(
+            model=PASSIVE_MODEL, input={"I": passive_data["I"]},
+            output={"v": passive_data["v"]}, dt=DT, n_samples=4, param_init={"v": El})
+        fitter.fit(n_rounds=2, optimizer=name, metric="mse", **BOUNDS)
+        histories.append(np.vstack([r.parameters for r in fitter.current_fit.history.rounds]))
+    assert np.array_equal(*histories)

@@ -212,7 +212,7 @@ class Fitter(ManualAttributes):
             optimizer = current.optimizer if current is not None else \
                 self._default_optimizer(objectives)
         elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
-            optimizer = self._parts.make("optimizers", optimizer)
+            optimizer = self._parts.named_optimizer(optimizer)
         if metric is None:
             metric = current.metric if current is not None else self._default_metric()
         elif isinstance(metric, str):

@@ -160,6 +160,13 @@ class Parts:
             return spec
         return construct(self.registry.lookup(kind, spec), options, singular, spec)
 
+    def named_optimizer(self, name: str):
+        """A new optimizer of the plugin ``name``, with these parts' seed if it takes one
+        (``fit(optimizer="gradient")`` on a seeded pipeline repeats, as the default does)."""
+        seeded = self.seed is not None and accepts_keyword(
+            self.registry.lookup("optimizers", name), "seed")
+        return self.make("optimizers", name, {"seed": self.seed} if seeded else {})
+
     def default_optimizer(self):
         """These parts' optimizer, or a new one of the default optimizer plugin."""
         if self.optimizer is not None:
