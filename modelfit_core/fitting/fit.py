@@ -181,49 +181,45 @@ class Fit:
         ``level`` says how many frames above the first frame outside modelfit the
         model's constants are looked up when it is prepared.
         """
-        problem, objective = self.problem, self.objective
-        if self.gradient_round is not None:
-            return self._prepared_gradient_simulation(level)
-        key = ("fit", self.n_samples, self.space.names, objective.record,
-               objective.record_spikes, objective.record_final,
-               tuple(sorted(objective.online_spec.items())))
-        if key != self._simulation_key:
-            if self._simulation_key is not None:
-                problem.release(self._simulation_key)
-            namespace = problem.resolve_namespace(level)
-            problem.check_units(namespace)
-            problem.check_memory(self.n_samples, objective.record,
-                                 remote=getattr(problem.backend, "scores_remotely", False))
-            self.simulation = problem.prepared(key, lambda: problem.simulation_spec(
-                self.n_samples, self.space.names, namespace, name=FIT_SIMULATION,
-                record=objective.record, record_spikes=objective.record_spikes,
-                record_final=objective.record_final, online_error=objective.online_spec))
-            self._simulation_key = key
-        simulation: PreparedSimulation = self.simulation
-        if isinstance(simulation, RemoteScoring):
-            simulation.compute_errors_with(objective.where_simulated())
-        return self.simulation
+        problem, objective, gradients = self.problem, self.objective, self.gradient_round
+        remote = getattr(problem.backend, "scores_remotely", False)
+        if gradients is None:
+            key: tuple = ("fit", self.n_samples, self.space.names, objective.record,
+                          objective.record_spikes, objective.record_final,
+                          tuple(sorted(objective.online_spec.items())))
 
-    def _prepared_gradient_simulation(self, level: int) -> PreparedSimulation:
-        """The simulation of gradient rounds: the model with its sensitivities, the sums
-        of residuals and sensitivities accumulated while simulating, nothing recorded."""
-        problem, gradients = self.problem, self.gradient_round
-        assert gradients is not None
-        key = ("gradient", self.n_samples, self.space.names, gradients.model_text,
-               gradients.running_code, str(gradients.reset))
+            def check_memory() -> None:
+                problem.check_memory(self.n_samples, objective.record, remote=remote)
+
+            def spec(namespace):
+                return problem.simulation_spec(
+                    self.n_samples, self.space.names, namespace, name=FIT_SIMULATION,
+                    record=objective.record, record_spikes=objective.record_spikes,
+                    record_final=objective.record_final, online_error=objective.online_spec)
+        else:
+            # gradient rounds: the model with its sensitivities, the sums of residuals and
+            # sensitivities accumulated while simulating, nothing recorded
+            key = ("gradient", self.n_samples, self.space.names, gradients.model_text,
+                   gradients.running_code, str(gradients.reset))
+
+            def check_memory() -> None:
+                gradients.check_memory(self.n_samples, problem.n_traces, remote=remote)
+
+            def spec(namespace):
+                return gradients.spec(problem, self.n_samples, namespace)
         if key != self._simulation_key:
             if self._simulation_key is not None:
                 problem.release(self._simulation_key)
             namespace = problem.resolve_namespace(level)
             problem.check_units(namespace)
-            gradients.check_memory(self.n_samples, problem.n_traces,
-                                   remote=getattr(problem.backend, "scores_remotely", False))
-            self.simulation = problem.prepared(key, lambda: gradients.spec(
-                problem, self.n_samples, namespace))
+            check_memory()
+            self.simulation = problem.prepared(key, lambda: spec(namespace))
             self._simulation_key = key
         simulation: PreparedSimulation = self.simulation
         if isinstance(simulation, RemoteScoring):
-            simulation.compute_errors_with(None)  # nothing recorded: the sums travel back
+            # gradient rounds record nothing: their sums travel back
+            simulation.compute_errors_with(
+                None if gradients is not None else objective.where_simulated())
         return self.simulation
 
     def take_simulation_of(self, other: "Fit") -> None:
