@@ -27,6 +27,13 @@ never a class name:
 * :class:`RunningSumBackend`: the backend simulates the sums a round
   accumulates while simulating (:attr:`SimulationSpec.running_sums`), which a
   gradient round needs.
+* :class:`AsynchronousOptimizer` and :class:`AsynchronousSimulation`: an
+  optimizer that takes errors as they come and a simulation that runs chunks
+  side by side and hands back each as it finishes; with both (and the backend
+  asked for it) a fit evaluates asynchronously: no worker waits for the others.
+* :class:`ReportsWorkerActivity`: a prepared simulation spread over workers
+  says what each worker did in the last batch (:class:`WorkerActivity`), which
+  the fit passes on with the round (progress, storage, dashboard).
 
 :class:`StudyStorage` is the contract of the study storages (SQLite is one).
 """
@@ -222,6 +229,80 @@ class PreparedSimulation(Protocol):
 
     def close(self) -> None:
         """Release whatever the preparation holds (processes, files, devices)."""
+
+
+@runtime_checkable
+class AsynchronousOptimizer(Protocol):
+    """Capability: the optimizer can be asked again before it is told, and told the
+    errors of any asked points in any order (nevergrad's ask/tell with
+    ``num_workers``). An asynchronous fit keeps at most :meth:`points_in_flight`
+    points asked and not yet told.
+    """
+
+    def points_in_flight(self) -> int:
+        """How many asked points may wait for their errors at once (after
+        ``initialize``)."""
+        ...
+
+
+@runtime_checkable
+class AsynchronousSimulation(Protocol):
+    """Capability of a :class:`PreparedSimulation` that runs chunks of a batch side by
+    side and returns each as soon as it is done.
+
+    A fit uses it only when ``asynchronous`` is True (the backend was asked to; the
+    backend says so with its own attribute ``asynchronous = True`` too, which a resumed
+    fit reads to tell the stored rounds without asking for them again) and its
+    optimizer is an :class:`AsynchronousOptimizer`: it then keeps
+    :meth:`capacity` chunks of at most :attr:`chunk_size` points running, and asks
+    for new points each time one finishes.
+    """
+
+    asynchronous: bool
+    """Whether the backend was asked to evaluate asynchronously."""
+    chunk_size: int
+    """The most parameter sets one chunk takes."""
+
+    def capacity(self) -> int:
+        """Chunks that keep every worker busy."""
+        ...
+
+    def submit(self, parameters: Mapping[str, np.ndarray], iteration: float = 0.0) -> Any:
+        """Start simulating (and scoring, see :class:`RemoteScoring`) up to
+        :attr:`chunk_size` parameter sets (SI arrays by name); returns a handle."""
+        ...
+
+    def next_finished(self) -> tuple[Any, SimulationResult]:
+        """Wait for a submitted chunk to finish: its handle and result."""
+        ...
+
+    def cancel_all(self) -> None:
+        """Forget every submitted chunk not yet returned by :meth:`next_finished`."""
+
+
+@attrs.frozen
+class WorkerActivity:
+    """What one worker did during one batch of a distributed simulation."""
+
+    worker: str
+    """The worker's name or address, as its scheduler knows it."""
+    busy_s: float
+    """Seconds it spent simulating and scoring its chunks."""
+    n_samples: int
+    """Parameter sets it simulated (a padded chunk's repeats not counted)."""
+    chunks: int
+    """Chunks it ran."""
+
+
+@runtime_checkable
+class ReportsWorkerActivity(Protocol):
+    """Capability of a :class:`PreparedSimulation` spread over several workers: what
+    each worker did in the last :meth:`PreparedSimulation.run` (a fit attaches it to
+    the round: ``RoundRecord.workers``)."""
+
+    def round_activity(self) -> Sequence[WorkerActivity]:
+        """One entry per worker that ran part of the last batch."""
+        ...
 
 
 @runtime_checkable

@@ -27,12 +27,14 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError
-from modelfit_core.contracts.protocols import (KeepsDisplayData, PreparedSimulation, RemoteScoring,
+from modelfit_core.contracts.protocols import (AsynchronousOptimizer, AsynchronousSimulation,
+                                               KeepsDisplayData, PreparedSimulation,
+                                               RemoteScoring, ReportsWorkerActivity,
                                                StudyStorage)
 from modelfit_core.fitting.sensitivity_round import SensitivityRound, wants_gradients
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.interrupts import interrupts_deferred
-from modelfit_core.fitting.objective import Objective
+from modelfit_core.fitting.objective import Objective, Scores
 from modelfit_core.fitting.problem import FIT_SIMULATION, FittingProblem
 from modelfit_core.fitting.replay import (AskedPoints, ask_points, initialize_optimizer,
                                           replay_rounds, tell_round)
@@ -132,9 +134,12 @@ class Fit:
             if stored.records:
                 used = len(stored.records[-1].errors)
         else:
+            asynchronous = bool(getattr(problem.backend, "asynchronous", False)) \
+                and isinstance(optimizer, AsynchronousOptimizer)
             used = _population(replay_rounds(
                 optimizer, space, n_samples, stored.optimizer_rounds, stored.records,
-                source=f"study {store.location}"), n_samples, optimizer)
+                source=f"study {store.location}", as_they_came=asynchronous),
+                n_samples, optimizer)
         history = History(space, objective.error_dim)
         for record in stored.records:
             history.add(record)
@@ -243,6 +248,8 @@ class Fit:
         and this fit can be run again from there.
         """
         simulation = self.prepared_simulation(level)
+        if self.evaluates_asynchronously(simulation):
+            return self.run_rounds_asynchronously(n_rounds, events, simulation)
         events.started(n_rounds)
         try:
             with self._storage_session() as store_round:
@@ -274,7 +281,9 @@ class Fit:
                         objective_errors=scores.per_output, objectives=scores.objectives,
                         told_errors=told, iteration=self.iteration,
                         duration_s=time.perf_counter() - started,
-                        normal_equations=normal_equations)
+                        normal_equations=normal_equations,
+                        workers=(tuple(simulation.round_activity())
+                                 if isinstance(simulation, ReportsWorkerActivity) else ()))
                     with interrupts_deferred() as committing:
                         improved, location = self._commit(record, asked.as_given, store_round)
                     stop = events.round_finished(record)
@@ -292,6 +301,113 @@ class Fit:
         finally:
             events.finished(self.history.best_vector, self.history.best_error)
 
+    def evaluates_asynchronously(self, simulation: PreparedSimulation) -> bool:
+        """Whether the rounds run asynchronously: the backend was asked to, and can, and
+        the optimizer takes errors as they come.
+
+        Raises
+        ------
+        ConfigurationError
+            The backend was asked to, but the optimizer needs whole generations (or
+            gradients), or the fit has several objectives: before anything is simulated.
+        """
+        if not (isinstance(simulation, AsynchronousSimulation) and simulation.asynchronous):
+            return False
+        name = type(self.optimizer).__name__
+        if self.gradient_round is not None or not isinstance(self.optimizer,
+                                                             AsynchronousOptimizer):
+            raise ConfigurationError(
+                f"The backend evaluates asynchronously (asynchronous=True), but {name} "
+                f"learns from whole rounds and cannot take errors as they come. Use an "
+                f"optimizer that can, e.g. optimizer='nevergrad' (DE, TwoPointsDE, NGOpt, "
+                f"CMA), or leave asynchronous out: rounds are then split into several "
+                f"chunks per worker, so a slow worker still does not hold a round.")
+        if self.objective.objective_names:
+            raise ConfigurationError(
+                "Asynchronous evaluation fits one error, not several objectives: leave "
+                "objectives= out, or asynchronous=True off.")
+        return True
+
+    def run_rounds_asynchronously(self, n_rounds: int, events: FitEvents,
+                                  simulation: AsynchronousSimulation) -> None:
+        """Run ``n_rounds`` rounds of :attr:`n_samples` evaluations, asynchronously.
+
+        The simulation keeps ``capacity()`` chunks running; each time one finishes,
+        its errors are told to the optimizer at once and new points are asked for
+        the freed worker. A round is the next :attr:`n_samples` evaluations to finish,
+        in the order they finished: stored and announced as a synchronous round is.
+        Every asked point is simulated once and told once; the points in flight when
+        the fit stops (the last round complete, a listener, Ctrl-C, an error) are
+        dropped, never told. The order in which chunks finish decides what is asked
+        next, so a seed does not repeat such a fit exactly (the synchronous mode does).
+        """
+        optimizer, space, per_round = self.optimizer, self.space, self.n_samples
+        in_flight_limit = max(1, int(optimizer.points_in_flight()))
+        chunk = max(1, min(simulation.chunk_size, per_round, in_flight_limit))
+        to_ask = n_rounds * per_round
+        running: dict[Any, AskedPoints] = {}
+        waiting_points = 0
+        finished_rounds = 0
+        done: list[tuple[AskedPoints, Any, np.ndarray]] = []
+        started = time.perf_counter()
+
+        def refill() -> None:
+            nonlocal to_ask, waiting_points
+            while (to_ask > 0 and len(running) < simulation.capacity()
+                   and waiting_points + min(chunk, to_ask) <= max(in_flight_limit, chunk)):
+                size = min(chunk, to_ask)
+                with interrupts_deferred() as asking:
+                    asked = ask_points(optimizer, size, space)
+                asking.reraise()
+                running[simulation.submit(space.columns(asked.matrix),
+                                          iteration=self.iteration)] = asked
+                to_ask -= size
+                waiting_points += size
+
+        events.started(n_rounds)
+        try:
+            with self._storage_session() as store_round:
+                refill()
+                while running:
+                    handle, result = simulation.next_finished()
+                    asked = running.pop(handle)
+                    waiting_points -= len(asked.matrix)
+                    scores = self.objective.score(result, len(asked.matrix))
+                    told = errors_for_optimizer(scores.total, scores.diverged, self.history)
+                    with interrupts_deferred() as telling:
+                        optimizer.tell(asked.as_given, told)
+                        done.append((asked, scores, told))
+                    telling.reraise()
+                    if sum(len(a.matrix) for a, _, _ in done) >= per_round:
+                        record, done = _asynchronous_round(
+                            done, per_round, len(self.history.rounds), self.iteration,
+                            time.perf_counter() - started)
+                        if isinstance(simulation, ReportsWorkerActivity):
+                            record = attrs.evolve(record,
+                                                  workers=tuple(simulation.round_activity()))
+                        started = time.perf_counter()
+                        with interrupts_deferred() as committing:
+                            improved, location = self._commit(record, None, store_round,
+                                                              told=True)
+                        finished_rounds += 1
+                        stop = events.round_finished(record)
+                        if location is not None:
+                            events.checkpoint_written(location)
+                        if improved:
+                            events.best_improved(self.history.best_vector,
+                                                 self.history.best_error)
+                        committing.reraise()
+                        if record.index == 0 and record.diverged.all():
+                            raise all_diverged_error(result, space, self.problem.param_init,
+                                                     float(self.problem.dt),
+                                                     len(record.errors), location)
+                        if stop or finished_rounds == n_rounds:
+                            break
+                    refill()
+        finally:
+            simulation.cancel_all()
+            events.finished(self.history.best_vector, self.history.best_error)
+
     def _storage_session(self):
         if self.store is None:
             return _NoStorage()
@@ -299,11 +415,13 @@ class Fit:
             return self.store.display_session(self.display)
         return self.store.session()
 
-    def _commit(self, record: RoundRecord, as_given, store_round) -> tuple[bool, str | None]:
-        """Tell, store, then record one finished round: the storage always holds at
-        least what the history holds."""
+    def _commit(self, record: RoundRecord, as_given, store_round,
+                told: bool = False) -> tuple[bool, str | None]:
+        """Tell (unless ``told`` already), store, then record one finished round: the
+        storage always holds at least what the history holds."""
         try:
-            tell_round(self.optimizer, as_given, record)
+            if not told:
+                tell_round(self.optimizer, as_given, record)
             location = store_round(record, self.optimizer) if store_round is not None \
                 else None
         except BaseException:
@@ -351,6 +469,31 @@ def _gradient_round(problem: FittingProblem, optimizer, objective: Objective,
         return None
     return SensitivityRound.build(problem, objective, space,
                                   optimizer_name=f"The optimizer {type(optimizer).__name__}")
+
+
+def _asynchronous_round(done: list, per_round: int, index: int, iteration: int,
+                        duration_s: float) -> tuple[RoundRecord, list]:
+    """The first ``per_round`` evaluations of ``done`` (chunks in the order they
+    finished: points, scores, told errors) as one round, and what is left over."""
+    parameters = np.vstack([asked.matrix for asked, _, _ in done])
+    errors = np.concatenate([scores.total for _, scores, _ in done])
+    diverged = np.concatenate([scores.diverged for _, scores, _ in done])
+    told = np.concatenate([np.asarray(t, dtype=float) for _, _, t in done])
+    outputs = {name: np.concatenate([scores.per_output[name] for _, scores, _ in done])
+               for name in done[0][1].per_output}
+    record = RoundRecord(index=index, parameters=parameters[:per_round],
+                         errors=errors[:per_round], diverged=diverged[:per_round],
+                         objective_errors={n: v[:per_round] for n, v in outputs.items()},
+                         told_errors=told[:per_round], iteration=iteration,
+                         duration_s=duration_s)
+    left = []
+    if len(parameters) > per_round:  # a chunk straddles two rounds: its tail goes on
+        rest = slice(per_round, None)
+        tail = AskedPoints(as_given=[], matrix=parameters[rest])
+        left = [(tail, Scores(total=errors[rest], diverged=diverged[rest],
+                              per_output={n: v[rest] for n, v in outputs.items()},
+                              objectives={}), told[rest])]
+    return record, left
 
 
 def _population(used: int, requested: int, optimizer) -> int:

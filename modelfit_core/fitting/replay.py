@@ -71,7 +71,8 @@ def ask_points(optimizer, n_samples: int, space: ParameterSpace) -> AskedPoints:
 
 def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
                   records: Sequence, *, source: str,
-                  error_type: type[Exception] = StorageError) -> int:
+                  error_type: type[Exception] = StorageError,
+                  as_they_came: bool = False) -> int:
     """Initialize ``optimizer`` and tell it ``records`` again, checking each round;
     returns the population size it uses (see :func:`initialize_optimizer`).
 
@@ -88,8 +89,21 @@ def replay_rounds(optimizer, space: ParameterSpace, n_samples: int, rounds: int,
     error_type : type
         Raised (with an explanation) when the optimizer proposes other points
         (default :class:`StorageError`: the rounds came from a database).
+    as_they_came : bool
+        The rounds were evaluated asynchronously: their points are told without
+        being asked for again (the optimizer is then warm-started with every
+        evaluation, not rebuilt to the bit).
     """
     used = initialize_optimizer(optimizer, space, n_samples, rounds)
+    if as_they_came:
+        # an asynchronous fit asked in chunks, interleaved with its tells, in an order
+        # that the finishing times decided: tell the evaluations, ask nothing
+        for record in records:
+            if record.told_errors is None:
+                raise error_type(f"Round {record.index} of {source} lacks the errors its "
+                                 f"optimizer was told, so the optimizer cannot be rebuilt.")
+            optimizer.tell(list(record.parameters), np.asarray(record.told_errors, float))
+        return used
     for record in records:
         points = ask_points(optimizer, used, space)
         asked = points.matrix

@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
-from modelfit_core.contracts.protocols import NormalEquations
+from modelfit_core.contracts.protocols import NormalEquations, WorkerActivity
 from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results.pareto import ParetoFront
@@ -50,6 +50,8 @@ class RoundRecord:
     normal_equations: NormalEquations | None = None
     """With a gradient optimizer: the normal equations it was told with the errors
     (what replaying the round tells again)."""
+    workers: tuple[WorkerActivity, ...] = ()
+    """With a backend spread over workers (dask): what each worker did this round."""
 
 
 @attrs.frozen

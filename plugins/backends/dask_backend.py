@@ -14,11 +14,13 @@ workers, which prepare the model themselves, and the round completes.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import math
 import os
 import re
 import sys
+import time
 import uuid
 import warnings
 import weakref
@@ -29,6 +31,7 @@ import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
+from modelfit_core.contracts.protocols import WorkerActivity
 
 _GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]""")
 
@@ -88,12 +91,26 @@ def _prepare_on_worker(token: str, spec: SimulationSpec, inner: str, inner_optio
     return prepared
 
 
-def _run_chunk(token, spec, inner, inner_options, parameters, iteration, errors_here=None):
+@attrs.frozen
+class ChunkOutcome:
+    """What a worker sends back for one chunk: its result and how long it took."""
+
+    result: SimulationResult
+    worker: str
+    busy_s: float
+
+
+def _run_chunk(token, spec, inner, inner_options, parameters, iteration,
+               errors_here=None) -> ChunkOutcome:
     """Worker task: simulate one chunk of parameter sets (compiling on first use);
     with ``errors_here``, score it here and return errors instead of traces."""
+    from distributed import get_worker
+    started = time.perf_counter()
     prepared = _prepare_on_worker(token, spec, inner, inner_options)
     result = prepared.run(parameters, iteration=iteration)
-    return result if errors_here is None else errors_here(result, spec.n_samples)
+    if errors_here is not None:
+        result = errors_here(result, spec.n_samples)
+    return ChunkOutcome(result, get_worker().address, time.perf_counter() - started)
 
 
 def _forget(token):
@@ -123,9 +140,27 @@ def _merge(results: list[SimulationResult], spec: SimulationSpec, n_samples: int
     return merged
 
 
+CHUNKS_PER_WORKER = 2
+"""Default chunks per worker in a batch: more than one, so a slow worker does not
+hold the batch (the others take its waiting chunks)."""
+MIN_CHUNK_SIZE = 50
+"""Parameter sets a chunk has at least when the batch is cut automatically."""
+IN_FLIGHT_PER_WORKER = 2
+"""Chunks sent to a worker before it finishes one: the next is there when it is done."""
+WORKER_LIST_REFRESH_S = 1.0
+"""How old the list of workers may be before a batch asks the scheduler again."""
+
+
 @attrs.define
 class DaskSimulation:
-    """A batch simulation spread over a dask cluster; see :class:`DaskBackend`."""
+    """A batch simulation spread over a dask cluster; see :class:`DaskBackend`.
+
+    A batch is cut into ``n_chunks`` chunks of ``chunk_size`` parameter sets (the
+    size every worker compiled); each worker gets :data:`IN_FLIGHT_PER_WORKER`
+    chunks, then one more each time it finishes one, so that a fast worker
+    simulates more of the batch than a slow one and nobody waits for a chunk
+    queued behind a slow worker.
+    """
 
     backend: "DaskBackend"
     spec: SimulationSpec
@@ -135,6 +170,16 @@ class DaskSimulation:
     errors_here: object = None
     _spec_future: object = None
     _errors_future: object = None
+    asynchronous: bool = False
+    """Whether a fit may submit chunks one by one (:meth:`submit`)."""
+    _workers: list = attrs.field(factory=list)
+    _workers_listed_at: float = -math.inf
+    _recent: list = attrs.field(factory=list)
+    """(outcome, parameter sets that count) of the chunks finished since the activity
+    was last read."""
+    _submitted: dict = attrs.field(factory=dict)
+    """Asynchronous chunks running: future -> parameter sets that count."""
+    _finishing: object = None
 
     def __attrs_post_init__(self):
         self._send_spec()
@@ -158,25 +203,69 @@ class DaskSimulation:
             warnings.warn(f"The metrics could not be sent to the dask workers ({exc}); the "
                           f"traces are sent back and scored here instead.", stacklevel=3)
 
-    def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
-        n = self.spec.n_samples
-        client = self.backend.client
-        pad = self.n_chunks * self.chunk_size - n
-        # equal chunks share one compiled size; padding repeats the last set
+    def _chunks(self, parameters) -> list[dict[str, np.ndarray]]:
+        """The batch cut into chunks of ``chunk_size``; the last one padded with
+        repeats of the last set (every chunk runs the same compiled size)."""
+        pad = self.n_chunks * self.chunk_size - self.spec.n_samples
         padded = {}
         for name in self.spec.parameter_names:
             values = np.asarray(parameters[name], dtype=float)
             padded[name] = np.concatenate([values, np.repeat(values[-1:], pad)])
-        chunks = [{name: values[k * self.chunk_size:(k + 1) * self.chunk_size]
-                   for name, values in padded.items()} for k in range(self.n_chunks)]
+        return [{name: values[k * self.chunk_size:(k + 1) * self.chunk_size]
+                 for name, values in padded.items()} for k in range(self.n_chunks)]
+
+    def _current_workers(self) -> list:
+        """The scheduler's workers (asked again at most every WORKER_LIST_REFRESH_S,
+        so that workers that join an adaptive cluster get chunks)."""
+        now = time.monotonic()
+        if now - self._workers_listed_at > WORKER_LIST_REFRESH_S or not self._workers:
+            self._workers = list(self.backend.client.scheduler_info()["workers"])
+            self._workers_listed_at = now
+        return self._workers or [None]
+
+    def _dispatch(self, chunks, iteration: float) -> list[ChunkOutcome]:
+        """Every chunk's outcome, in order: each worker is kept busy with
+        IN_FLIGHT_PER_WORKER chunks, and gets the next waiting chunk as it finishes one."""
+        from distributed import as_completed
+        client, backend = self.backend.client, self.backend
+        waiting = collections.deque(range(len(chunks)))
+        running: dict = {}
+        outcomes: list = [None] * len(chunks)
+        finished = as_completed()
+
+        def send(worker) -> None:
+            k = waiting.popleft()
+            future = client.submit(
+                _run_chunk, self.token, self._spec_future, backend.inner,
+                backend.inner_options, chunks[k], iteration, self._errors_future,
+                key=f"modelfit-chunk-{uuid.uuid4().hex}", pure=False,
+                workers=None if worker is None else [worker], allow_other_workers=True,
+                retries=backend.retries)
+            running[future] = k
+            finished.add(future)
+
+        for _ in range(IN_FLIGHT_PER_WORKER):
+            for worker in self._current_workers():
+                if waiting:
+                    send(worker)
+        try:
+            for future in finished:
+                outcome = future.result()
+                outcomes[running.pop(future)] = outcome
+                if waiting:
+                    send(outcome.worker)
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+        return outcomes
+
+    def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
+        chunks = self._chunks(parameters)
         for attempt in range(self.backend.retries + 1):
-            futures = [client.submit(_run_chunk, self.token, self._spec_future,
-                                     self.backend.inner, self.backend.inner_options, chunk,
-                                     iteration, self._errors_future, pure=False,
-                                     retries=self.backend.retries)
-                       for chunk in chunks]
             try:
-                return _merge(client.gather(futures), self.spec, n, self.chunk_size)
+                outcomes = self._dispatch(chunks, iteration)
+                break
             except CancelledError:
                 # Scattered data lives only on workers, and dask's memory manager
                 # may keep a single copy: a dead worker can take it along, which
@@ -185,7 +274,63 @@ class DaskSimulation:
                     raise
                 self._send_spec()
                 self._send_errors_here()
-        raise AssertionError("unreachable")
+        else:  # pragma: no cover - the loop breaks or raises
+            raise AssertionError("unreachable")
+        n = self.spec.n_samples
+        self._recent = [(outcome, max(0, min(self.chunk_size, n - k * self.chunk_size)))
+                        for k, outcome in enumerate(outcomes)]
+        return _merge([o.result for o in outcomes], self.spec, n, self.chunk_size)
+
+    def round_activity(self) -> tuple[WorkerActivity, ...]:
+        """What each worker did since this was last asked: in the last batch, or the
+        asynchronous chunks finished since (:class:`ReportsWorkerActivity`)."""
+        recent, self._recent = self._recent, []
+        return _activity_of(recent)
+
+    # -- asynchronous evaluation (AsynchronousSimulation) ------------------------------
+    def capacity(self) -> int:
+        """Chunks that keep every worker busy, with the next chunk waiting on each."""
+        return len([w for w in self._current_workers() if w is not None] or [None]) \
+            * IN_FLIGHT_PER_WORKER
+
+    def submit(self, parameters, iteration: float = 0.0):
+        """Start one chunk of up to ``chunk_size`` parameter sets; returns its future."""
+        from distributed import as_completed
+        if self._finishing is None:
+            self._finishing = as_completed()
+        values = {name: np.asarray(parameters[name], dtype=float)
+                  for name in self.spec.parameter_names}
+        size = len(next(iter(values.values())))
+        if not 0 < size <= self.chunk_size:
+            raise ConfigurationError(f"A chunk of {size} parameter sets was submitted to a "
+                                     f"simulation of chunks of {self.chunk_size}.")
+        pad = self.chunk_size - size
+        chunk = {name: np.concatenate([v, np.repeat(v[-1:], pad)]) for name, v in values.items()}
+        backend = self.backend
+        future = backend.client.submit(
+            _run_chunk, self.token, self._spec_future, backend.inner, backend.inner_options,
+            chunk, iteration, self._errors_future, key=f"modelfit-chunk-{uuid.uuid4().hex}",
+            pure=False, retries=backend.retries)
+        self._submitted[future] = size
+        self._finishing.add(future)
+        return future
+
+    def next_finished(self):
+        """Wait for a submitted chunk: its future and its result (padding removed)."""
+        if not self._submitted:
+            raise ConfigurationError("next_finished() called with no chunk submitted.")
+        future = next(self._finishing)
+        size = self._submitted.pop(future)
+        outcome = future.result()
+        self._recent.append((outcome, size))
+        return future, _merge([outcome.result], self.spec, size, self.chunk_size)
+
+    def cancel_all(self) -> None:
+        """Cancel the submitted chunks not yet returned."""
+        for future in self._submitted:
+            future.cancel()
+        self._submitted.clear()
+        self._finishing = None
 
     def compute_errors_with(self, errors_here) -> None:
         """Score each chunk on its worker with ``errors_here`` (sent once, here):
@@ -197,6 +342,18 @@ class DaskSimulation:
         client = self.backend.client
         if client is not None and client.status == "running":
             client.run(_forget, self.token)
+
+
+def _activity_of(outcomes: list[tuple[ChunkOutcome, int]]) -> tuple[WorkerActivity, ...]:
+    """Per worker: seconds busy, parameter sets (padding not counted) and chunks."""
+    busy: dict[str, list] = {}
+    for outcome, real in outcomes:
+        entry = busy.setdefault(outcome.worker, [0.0, 0, 0])
+        entry[0] += outcome.busy_s
+        entry[1] += real
+        entry[2] += 1
+    return tuple(WorkerActivity(worker, seconds, samples, chunks)
+                 for worker, (seconds, samples, chunks) in sorted(busy.items()))
 
 
 CONNECT_TIMEOUT_S = 5.0
@@ -238,7 +395,11 @@ class DaskBackend:
     n_workers : int, optional
         Workers of the LocalCluster (default: one per core).
     chunks : int, optional
-        Parts each batch is split into (default: the number of workers).
+        Parts each batch is split into (default: ``chunks_per_worker`` per worker,
+        each of at least MIN_CHUNK_SIZE parameter sets).
+    chunks_per_worker : int
+        Chunks per worker when ``chunks`` is not given (default 2): a worker that
+        finishes early takes the chunks still waiting.
     inner : str
         Backend each worker uses (default ``"runtime"``).
     inner_options : dict
@@ -246,6 +407,11 @@ class DaskBackend:
     retries : int
         Extra attempts for a chunk whose task raised (a worker's death is
         handled by dask itself, which reschedules the chunk).
+    asynchronous : bool
+        Evaluate asynchronously (default False): with an optimizer that takes errors
+        as they come (nevergrad), each worker gets new points as soon as it finishes
+        a chunk, instead of waiting for the round's last chunk. A seed then no longer
+        repeats a fit exactly; see docs/distributed_and_storage.md.
     """
 
     name = "dask"
@@ -254,16 +420,23 @@ class DaskBackend:
     """Batches are recorded and scored on the workers (see ``compute_errors_with``)."""
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
-                 chunks: int | None = None, inner: str = "runtime",
-                 inner_options: dict | None = None, retries: int = 1, client=None):
+                 chunks: int | None = None, chunks_per_worker: int = CHUNKS_PER_WORKER,
+                 inner: str = "runtime",
+                 inner_options: dict | None = None, retries: int = 1, client=None,
+                 asynchronous: bool = False):
         self.address = address
         self.n_workers = n_workers or os.cpu_count() or 1
         if self.n_workers < 1:
             raise ConfigurationError("n_workers must be at least 1.")
         self.chunks = chunks
+        self.chunks_per_worker = int(chunks_per_worker)
+        if self.chunks_per_worker < 1:
+            raise ConfigurationError(f"chunks_per_worker must be at least 1, not "
+                                     f"{chunks_per_worker!r}.")
         self.inner = inner
         self.inner_options = dict(inner_options or {})
         self.retries = int(retries)
+        self.asynchronous = bool(asynchronous)
         self.client = client
         self.cluster = None
 
@@ -293,10 +466,16 @@ class DaskBackend:
     def prepare(self, spec: SimulationSpec) -> DaskSimulation:
         client = self._ensure_client()
         workers = max(len(client.scheduler_info().get("workers", {})), 1)
-        n_chunks = max(1, min(self.chunks or workers, spec.n_samples))
+        wanted = self.chunks or workers * self.chunks_per_worker
+        # a chunk's own cost (a task, the per-step overhead of a run) must stay small
+        # against its simulation: no more chunks than MIN_CHUNK_SIZE sets allow
+        if self.chunks is None:
+            wanted = min(wanted, max(workers, spec.n_samples // MIN_CHUNK_SIZE))
+        n_chunks = max(1, min(wanted, spec.n_samples))
         chunk_size = math.ceil(spec.n_samples / n_chunks)
         n_chunks = math.ceil(spec.n_samples / chunk_size)
-        return DaskSimulation(self, spec, n_chunks, chunk_size, token=uuid.uuid4().hex)
+        return DaskSimulation(self, spec, n_chunks, chunk_size, token=uuid.uuid4().hex,
+                              asynchronous=self.asynchronous)
 
     def single_run_backend(self):
         """Single runs (``generate``, ``refine``) simulate here, on the inner backend:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from .workers_busy import workers_busy
+
 
 class ProgressBarFeedback:
-    """A tqdm bar over the rounds of a fit, showing the best error."""
+    """A tqdm bar over the rounds of a fit, showing the best error and, on a backend
+    spread over workers, how busy each worker was in the last round."""
 
     def __init__(self, **tqdm_options):
         self.tqdm_options = tqdm_options
@@ -18,7 +21,10 @@ class ProgressBarFeedback:
     def __call__(self, params, errors, best_params, best_error, index, additional_info=None):
         if self._bar is None:
             self.start(n_rounds=None)
-        self._bar.set_postfix_str(f"best error {best_error}", refresh=False)
+        info = additional_info or {}
+        self._bar.set_postfix_str(f"best error {best_error}"
+                                  f"{workers_busy(info.get('workers'), info.get('round_seconds'))}",
+                                  refresh=False)
         self._bar.update(1)
         return False
 

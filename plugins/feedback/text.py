@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .workers_busy import workers_busy
+
 
 class TextFeedback:
     """Print ``Round N: best <params> with error <error>`` after each round."""
@@ -16,5 +18,7 @@ class TextFeedback:
         described = (additional_info or {}).get("best_params_text")
         if described is None:
             described = ", ".join(f"{k}={v}" for k, v in best_params.items())
-        print(f"Round {index}: best {described} with error: {best_error}", file=stream)
+        info = additional_info or {}
+        print(f"Round {index}: best {described} with error: {best_error}"
+              f"{workers_busy(info.get('workers'), info.get('round_seconds'))}", file=stream)
         return False

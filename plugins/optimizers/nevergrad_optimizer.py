@@ -182,8 +182,9 @@ class NevergradOptimizer:
         self._global_state = None
         self._sequential = False
         self._prefetched = None
-        self._pending: list = []
-        self._asked: list = []
+        self._pending: dict[bytes, list] = {}
+        """Candidates asked and not yet told, by their SI vector's bytes: several
+        asks may wait for their errors at once (asynchronous evaluation)."""
         self._best_vector = None
         self._best_error = np.inf
         self.tested_parameters: list[np.ndarray] = []
@@ -263,6 +264,7 @@ class NevergradOptimizer:
         pairs = np.array(calc_bounds(self.parameter_names, **bounds), dtype=float)
         self._lower, self._upper = pairs[:, 0], pairs[:, 1]
         num_workers = int(self._call_options.get("num_workers", popsize))
+        self._num_workers = num_workers
         if self._factory is None:
             self._factory = self._nevergrad_factory()
         if _is_sequential(self._factory) and max(popsize, num_workers) > 1:
@@ -295,7 +297,7 @@ class NevergradOptimizer:
                         f"batches ({exc}); use n_samples=1 with it, or one of "
                         f"{_BATCH_METHODS}.") from exc
                 raise self._failure("created", exc) from exc
-        self._pending, self._asked = [], []
+        self._pending = {}
         self._best_vector, self._best_error = None, np.inf
         self._prefetched = None
         self.tested_parameters, self.errors = [], []
@@ -326,23 +328,27 @@ class NevergradOptimizer:
         self._check_initialized()
         with self._random():
             try:
-                self._pending = [self._next_candidate() for _ in range(n_samples)]
+                candidates = [self._next_candidate() for _ in range(n_samples)]
             except Exception as exc:
                 raise self._failure(f"asked for {n_samples} points", exc) from exc
-        self._asked = [np.clip(self._to_si(c.value), self._lower, self._upper)
-                       for c in self._pending]
-        return [vector.copy() for vector in self._asked]
+        asked = [np.clip(self._to_si(c.value), self._lower, self._upper) for c in candidates]
+        for vector, candidate in zip(asked, candidates):
+            self._pending.setdefault(vector.tobytes(), []).append(candidate)
+        return [vector.copy() for vector in asked]
 
     def tell(self, parameters, errors) -> None:
-        """Report errors for the vectors of the last ``ask`` (in the same order)."""
+        """Report errors for asked vectors, in any order and after any number of asks
+        (nevergrad learns from each as it comes); a vector never asked for is told as
+        a new point."""
         self._check_initialized()
         errors = np.asarray(errors, dtype=float)
         if len(parameters) != len(errors):
             raise ConfigurationError("tell() needs one error per parameter vector.")
         with self._random():
-            for k, (vector, error) in enumerate(zip(parameters, errors)):
-                if k < len(self._pending) and np.array_equal(self._asked[k], vector):
-                    candidate = self._pending[k]
+            for vector, error in zip(parameters, errors):
+                waiting = self._pending.get(np.asarray(vector, dtype=float).tobytes())
+                if waiting:
+                    candidate = waiting.pop(0)
                 else:  # a point the optimizer did not ask for
                     candidate = self._optimizer.parametrization.spawn_child(
                         new_value=np.clip(self._to_unit(vector), 0.0, 1.0))
@@ -363,7 +369,13 @@ class NevergradOptimizer:
                     self._prefetched = self._optimizer.ask()
                 except Exception as exc:  # reported by the next ask()
                     self._prefetched = exc
-        self._pending, self._asked = [], []
+        self._pending = {key: left for key, left in self._pending.items() if left}
+
+    def points_in_flight(self) -> int:
+        """How many asked points may wait for their errors at once (nevergrad's
+        ``num_workers``; :class:`~modelfit_core.contracts.protocols.AsynchronousOptimizer`)."""
+        self._check_initialized()
+        return self._num_workers
 
     def recommend(self) -> np.ndarray:
         """The best parameters told so far (or nevergrad's recommendation), in SI units."""
