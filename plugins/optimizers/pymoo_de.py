@@ -49,14 +49,16 @@ class NumpyImprovementReplacement(ImprovementReplacement):
 
     def _do(self, problem, pop, off, **kwargs):
         replace = np.full((len(pop), 1), False)
-        pop_F, pop_CV, pop_feas = pop.get("F", "CV", "FEAS")
-        off_F, off_CV, off_feas = off.get("F", "CV", "FEAS")
         if problem.has_constraints() > 0:
+            pop_F, pop_CV, pop_feas = pop.get("F", "CV", "FEAS")
+            off_F, off_CV, off_feas = off.get("F", "CV", "FEAS")
             replace[(~pop_feas & ~off_feas) & (off_CV < pop_CV)] = True
             replace[~pop_feas & off_feas] = True
             replace[(pop_feas & off_feas) & (off_F < pop_F)] = True
         else:
-            replace[off_F < pop_F] = True
+            # unconstrained (every fit): the violations are never read, and pymoo
+            # computes them individual by individual (a third of a 2000-point tell)
+            replace[off.get("F") < pop.get("F")] = True
         replace[duplicated_rows(off.get("X"), pop.get("X"))] = False
         return replace[:, 0]
 
