@@ -23,8 +23,9 @@ from dask.distributed import LocalCluster  # noqa: E402
 from modelfit_plugins.backends import dask_clusters  # noqa: E402
 from modelfit_plugins.backends.dask_backend import DaskBackend  # noqa: E402
 from modelfit_plugins.backends.dask_clusters import (  # noqa: E402
-    JOBQUEUE_CLASSES, SchedulerLostError, WorkerThreadsError, WorkerVersionError,
-    client_of, jobqueue_cluster, version_differences, version_error)
+    JOBQUEUE_CLASSES, NoWorkersError, SchedulerLostError, WorkerThreadsError,
+    WorkerVersionError, client_of, jobqueue_cluster, version_differences, version_error,
+    wait_for_first_worker)
 
 from test_dask_backend import BOUNDS, MODEL, recordings  # noqa: E402
 
@@ -143,6 +144,19 @@ def test_a_worker_started_by_the_slurm_job_command_imports_brian_and_fits(tmp_pa
         cluster.close()
         worker.terminate()
         worker.wait(timeout=60)
+
+
+def test_no_worker_in_time_says_where_to_look():
+    """What a fit says when its batch jobs bring no worker (a scheduler without any)."""
+    cluster = LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
+                           dashboard_address=None)
+    client = client_of(cluster)
+    try:
+        with pytest.raises(NoWorkersError, match=r"slurm jobs .* within 0.5 s.*job_script"):
+            wait_for_first_worker(client, "slurm", timeout_s=0.5)
+    finally:
+        client.close()
+        cluster.close()
 
 
 def brian_imported():

@@ -249,7 +249,7 @@ class DaskBackend:
                                      "(cluster=...); a scheduler given by its address "
                                      "runs already.")
         batch = kind is not None and kind != "local"
-        if batch:
+        if kind is not None and batch:
             require_jobqueue(kind)
             if n_workers is not None or memory_limit != "auto":
                 raise ConfigurationError(
@@ -288,39 +288,49 @@ class DaskBackend:
         if self.client is not None and self._own_client and \
                 scheduler_lost(self.client, self.timeout_s):
             self.shutdown()  # a scheduler lost earlier: connect again, or start anew
-        if self.client is None:
-            self._open_cluster()
-        client = self.client
-        self._checked_workers = check_workers(client, self._checked_workers)
+        client = self.client if self.client is not None else self._open_cluster()
+        try:
+            self._checked_workers = check_workers(client, self._checked_workers)
+        except ConfigurationError:
+            if self.cluster is not None:
+                self.shutdown()  # refused: cancel the batch jobs rather than let them idle
+            raise
         if self._set_up_client is not client:
             from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
             client.register_plugin(ImportBrianFirst())
             self._set_up_client = client
         return client
 
-    def _open_cluster(self) -> None:
+    def _open_cluster(self):
         if not self._own_client:
             raise ConfigurationError(
                 "The dask client given to this backend (client=...) was closed; create "
                 "the backend with a new client, or with the scheduler's address.")
         self._checked_workers = frozenset()
+        kind = self.cluster_kind
         if self.address is not None:
-            self.client = connect(self.address, self.timeout_s)
-        elif self.cluster_kind in (None, "local"):
+            client = connect(self.address, self.timeout_s)
+        elif kind is None or kind == "local":
             self.cluster = start_local_cluster(self.n_workers or 1, self.memory_limit,
                                                self.cluster_options)
-            self.client = client_of(self.cluster, self.timeout_s)
+            client = client_of(self.cluster, self.timeout_s)
         else:
-            self.cluster = jobqueue_cluster(self.cluster_kind, self.cluster_options)
-            self.client = client_of(self.cluster, self.timeout_s)
-            submit_jobs(self.cluster, self.jobs, self.adapt)
-            wait_for_first_worker(self.client, self.cluster_kind, self.workers_timeout_s)
+            self.cluster = jobqueue_cluster(kind, self.cluster_options)
+            client = self.client = client_of(self.cluster, self.timeout_s)
+            try:
+                submit_jobs(self.cluster, self.jobs, self.adapt)
+                wait_for_first_worker(client, kind, self.workers_timeout_s)
+            except BaseException:
+                self.shutdown()  # cancel what was submitted; the next prepare starts anew
+                raise
+        self.client = client
         if self.cluster is not None:
             # at exit, let go of the scattered data before dask stops the workers (which
             # would log "lose scattered data" errors), and cancel the batch jobs: atexit
             # runs this before dask's own
             atexit.register(_shutdown_if_alive, weakref.ref(self))
-        self.scheduler_address = self.client.scheduler.address
+        self.scheduler_address = getattr(client.scheduler, "address", None)
+        return client
 
     def prepare(self, spec: SimulationSpec) -> DaskSimulation:
         client = self._ensure_client()

@@ -98,7 +98,7 @@ def single_threaded_options(kind: str, options: Mapping[str, Any]) -> dict[str, 
     """The options of a jobqueue cluster, with one worker process per core of a job
     (``processes = cores``) unless given; a WorkerThreadsError when they would make
     workers of several threads."""
-    import dask
+    import dask.config
     options = dict(options)
     cores = options.get("cores", dask.config.get(f"jobqueue.{kind}.cores", None))
     processes = options.get("processes", dask.config.get(f"jobqueue.{kind}.processes", None))
@@ -240,7 +240,7 @@ def start_local_cluster(n_workers: int, memory_limit: str | float | None = "auto
     options : mapping, optional
         Further options of ``LocalCluster``.
     """
-    import dask
+    import dask.config
     from dask.distributed import LocalCluster
     # keep the broadcast copies of the scattered specification on every worker (the
     # memory manager would drop all but one, and losing that worker would then cost a
