@@ -84,6 +84,9 @@ def test_killed_worker_share_is_recomputed(dask_backend):
     assert "killed" in events, "no worker was killed"
     assert events["killed"] < events["round_after_kill_ended"], "the kill missed the round"
     local = fit("runtime", n_steps=n_steps, n_rounds=3, n_samples=6)
+    # nothing counted twice: the recomputed chunk replaces the lost one
+    assert distributed.groupby("round").size().tolist() == [6, 6, 6]
+    assert len(distributed) == len(local) == 3 * 6
     assert distributed.equals(local)
 
 

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
 import math
 import os
-import re
-import sys
 import time
 import uuid
 import warnings
@@ -33,42 +30,16 @@ from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.simulation import SimulationResult, SimulationSpec
 from modelfit_core.contracts.protocols import WorkerActivity
 
-_GUARD = re.compile(r"""__name__\s*==\s*['"]__main__['"]""")
+# cluster creation, connection and checks live in dask_clusters; the names stay
+# importable from here
+from modelfit_plugins.backends.dask_clusters import (
+    CONNECT_TIMEOUT_S, WORKERS_TIMEOUT_S, check_cluster_kind, check_job_count,
+    check_threads_per_worker, check_workers, client_of, connect, jobqueue_cluster,
+    reports_scheduler_loss, require_jobqueue, scheduler_lost, start_local_cluster,
+    submit_jobs, unguarded_main_hidden, wait_for_first_worker)
 
-
-def _runs_unguarded(module) -> bool:
-    """Whether ``module`` is a script run as ``__main__`` without an
-    ``if __name__ == "__main__":`` guard (every script of the manual is)."""
-    path = getattr(module, "__file__", None)
-    if path is None or getattr(getattr(module, "__spec__", None), "name", None):
-        return False  # an interactive session, or ``python -m package``
-    try:
-        with open(path, encoding="utf-8", errors="replace") as source:
-            return _GUARD.search(source.read()) is None
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def unguarded_main_hidden():
-    """While the LocalCluster starts its worker processes, hide an unguarded script.
-
-    Worker processes are spawned, and a spawned process runs the parent's
-    ``__main__`` script again; without the guard, that would start the fit (and
-    a cluster) again in every worker ("Nanny failed to start"). Hidden, the
-    workers start without it. Objects defined in such a script (a custom
-    metric) then cannot be sent to the workers: add the guard for those.
-    """
-    main = sys.modules.get("__main__")
-    if main is None or not _runs_unguarded(main):
-        yield
-        return
-    path = main.__file__
-    del main.__file__  # what multiprocessing reads to run the script in its children
-    try:
-        yield
-    finally:
-        main.__file__ = path
+__all__ = ["CONNECT_TIMEOUT_S", "DaskBackend", "DaskSimulation", "connect",
+           "unguarded_main_hidden"]
 
 
 def _shutdown_if_alive(backend_ref) -> None:
@@ -260,6 +231,8 @@ class DaskSimulation:
             raise
         return outcomes
 
+    # a scheduler that stops answering: a SchedulerLostError naming it (dask_clusters)
+    @reports_scheduler_loss
     def run(self, parameters, iteration: float = 0.0) -> SimulationResult:
         chunks = self._chunks(parameters)
         for attempt in range(self.backend.retries + 1):
@@ -293,6 +266,7 @@ class DaskSimulation:
         return len([w for w in self._current_workers() if w is not None] or [None]) \
             * IN_FLIGHT_PER_WORKER
 
+    @reports_scheduler_loss
     def submit(self, parameters, iteration: float = 0.0):
         """Start one chunk of up to ``chunk_size`` parameter sets; returns its future."""
         from distributed import as_completed
@@ -315,6 +289,7 @@ class DaskSimulation:
         self._finishing.add(future)
         return future
 
+    @reports_scheduler_loss
     def next_finished(self):
         """Wait for a submitted chunk: its future and its result (padding removed)."""
         if not self._submitted:
@@ -356,42 +331,19 @@ def _activity_of(outcomes: list[tuple[ChunkOutcome, int]]) -> tuple[WorkerActivi
                  for worker, (seconds, samples, chunks) in sorted(busy.items()))
 
 
-CONNECT_TIMEOUT_S = 5.0
-"""How long a scheduler given by its address may take to answer."""
-_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
-
-
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S):
-    """A dask Client of the scheduler at ``address``, or a ConfigurationError naming it
-    within ``timeout_s`` seconds (a wrong address, an unknown host, nothing listening,
-    a firewall dropping packets)."""
-    from dask.distributed import Client
-    text = str(address)
-    scheme = text.split("://", 1)[0] if "://" in text else "tcp"
-    if scheme not in _SCHEMES:
-        raise ConfigurationError(f"The dask scheduler address {text!r} has the scheme "
-                                 f"{scheme!r}; use one of {', '.join(_SCHEMES)}, e.g. "
-                                 f"'tcp://host:8786'.")
-    try:
-        return Client(text, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError, ValueError, MemoryError) as exc:
-        # OSError covers dask's CommClosedError and unresolvable hosts; MemoryError is
-        # what something that is not a scheduler can make dask's protocol allocate
-        raise ConfigurationError(
-            f"Cannot connect to the dask scheduler at {text!r} within {timeout_s:g} s "
-            f"({type(exc).__name__}: {str(exc)[:200]}). Check that the scheduler runs "
-            f"and that the address and port are right (dask-scheduler prints them), or "
-            f"leave address out to start a local cluster.") from exc
-
-
 class DaskBackend:
     """Simulate batches on a dask.distributed cluster.
+
+    The cluster (``docs/distributed_and_storage.md``, "Clusters"): a LocalCluster
+    started here (default), a running scheduler (``address``), or batch jobs of
+    dask-jobqueue (``cluster="slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"``, ...). Its
+    workers must run one thread each and this process's versions of Python,
+    modelfit, Brian 2, numpy and dask: checked before anything is simulated.
 
     Parameters
     ----------
     address : str, optional
-        Scheduler of an existing cluster (``"tcp://host:8786"``, e.g. from
-        dask-jobqueue on SLURM). Default: a LocalCluster started here.
+        Scheduler of an existing cluster (``"tcp://host:8786"``).
     n_workers : int, optional
         Workers of the LocalCluster (default: one per core).
     chunks : int, optional
@@ -412,6 +364,34 @@ class DaskBackend:
         as they come (nevergrad), each worker gets new points as soon as it finishes
         a chunk, instead of waiting for the round's last chunk. A seed then no longer
         repeats a fit exactly; see docs/distributed_and_storage.md.
+    client : dask.distributed.Client, optional
+        A client of your own (its cluster is checked like any other).
+    cluster : str, optional
+        ``"local"`` (the default without ``address``) or a dask-jobqueue kind:
+        ``"slurm"``, ``"pbs"``, ``"sge"``, ``"lsf"``, ``"htcondor"``, ``"moab"``,
+        ``"oar"`` (needs ``pip install 'modelfit-brian2[jobqueue]'``).
+    cluster_options : dict, optional
+        Options of the cluster class: for a batch queue, of one job (``cores``,
+        ``memory``, ``walltime``, ``queue``, ``account``, ``job_script_prologue``,
+        ...; ``processes`` defaults to ``cores``: one single-threaded worker per
+        core); for ``"local"``, further options of ``LocalCluster``.
+    jobs : int, optional
+        Batch jobs to submit (a batch queue needs ``jobs`` or ``adapt``).
+    adapt : dict, optional
+        Submit jobs as the fit needs them: ``{"minimum": 1, "maximum": 16}``
+        (workers) or ``{"minimum_jobs": ..., "maximum_jobs": ...}``.
+    threads_per_worker : int
+        Threads of each LocalCluster worker: 1, the only value that gives right
+        results (a worker keeps one prepared simulation per fit).
+    memory_limit : str or float
+        Memory of each LocalCluster worker (``"2GB"``; ``"auto"``: the machine's
+        memory shared equally; 0: no limit). A batch job's is ``cluster_options``'
+        ``memory``.
+    timeout_s : float
+        How long the scheduler may stay silent (connecting, or reconnecting after
+        losing it in a fit) before the backend gives up.
+    workers_timeout_s : float
+        How long to wait for the first worker of submitted batch jobs.
     """
 
     name = "dask"
@@ -420,13 +400,36 @@ class DaskBackend:
     """Batches are recorded and scored on the workers (see ``compute_errors_with``)."""
 
     def __init__(self, address: str | None = None, n_workers: int | None = None,
-                 chunks: int | None = None, chunks_per_worker: int = CHUNKS_PER_WORKER,
-                 inner: str = "runtime",
-                 inner_options: dict | None = None, retries: int = 1, client=None,
-                 asynchronous: bool = False):
+                 chunks: int | None = None, inner: str = "runtime",
+                 inner_options: dict | None = None, retries: int = 1, client=None, *,
+                 chunks_per_worker: int = CHUNKS_PER_WORKER, asynchronous: bool = False,
+                 cluster: str | None = None, cluster_options: dict | None = None,
+                 jobs: int | None = None, adapt: dict | None = None,
+                 threads_per_worker: int = 1, memory_limit: str | float | None = "auto",
+                 timeout_s: float = CONNECT_TIMEOUT_S,
+                 workers_timeout_s: float = WORKERS_TIMEOUT_S):
+        kind = None if cluster is None else check_cluster_kind(cluster)
+        if address is not None and kind is not None:
+            raise ConfigurationError(
+                f"address={address!r} and cluster={cluster!r} both say where to simulate; "
+                f"give one (an address reaches a running scheduler, cluster starts one).")
+        if address is not None and cluster_options:
+            raise ConfigurationError("cluster_options are for a cluster started here "
+                                     "(cluster=...); a scheduler given by its address "
+                                     "runs already.")
+        batch = kind is not None and kind != "local"
+        if kind is not None and batch:
+            require_jobqueue(kind)
+            if n_workers is not None or memory_limit != "auto":
+                raise ConfigurationError(
+                    f"n_workers and memory_limit are options of a local cluster; with "
+                    f"cluster={kind!r}, give jobs=N and each job's cores and memory in "
+                    f"cluster_options (one worker per core).")
+        check_job_count(kind, jobs, adapt)
+        check_threads_per_worker(threads_per_worker)
         self.address = address
-        self.n_workers = n_workers or os.cpu_count() or 1
-        if self.n_workers < 1:
+        self.n_workers = None if batch else (n_workers or os.cpu_count() or 1)
+        if self.n_workers is not None and self.n_workers < 1:
             raise ConfigurationError("n_workers must be at least 1.")
         self.chunks = chunks
         self.chunks_per_worker = int(chunks_per_worker)
@@ -439,29 +442,69 @@ class DaskBackend:
         self.asynchronous = bool(asynchronous)
         self.client = client
         self.cluster = None
+        """The cluster this backend started (LocalCluster or jobqueue), if any."""
+        self.cluster_kind = kind
+        self.cluster_options = dict(cluster_options or {})
+        self.jobs = jobs
+        self.adapt = None if adapt is None else dict(adapt)
+        self.threads_per_worker = threads_per_worker
+        self.memory_limit = memory_limit
+        self.timeout_s = float(timeout_s)
+        self.workers_timeout_s = float(workers_timeout_s)
+        self.scheduler_address: str | None = address
+        self._own_client = client is None
+        self._checked_workers: frozenset[str] = frozenset()
+        self._set_up_client = None
 
     def _ensure_client(self):
-        if self.client is not None:
-            return self.client
-        from dask.distributed import Client, LocalCluster
+        """The client, connected (or the cluster started) on first use; the workers
+        that joined since the last call are checked (threads, versions)."""
+        if self.client is not None and self._own_client and \
+                scheduler_lost(self.client, self.timeout_s):
+            self.shutdown()  # a scheduler lost earlier: connect again, or start anew
+        client = self.client if self.client is not None else self._open_cluster()
+        try:
+            self._checked_workers = check_workers(client, self._checked_workers)
+        except ConfigurationError:
+            if self.cluster is not None:
+                self.shutdown()  # refused: cancel the batch jobs rather than let them idle
+            raise
+        if self._set_up_client is not client:
+            from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
+            client.register_plugin(ImportBrianFirst())
+            self._set_up_client = client
+        return client
+
+    def _open_cluster(self):
+        if not self._own_client:
+            raise ConfigurationError(
+                "The dask client given to this backend (client=...) was closed; create "
+                "the backend with a new client, or with the scheduler's address.")
+        self._checked_workers = frozenset()
+        kind = self.cluster_kind
         if self.address is not None:
-            self.client = connect(self.address)
+            client = connect(self.address, self.timeout_s)
+        elif kind is None or kind == "local":
+            self.cluster = start_local_cluster(self.n_workers or 1, self.memory_limit,
+                                               self.cluster_options)
+            client = client_of(self.cluster, self.timeout_s)
         else:
-            import dask
-            # keep the broadcast copies of the scattered specification on every
-            # worker (the memory manager would drop all but one, and losing that
-            # worker would then cost a re-send)
-            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}), \
-                    unguarded_main_hidden():
-                self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                            processes=True, dashboard_address=None)
-            self.client = Client(self.cluster)
+            self.cluster = jobqueue_cluster(kind, self.cluster_options)
+            client = self.client = client_of(self.cluster, self.timeout_s)
+            try:
+                submit_jobs(self.cluster, self.jobs, self.adapt)
+                wait_for_first_worker(client, kind, self.workers_timeout_s)
+            except BaseException:
+                self.shutdown()  # cancel what was submitted; the next prepare starts anew
+                raise
+        self.client = client
+        if self.cluster is not None:
             # at exit, let go of the scattered data before dask stops the workers (which
-            # would log "lose scattered data" errors): atexit runs this before dask's own
+            # would log "lose scattered data" errors), and cancel the batch jobs: atexit
+            # runs this before dask's own
             atexit.register(_shutdown_if_alive, weakref.ref(self))
-        from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
-        self.client.register_plugin(ImportBrianFirst())
-        return self.client
+        self.scheduler_address = getattr(client.scheduler, "address", None)
+        return client
 
     def prepare(self, spec: SimulationSpec) -> DaskSimulation:
         client = self._ensure_client()
@@ -484,7 +527,8 @@ class DaskBackend:
         return shared_registry().lookup("backends", self.inner)(**self.inner_options)
 
     def shutdown(self) -> None:
-        """Close the client and the LocalCluster started by this backend."""
+        """Close the client and the cluster started by this backend (a batch queue's
+        jobs are cancelled)."""
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -493,5 +537,6 @@ class DaskBackend:
             self.cluster = None
 
     def __repr__(self):
-        where = self.address or f"LocalCluster({self.n_workers} workers)"
+        where = self.address or (f"{self.cluster_kind} cluster" if self.n_workers is None
+                                 else f"LocalCluster({self.n_workers} workers)")
         return f"DaskBackend({where}, inner={self.inner!r})"
