@@ -34,12 +34,12 @@ def asynchronous_dask():
     backend.shutdown()
 
 
-def fitter_on(backend, callback=None, **options):
+def fitter_on(backend, callback=None, resting=-70 * mV, **options):
     currents, v = recordings()
     pipe = Pipeline.from_names(seed=5, feedback=callback, backend=backend, registry=REGISTRY)
     return pipe.trace_fitter(model=MODEL, input={"I": currents}, output={"v": v},
                              dt=0.1 * ms, n_samples=30, param_init={"v": -70 * mV},
-                             namespace={"El": -70 * mV}, **options)
+                             namespace={"El": resting}, **options)
 
 
 @pytest.mark.slow
@@ -110,5 +110,31 @@ def test_synchronous_rounds_report_worker_activity():
             assert sum(w.n_samples for w in record.workers) == 30
             assert sum(w.chunks for w in record.workers) == 2  # 30 sets: chunks of >= 15
             assert all(w.busy_s > 0 for w in record.workers)
+    finally:
+        backend.shutdown()
+
+
+def worker_preparations(dask_worker):
+    from modelfit_plugins.backends.dask_backend import _WORKER_SIMULATIONS
+    return _WORKER_SIMULATIONS.preparations
+
+
+@pytest.mark.slow
+def test_a_second_fit_of_the_same_model_reuses_what_the_workers_prepared():
+    backend = REGISTRY.lookup("backends", "dask")(n_workers=2)
+    try:
+        first = fitter_on(backend)
+        first.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=1), callback=None, **BOUNDS)
+        client = backend.client
+        before = client.run(worker_preparations)
+        del first  # its simulation is released: kept idle on the workers
+        second = fitter_on(backend)
+        second.fit(n_rounds=2, optimizer=NevergradOptimizer(seed=2), callback=None,
+                   **BOUNDS)
+        assert client.run(worker_preparations) == before
+        other = fitter_on(backend, resting=-65 * mV)  # another model: prepared anew
+        other.fit(n_rounds=1, optimizer=NevergradOptimizer(seed=2), callback=None, **BOUNDS)
+        after = client.run(worker_preparations)
+        assert all(after[worker] == before[worker] + 1 for worker in before)
     finally:
         backend.shutdown()

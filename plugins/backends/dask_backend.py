@@ -1,20 +1,24 @@
 """Distributed evaluation on dask.distributed: each batch split across workers.
 
 Every worker prepares (compiles) the model once, for a fixed chunk size, and
-keeps it in this module's cache for the whole fit; the specification (model,
+keeps it for the whole fit and for later fits of the same model and data
+(:class:`WorkerSimulations`); the specification (model,
 inputs, recorded data) is scattered to the workers once, and so are the fit's
 metrics with the recorded outputs
 (:class:`modelfit_core.model.recordings.ErrorsWhereSimulated`). A round
 sends only the parameter values of each chunk; each worker simulates its chunk
 and scores it, and the errors (not the traces) are gathered back in order. When a
 worker dies, dask reschedules its chunks on the remaining (or restarted)
-workers, which prepare the model themselves, and the round completes.
+workers, which prepare the model themselves, and the round completes. A
+round's chunks are handed out as workers finish (:class:`DaskSimulation`), or,
+asynchronously, one by one as the fit asks (``asynchronous=True``).
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import hashlib
 import math
 import os
 import time
@@ -48,18 +52,59 @@ def _shutdown_if_alive(backend_ref) -> None:
         backend.shutdown()
 
 
-_WORKER_CACHE: dict[str, object] = {}
-"""Prepared simulations held by this (worker) process, keyed by preparation token."""
+class WorkerSimulations:
+    """The prepared simulations of one worker process, by preparation token.
+
+    A token names what was prepared (the chunk's specification and the inner
+    backend), so a later fit of the same model on the same data finds the
+    simulation its predecessor prepared. One that a fit lets go of is kept idle,
+    the IDLE_KEPT most recent ones, for the next fit (several seeds, a benchmark's
+    runs); older ones are closed.
+    """
+
+    IDLE_KEPT = 2
+
+    def __init__(self):
+        self._in_use: dict[str, object] = {}
+        self._idle: collections.OrderedDict[str, object] = collections.OrderedDict()
+        self.preparations = 0
+        """How many simulations this worker prepared (a reused one is not counted)."""
+
+    def get(self, token: str, spec: SimulationSpec, inner: str, inner_options: dict):
+        """The prepared simulation of ``token``, prepared here on first use."""
+        prepared = self._in_use.get(token)
+        if prepared is None:
+            prepared = self._idle.pop(token, None)
+        if prepared is None:
+            from modelfit_core.plugin_api import shared_registry
+            backend = shared_registry().lookup("backends", inner)(**inner_options)
+            prepared = backend.prepare(spec)
+            self.preparations += 1
+        self._in_use[token] = prepared
+        return prepared
+
+    def release(self, token: str) -> None:
+        """Keep ``token``'s simulation idle for a later fit (closing the oldest idle)."""
+        prepared = self._in_use.pop(token, None)
+        if prepared is None:
+            return
+        self._idle[token] = prepared
+        while len(self._idle) > self.IDLE_KEPT:
+            _, oldest = self._idle.popitem(last=False)
+            oldest.close()
 
 
-def _prepare_on_worker(token: str, spec: SimulationSpec, inner: str, inner_options: dict):
-    prepared = _WORKER_CACHE.get(token)
-    if prepared is None:
-        from modelfit_core.plugin_api import shared_registry
-        backend = shared_registry().lookup("backends", inner)(**inner_options)
-        prepared = backend.prepare(spec)
-        _WORKER_CACHE[token] = prepared
-    return prepared
+_WORKER_SIMULATIONS = WorkerSimulations()
+"""This (worker) process's prepared simulations."""
+
+
+def preparation_token(chunk_spec: SimulationSpec, inner: str, inner_options: dict) -> str:
+    """A name of what a worker prepares: equal for the same specification and inner
+    backend (a digest of their pickle; unequal pickles of equal objects only cost a
+    second preparation)."""
+    import cloudpickle
+    digest = hashlib.sha256(cloudpickle.dumps((chunk_spec, inner, sorted(inner_options.items()))))
+    return digest.hexdigest()
 
 
 @attrs.frozen
@@ -77,7 +122,7 @@ def _run_chunk(token, spec, inner, inner_options, parameters, iteration,
     with ``errors_here``, score it here and return errors instead of traces."""
     from distributed import get_worker
     started = time.perf_counter()
-    prepared = _prepare_on_worker(token, spec, inner, inner_options)
+    prepared = _WORKER_SIMULATIONS.get(token, spec, inner, inner_options)
     result = prepared.run(parameters, iteration=iteration)
     if errors_here is not None:
         result = errors_here(result, spec.n_samples)
@@ -85,9 +130,7 @@ def _run_chunk(token, spec, inner, inner_options, parameters, iteration,
 
 
 def _forget(token):
-    prepared = _WORKER_CACHE.pop(token, None)
-    if prepared is not None:
-        prepared.close()
+    _WORKER_SIMULATIONS.release(token)
     return token
 
 
@@ -514,10 +557,14 @@ class DaskBackend:
         # against its simulation: no more chunks than MIN_CHUNK_SIZE sets allow
         if self.chunks is None:
             wanted = min(wanted, max(workers, spec.n_samples // MIN_CHUNK_SIZE))
+            if workers == 1:
+                wanted = 1  # nobody to balance with: one chunk, one task per round
         n_chunks = max(1, min(wanted, spec.n_samples))
         chunk_size = math.ceil(spec.n_samples / n_chunks)
         n_chunks = math.ceil(spec.n_samples / chunk_size)
-        return DaskSimulation(self, spec, n_chunks, chunk_size, token=uuid.uuid4().hex,
+        token = preparation_token(attrs.evolve(spec, n_samples=chunk_size), self.inner,
+                                  self.inner_options)
+        return DaskSimulation(self, spec, n_chunks, chunk_size, token=token,
                               asynchronous=self.asynchronous)
 
     def single_run_backend(self):
