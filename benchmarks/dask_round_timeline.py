@@ -29,27 +29,32 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--optimizer", default=None, help="default: the fit's default")
-    parser.add_argument("--recorded", action="store_true",
-                        help="record traces and score them (default: the fit's default)")
+    parser.add_argument("--chunks-per-worker", type=int, default=None,
+                        help="the dask backend's option (default: its default)")
+    parser.add_argument("--figure", default=None,
+                        help="also draw the last 3 rounds as a timeline (PNG) here")
     return parser.parse_args()
 
 
 class PhaseClock:
-    """Seconds spent in each wrapped function, per round."""
+    """Seconds spent in each wrapped function, per round, and when (epoch seconds, the
+    clock dask's task stream uses)."""
 
     def __init__(self):
         self.seconds = collections.defaultdict(list)
+        self.spans: list[tuple[str, float, float]] = []
 
     def wrap(self, owner, attribute: str, phase: str) -> None:
         original = getattr(owner, attribute)
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started, wall = time.perf_counter(), time.time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.seconds[phase].append(time.perf_counter() - started)
+                self.spans.append((phase, wall, time.time()))
 
         setattr(owner, attribute, timed)
 
@@ -101,7 +106,7 @@ def timeline(backend, args, client=None):
     rounds = np.diff([started] + stamps[warm:])
     phases = clock.means(skip=warm)
     phases["simulate"] = statistics.mean(clock.seconds["simulate"])
-    return statistics.mean(rounds), phases, tasks
+    return statistics.mean(rounds), phases, tasks, clock.spans
 
 
 def worker_shares(tasks, n_rounds):
@@ -119,11 +124,13 @@ def worker_shares(tasks, n_rounds):
 def main():
     args = parse_args()
     from modelfit_core.registry.plugin_registry import Registry
-    dask = Registry().lookup("backends", "dask")(n_workers=args.workers)
+    options = {} if args.chunks_per_worker is None else \
+        {"chunks_per_worker": args.chunks_per_worker}
+    dask = Registry().lookup("backends", "dask")(n_workers=args.workers, **options)
     client = dask._ensure_client()
     try:
-        runtime_round, runtime_phases, _ = timeline("runtime", args)
-        dask_round, dask_phases, tasks = timeline(dask, args, client)
+        runtime_round, runtime_phases, _, _ = timeline("runtime", args)
+        dask_round, dask_phases, tasks, spans = timeline(dask, args, client)
     finally:
         dask.shutdown()
     print(f"HH tutorial, 5 traces x 1497 steps, {args.samples} samples/round, "
@@ -141,6 +148,52 @@ def main():
         print(f"{'worker ' + worker.rsplit(':', 1)[-1]:<28}{'':>10}{busy * 1e3:>10.1f}"
               f"   busy in {chunks:g} chunk(s)/round, "
               f"{busy / dask_phases['simulate']:.0%} of the simulate phase")
+    if args.figure:
+        draw(spans, tasks, args.figure, f"{args.samples} samples per round, "
+             f"{args.workers} workers: the last 3 rounds")
+        print(f"timeline: {args.figure}")
+
+
+def draw(spans, tasks, path, title) -> None:
+    """The driver's phases and each worker's chunks (compute, transfer) on one time
+    axis, for the last three rounds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    asks = [start for phase, start, _ in spans if phase == "ask"]
+    begin = asks[-3] if len(asks) >= 3 else spans[0][1]
+    end = max(stop for _, _, stop in spans)
+    colours = {"ask": "tab:blue", "simulate": "lightgrey", "score": "tab:olive",
+               "tell": "tab:orange", "listeners": "tab:purple",
+               "compute": "tab:green", "transfer": "tab:red", "deserialize": "tab:pink",
+               "disk-read": "tab:brown"}
+    workers = sorted({task["worker"] for task in tasks})
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.6 * (1 + len(workers))))
+    for phase, start, stop in spans:
+        if stop >= begin:
+            axes.broken_barh([((start - begin) * 1e3, (stop - start) * 1e3)], (0, 0.8),
+                             color=colours.get(phase, "black"), label=f"driver: {phase}")
+    for row, worker in enumerate(workers, start=1):
+        for task in tasks:
+            if task["worker"] != worker:
+                continue
+            for span in task["startstops"]:
+                if span["stop"] >= begin:
+                    axes.broken_barh([((span["start"] - begin) * 1e3,
+                                       (span["stop"] - span["start"]) * 1e3)],
+                                     (row, 0.8), color=colours.get(span["action"], "black"),
+                                     label=f"worker: {span['action']}")
+    axes.set_yticks([0.4 + k for k in range(1 + len(workers))],
+                    ["driver"] + [f"worker {w.rsplit(':', 1)[-1]}" for w in workers])
+    axes.set_xlim(0, (end - begin) * 1e3)
+    axes.set_xlabel("ms")
+    axes.set_title(title)
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axes.legend(unique.values(), unique.keys(), loc="upper center", ncol=4, fontsize=7,
+                bbox_to_anchor=(0.5, -0.35))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
