@@ -3,28 +3,15 @@ simulated once and told once; generation-based optimizers refused; per-worker ac
 
 import numpy as np
 import pytest
-from brian2 import amp, mV, ms, nS, pF
+from brian2 import mV, ms
 
 from modelfit_core import NevergradOptimizer, Pipeline, PymooOptimizer
 from modelfit_core.contracts.errors import ConfigurationError
 from modelfit_core.contracts.protocols import WorkerActivity
 from modelfit_core.registry.plugin_registry import Registry
+from passive_membrane import BOUNDS, MODEL, recordings
 
-MODEL = """
-dv/dt = (gl*(El - v) + I)/C : volt
-gl : siemens (constant)
-C : farad (constant)
-"""
-BOUNDS = dict(gl=[1 * nS, 50 * nS], C=[50 * pF, 500 * pF])
 REGISTRY = Registry(distributions=["modelfit-brian2"])
-
-
-def recordings(n_steps=300):
-    currents = np.zeros((2, n_steps))
-    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
-    t = np.clip(np.arange(n_steps) * 1e-4 - 30e-4, 0, None)
-    v = -70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))
-    return currents * amp, v * 1e3 * mV
 
 
 @pytest.fixture(scope="module")

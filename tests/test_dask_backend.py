@@ -7,26 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from brian2 import amp, mV, ms, nS, pF
+from brian2 import mV, ms, nS, pF
 
 from modelfit_core import (GammaFactor, MSEMetric, NevergradOptimizer, Pipeline,
                            TraceFitter)
 from modelfit_core.registry.plugin_registry import Registry
-
-MODEL = """
-dv/dt = (gl*(El - v) + I)/C : volt
-gl : siemens (constant)
-C : farad (constant)
-"""
-BOUNDS = dict(gl=[1 * nS, 50 * nS], C=[50 * pF, 500 * pF])
-
-
-def recordings(n_steps):
-    currents = np.zeros((2, n_steps))
-    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
-    t = np.clip(np.arange(n_steps) * 1e-4 - 30e-4, 0, None)
-    v = -70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))
-    return currents * amp, v * 1e3 * mV
+from passive_membrane import BOUNDS, MODEL, recordings
 
 
 @pytest.fixture(scope="module")
