@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 import numpy as np
@@ -301,7 +301,8 @@ class Fit:
         finally:
             events.finished(self.history.best_vector, self.history.best_error)
 
-    def evaluates_asynchronously(self, simulation: PreparedSimulation) -> bool:
+    def evaluates_asynchronously(
+            self, simulation: PreparedSimulation) -> TypeGuard[AsynchronousSimulation]:
         """Whether the rounds run asynchronously: the backend was asked to, and can, and
         the optimizer takes errors as they come.
 
