@@ -98,6 +98,7 @@ def decoded(index: Any, worker: Any, busy_s: Any, n_samples: Any,
         raise stored_rows.DamagedRow(f"column worker holds {len(worker)} characters, more "
                                      f"than modelfit writes ({MAX_WORKER_NAME})")
     busy = stored_rows.number(busy_s, "busy_s")
+    assert busy is not None  # None is refused unless allow_none
     if busy < 0:
         raise stored_rows.DamagedRow(f"column busy_s holds {busy!r}, a negative time")
     return index, WorkerActivity(worker=worker, busy_s=busy,
