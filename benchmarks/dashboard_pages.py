@@ -12,7 +12,10 @@ server (uvicorn in this process); timed:
 * the browser: headless Chromium from the address to every plot drawn
   (``document.body.dataset.ready``), for each page, warm.
 
-    .venv/bin/python benchmarks/dashboard_pages.py [--rounds 1000] [--samples 100]
+    .venv/bin/python benchmarks/dashboard_pages.py [--rounds 1000] [--samples 100] [--workers 8]
+
+``--workers N``: the large study says what N workers did in each round, as a fit on
+dask does (the study page then also draws its Workers panel).
 
 Not a test: it prints figures, it asserts nothing.
 """
@@ -72,6 +75,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
     from dashboard_studies import write_study
 
@@ -82,11 +86,13 @@ def main():
         db = Path(folder) / "fit.db"
         started = time.perf_counter()
         names = ("gl", "C", "gK", "Cm", "gNa", "gL")
-        write_study(db, "large", args.rounds, args.samples, names=names)
+        write_study(db, "large", args.rounds, args.samples, names=names,
+                    workers=tuple(f"tcp://10.0.0.{k}:4000" for k in range(args.workers)))
         write_study(db, "other", args.rounds // 10, args.samples, seed=2, names=names)
         n = args.rounds * args.samples
         print(f"wrote a study of {n} evaluations ({args.rounds} rounds x {args.samples}, "
-              f"{len(names)} parameters) in {time.perf_counter() - started:.1f} s; "
+              f"{len(names)} parameters, {args.workers} workers) in "
+              f"{time.perf_counter() - started:.1f} s; "
               f"database {db.stat().st_size / 1e6:.0f} MB")
         server = ServerThread(create_app(str(db), prewarm=False))
         base = server.url

@@ -126,6 +126,7 @@ def description(n_samples=3):
 
 
 def good_database(path: Path, rounds=2):
+    from modelfit_core.contracts.protocols import WorkerActivity
     from modelfit_core.results.history import RoundRecord
     from modelfit_core.results.storage import FitStore
     store = FitStore(path, "s")
@@ -137,7 +138,9 @@ def good_database(path: Path, rounds=2):
             errors = rng.uniform(0, 1, 3)
             write(RoundRecord(index=index, parameters=params, errors=errors,
                               diverged=np.zeros(3, bool), objective_errors={"v": errors},
-                              told_errors=errors, iteration=index), None)
+                              told_errors=errors, iteration=index, duration_s=1.0,
+                              workers=(WorkerActivity("tcp://a", 0.5, 2, 1),
+                                       WorkerActivity("tcp://b", 0.4, 1, 1))), None)
     store.close()
 
 
@@ -162,7 +165,8 @@ COLUMNS = {"studies": ["parameter_names", "parameter_units", "lower", "upper", "
                        "first_iteration", "name"],
            "evaluations": ["parameters", "error", "diverged", "objective_errors", "told",
                            "objectives", "told_objectives", "round", "sample"],
-           "rounds": ["duration_s", "iteration", "round", "optimizer_state"]}
+           "rounds": ["duration_s", "iteration", "round", "optimizer_state"],
+           "round_workers": ["round", "worker", "busy_s", "n_samples", "chunks"]}
 
 
 def class_db_rows(work: Path):

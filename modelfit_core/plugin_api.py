@@ -36,6 +36,7 @@ if TYPE_CHECKING:
                                                       read_recordings, traced_points)
     from modelfit_core.results.fit_sessions import StudyStatus, study_status
     from modelfit_core.results.pareto import ParetoFront, non_dominated
+    from modelfit_core.results.round_workers import read_worker_activity
     from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
 
 _WHERE = {
@@ -67,6 +68,7 @@ _WHERE = {
     "read_recordings": "modelfit_core.results.display_tables",
     "read_best_traces": "modelfit_core.results.display_tables",
     "traced_points": "modelfit_core.results.display_tables",
+    "read_worker_activity": "modelfit_core.results.round_workers",
     "study_status": "modelfit_core.results.fit_sessions",
     "StudyStatus": "modelfit_core.results.fit_sessions",
     # the tutorial's HH model and bundled recordings (the benchmark suite's first problem)
@@ -80,7 +82,8 @@ __all__ = ["DISTRIBUTION", "FittingProblem", "GENERATE_ITERATION", "HH_MODEL", "
            "ParetoFront", "Parts", "StudyStatus", "as_named", "database_path",
            "generate_outputs", "get_spikes", "hh_constants", "hookimpl", "install_hint", "load_hh_dataset", "manual_simulator",
            "non_dominated", "open_for_reading", "parameter_point", "read_best_traces",
-           "read_details", "read_recordings", "shared_registry", "study_status",
+           "read_details", "read_recordings", "read_worker_activity", "shared_registry",
+           "study_status",
            "table_columns", "traced_points", "user_namespace"]
 
 

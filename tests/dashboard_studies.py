@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from brian2 import farad, siemens, volt
 
+from modelfit_core.contracts.protocols import WorkerActivity
 from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.results import display_tables
 from modelfit_core.results.history import RoundRecord
@@ -68,8 +69,10 @@ class SyntheticDisplay:
 
 def write_study(db: Path, name: str, n_rounds: int, n_samples: int, *, seed: int = 0,
                 names=("gl", "C"), objectives=(), n_traces: int = 3,
-                optimizer: str = "SyntheticOptimizer(method='DE')") -> None:
-    """A finished study of ``n_rounds`` x ``n_samples`` evaluations in ``db``."""
+                optimizer: str = "SyntheticOptimizer(method='DE')", workers=()) -> None:
+    """A finished study of ``n_rounds`` x ``n_samples`` evaluations in ``db``; with
+    ``workers`` (their names), each round says what each of them did, as a fit on
+    dask does (rounds of 0.5 s, each worker busy 60 to 99 % of it)."""
     rng = np.random.default_rng(seed)
     dims = tuple(siemens.dim if k % 2 == 0 else farad.dim for k in range(len(names)))
     lower = np.array([1e-9 if k % 2 == 0 else 1e-11 for k in range(len(names))])
@@ -96,6 +99,13 @@ def write_study(db: Path, name: str, n_rounds: int, n_samples: int, *, seed: int
             record = RoundRecord(index=r, parameters=points, errors=errors, diverged=diverged,
                                  objective_errors={"v": errors}, told_errors=np.where(
                                      diverged, 1.0, errors), iteration=r)
+            if workers:
+                record.duration_s = 0.5
+                shares = rng.uniform(0.6, 0.99, len(workers))
+                split = np.array_split(np.arange(n_samples), len(workers))
+                record.workers = tuple(WorkerActivity(worker, 0.5 * float(share),
+                                                      len(part), 2)
+                                       for worker, share, part in zip(workers, shares, split))
             if objectives:  # in conflict: each is best at another value of the first
                 shift = np.log(points / optimum)
                 values = np.stack([1e-6 * ((shift[:, 0] + k - 0.5) ** 2
@@ -121,7 +131,7 @@ def make_hostile(db: Path) -> None:
         for table in ("studies",):
             connection.execute(f"UPDATE {table} SET name = ? WHERE name = ?", (hostile, name))
         for table in ("evaluations", "rounds", "study_details", "recordings", "best_traces",
-                      "sessions", "leases"):
+                      "sessions", "leases", "round_workers"):
             connection.execute(f"UPDATE {table} SET study = ? WHERE study = ?", (hostile, name))
         connection.execute(
             "UPDATE studies SET parameter_names = ?, model = ?, optimizer = ?, metric = ?",
@@ -138,6 +148,12 @@ def make_hostile(db: Path) -> None:
         for (r, s), change in zip(rows, damage):
             connection.execute(f"UPDATE evaluations SET {change} WHERE study = ? AND round = ? "
                                f"AND sample = ?", (hostile, r, s))
+        # worker names are text from another machine; a row of garbage is left out
+        connection.execute("UPDATE round_workers SET worker = ? WHERE round = 0 AND rowid IN "
+                           "(SELECT min(rowid) FROM round_workers WHERE round = 0)",
+                           (hostile,))
+        connection.execute("UPDATE round_workers SET busy_s = 'busy' WHERE round = 1 AND "
+                           "rowid IN (SELECT min(rowid) FROM round_workers WHERE round = 1)")
         connection.execute("UPDATE best_traces SET data = x'0102' WHERE rowid IN "
                            "(SELECT rowid FROM best_traces LIMIT 1)")
         connection.execute("UPDATE recordings SET steps = 'text' WHERE rowid IN "

@@ -180,11 +180,62 @@ def test_a_click_on_a_point_shows_its_parameters_and_traces(page, server, tmp_pa
     assert not page.problems, page.problems
 
 
+WORKERS = ("tcp://10.0.0.1:4000", "tcp://10.0.0.2:4000", "tcp://10.0.0.3:4000")
+
+
+def test_the_workers_panel_draws_for_a_study_with_workers_only(page, tmp_path):
+    from modelfit_plugins.dashboard.app import create_app
+    from modelfit_plugins.dashboard.server import ServerThread, allowed_hosts
+    db = tmp_path / "workers.db"
+    write_study(db, "dask", 15, 30, workers=WORKERS)
+    write_study(db, "cluster", 15, 40, seed=2,
+                workers=tuple(f"tcp://10.0.1.{k}:4000" for k in range(20)))
+    write_study(db, "runtime", 15, 30)
+    running = ServerThread(create_app(str(db), allowed_hosts=allowed_hosts("127.0.0.1")))
+    try:
+        open_ready(page, running.url + "study?name=dask")
+        assert page.locator("#workers").is_visible()
+        assert page.locator("#plot-workers .scatterlayer .trace").count() == 3  # a line each
+        summary = page.locator("#workers-summary").inner_text()
+        assert summary.startswith("3 workers, 90 chunks in 15 rounds; busy ") and \
+            all(name in summary for name in WORKERS)
+        assert page.locator("#workers-table tr").count() == 4
+        # hovering a point names its worker
+        page.locator("#plot-workers").scroll_into_view_if_needed()
+        x, y = page.evaluate("""() => {
+            const plot = document.getElementById('plot-workers');
+            const trace = plot.data[1], xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+            const box = plot.getBoundingClientRect();
+            return [box.left + xa._offset + xa.c2p(trace.x[7]),
+                    box.top + ya._offset + ya.c2p(trace.y[7])];
+        }""")
+        page.mouse.move(x, y)
+        wait_until(page, "document.querySelector('#plot-workers .hoverlayer .hovertext')", 10)
+        hover = page.locator("#plot-workers .hoverlayer").text_content()
+        assert WORKERS[1] in hover and "round 7" in hover, hover
+        screenshot(page, tmp_path, "study_workers")
+
+        open_ready(page, running.url + "study?name=cluster")  # many workers: a heatmap
+        assert page.evaluate("document.getElementById('plot-workers').data[0].type") == \
+            "heatmap"
+        assert page.locator("#plot-workers .heatmaplayer").count() == 1
+        assert page.locator("#workers-table tr").count() == 21
+        assert "20 workers" in page.locator("#workers-summary").inner_text()
+        screenshot(page, tmp_path, "study_workers_heatmap")
+
+        open_ready(page, running.url + "study?name=runtime")  # a single process: no panel
+        assert page.locator("#workers").is_hidden()
+        assert page.locator("#plot-workers .main-svg").count() == 0
+    finally:
+        running.stop()
+    assert not page.problems, page.problems
+
+
 def test_hostile_text_shows_as_text_and_runs_nothing(page, tmp_path):
     from modelfit_plugins.dashboard.app import create_app
     from modelfit_plugins.dashboard.server import ServerThread, allowed_hosts
     db = tmp_path / "hostile.db"
-    write_study(db, "h", 10, 10)
+    write_study(db, "h", 10, 10, workers=WORKERS[:2])
     make_hostile(db)
     running = ServerThread(create_app(str(db), allowed_hosts=allowed_hosts("127.0.0.1")))
     try:
@@ -196,6 +247,8 @@ def test_hostile_text_shows_as_text_and_runs_nothing(page, tmp_path):
         assert "<script>window.__pwned" in page.locator("h1").inner_text()
         assert "<img src=x" in page.locator("#best-table").inner_text()
         assert "stored rows could not be read" in page.locator("#unreadable").inner_text()
+        assert "<script>window.__pwned" in page.locator("#workers-table").inner_text()
+        assert "1 stored rows could not be read" in page.locator("#workers-note").inner_text()
         assert page.evaluate("window.__pwned") is None
         screenshot(page, tmp_path, "hostile_study")
     finally:

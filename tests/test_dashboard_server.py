@@ -59,7 +59,7 @@ def studies(tmp_path_factory):
     write_study(db, "de", 40, 30, names=("gl", "C", "gK"))
     write_study(db, "mo", 20, 20, seed=1, objectives=("v", "rate"), optimizer="NSGA2()")
     hostile = folder / "hostile.db"
-    write_study(hostile, "h", 10, 10)
+    write_study(hostile, "h", 10, 10, workers=("tcp://10.0.0.1:4000", "tcp://10.0.0.2:4000"))
     make_hostile(hostile)
     return db, hostile
 
@@ -162,6 +162,54 @@ def test_thinning_keeps_the_lowest_error_of_each_cell_and_what_must_be_kept(n, s
             assert members[np.argmin(score[members])] in chosen
 
 
+def test_a_study_with_workers_sends_how_busy_each_was(tmp_path, serve):
+    db = tmp_path / "workers.db"
+    names = ("tcp://10.0.0.2:4000", "tcp://10.0.0.1:4000", "worker <b>3</b>")
+    write_study(db, "dask", 12, 30, workers=names)
+    write_study(db, "runtime", 5, 10)
+    url = serve(db)
+    study = get_json(url + "api/study?name=dask")[1]
+    workers = study["workers"]
+    assert [w["name"] for w in workers["workers"]] == sorted(names)
+    assert workers["workers"][2]["label"] == "worker &lt;b&gt;3&lt;/b&gt;"
+    assert workers["round"] == list(range(12)) and workers["group"] == 1
+    assert workers["n_workers"] == 3 and workers["chunks"] == 3 * 12 * 2
+    assert all(len(row) == 12 and all(0.6 <= v <= 0.99 for v in row)
+               for row in workers["share"])
+    for worker, row in zip(workers["workers"], workers["share"]):
+        assert worker["busy_share"] == pytest.approx(np.mean(row))  # rounds of equal length
+        assert worker["n_samples"] == 12 * 10 and worker["rounds"] == 12
+    # the light part (what follows each round of a running fit) carries it too
+    assert get_json(url + "api/study?name=dask&parts=light")[1]["workers"] == workers
+    assert get_json(url + "api/study?name=runtime")[1]["workers"] is None
+
+
+def test_worker_activity_is_grouped_and_bounded_for_the_page():
+    from modelfit_plugins.dashboard.study_reader import WorkerRows
+    rows = WorkerRows()
+    for r in range(50):
+        for w in range(10):
+            if (r, w) != (7, 3):  # worker 3 ran no chunk in round 7
+                rows.rounds.append(r)
+                rows.workers.append(f"w{w}")
+                rows.busy_s.append(0.1 * (w + 1) * (2.0 if w == 9 else 1.0))
+                rows.n_samples.append(3)
+                rows.chunks.append(1)
+    times = {r: (0.0, 1.0) for r in range(50)}
+    times[49] = (0.0, None)  # a round whose duration cannot be read
+    panel = plot_data.workers_plot(rows, times, max_groups=10, max_workers=4)
+    assert panel["group"] == 5 and panel["round"] == [4, 9, 14, 19, 24, 29, 34, 39, 44, 49]
+    assert panel["n_workers"] == 10 and panel["n_rounds"] == 50 and panel["chunks"] == 499
+    # the busiest four, in the order of their names
+    assert [w["name"] for w in panel["workers"]] == ["w6", "w7", "w8", "w9"]
+    assert panel["workers"][3]["busy_share"] == 1.0  # 2 s in a round of 1 s: capped
+    assert panel["share"][0] == pytest.approx([0.7] * 10)
+    small = plot_data.workers_plot(rows, times, max_groups=10, max_workers=10)
+    assert small["share"][3][1] == pytest.approx(0.4 * 4 / 5)  # rounds 5-9, one without it
+    assert small["workers"][3]["rounds"] == 49
+    assert plot_data.workers_plot(WorkerRows(), times) is None
+
+
 def test_rounds_are_summarized_by_quantiles_and_grouped_when_too_many():
     from modelfit_plugins.dashboard.study_reader import Evaluations
     evaluations = Evaluations(n_params=1, n_objectives=0)
@@ -194,6 +242,12 @@ def test_a_hostile_database_shows_its_safe_parts_and_runs_nothing(studies, serve
     assert study["unreadable"] == 3 and study["unreadable_traces"] >= 1
     assert study["names"][0].startswith("&lt;img")  # escaped for plotly's labels
     assert study["parameters"]["plots"][0]["axis"]["title"].startswith("&lt;img")
+    # a worker named with markup: the text as it is, and escaped for plotly; a row of
+    # garbage left out and counted
+    workers = study["workers"]
+    assert workers["unreadable"] == 1 and workers["n_workers"] == 3
+    named = [w for w in workers["workers"] if w["name"] == HOSTILE_NAME]
+    assert len(named) == 1 and named[0]["label"].startswith("&lt;script&gt;")
     listing = get_json(url + "api/studies")[1]["studies"]
     assert listing[0]["name"] == HOSTILE_NAME  # JSON carries the text; the page sets it as text
     assert sha(hostile) == before  # never written

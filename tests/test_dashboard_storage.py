@@ -18,7 +18,8 @@ from hypothesis.extra.numpy import arrays
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.results import display_tables, fit_sessions
 from modelfit_core.results.database import (ADDED_IN_3, ADDED_IN_4, SCHEMA_VERSION,
-                                             TABLES_ADDED_IN_4, open_for_reading)
+                                             TABLES_ADDED_IN_4, TABLES_ADDED_IN_5,
+                                             open_for_reading)
 from modelfit_core.results.decimation import decimate
 from modelfit_core.results.storage import read_results
 from storage_helpers import BOUNDS, make_fitter, query
@@ -190,7 +191,7 @@ def test_a_version_2_database_is_read_as_it_is_and_migrated_when_written(tmp_pat
     make_fitter(db).fit(n_rounds=2, **BOUNDS)
     connection = sqlite3.connect(db)
     with connection:  # what modelfit wrote before the dashboard
-        for table in (*ADDED_IN_3, *TABLES_ADDED_IN_4):
+        for table in (*ADDED_IN_3, *TABLES_ADDED_IN_4, *TABLES_ADDED_IN_5):
             connection.execute(f"DROP TABLE {table}")
         for table, columns in ADDED_IN_4.items():
             for column in columns:

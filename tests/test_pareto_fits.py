@@ -172,7 +172,7 @@ def test_a_version_1_database_is_read_and_migrated(tmp_path):
                               ("studies", "objective_names"),
                               ("studies", "data_identity")):
             connection.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        for table in (*ADDED_IN_3, "normal_equations"):
+        for table in (*ADDED_IN_3, "normal_equations", "round_workers"):
             connection.execute(f"DROP TABLE {table}")
         connection.execute("PRAGMA user_version = 1")
     connection.close()

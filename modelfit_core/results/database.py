@@ -6,14 +6,16 @@ of another schema or a newer modelfit) becomes a
 says what to do; :func:`storage_errors` turns SQLite's own errors into one.
 
 The schema carries a version (``PRAGMA user_version``) and modelfit's
-``PRAGMA application_id``. Version 4 is written and read. Versions 3 (before
+``PRAGMA application_id``. Version 5 is written and read. Versions 4 (before
+each round recorded what the workers of a distributed backend did), 3 (before
 the gradient optimizer's normal equations and before studies recorded their
 data's identity), 2 (before the dashboard's tables) and 1 (before multi-objective
-fits) are read as they are, and brought to version 4 when opened for writing
+fits) are read as they are, and brought to version 5 when opened for writing
 (tables and columns added, nothing else changed: their studies read, resume and
 continue as before; what the new tables and columns hold is then missing for
 what was already stored, so a study started before version 4 resumes without
-its data being checked). Version 0 (databases written before the schema had a version) is
+its data being checked, and rounds stored before version 5 have no worker
+activity). Version 0 (databases written before the schema had a version) is
 read only (``read_results``, ``modelfit results``): it lacks what resuming
 safely needs.
 """
@@ -30,11 +32,11 @@ from urllib.parse import quote
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version this modelfit writes (``PRAGMA user_version``)."""
 PREVIOUS_VERSION = 1
 """Databases before multi-objective fits: read as they are, migrated when written."""
-MIGRATED_VERSIONS = (1, 2, 3)
+MIGRATED_VERSIONS = (1, 2, 3, 4)
 """Earlier versions read as they are and brought to :data:`SCHEMA_VERSION` when written."""
 LEGACY_VERSION = 0
 """Databases written before the schema had a version: read, never written."""
@@ -130,8 +132,22 @@ TABLES = {
         jtj BLOB NOT NULL,
         jtr BLOB NOT NULL,
         PRIMARY KEY (study, round)""",
+    # what each worker of a distributed backend did in a round (version 5)
+    "round_workers": """
+        study TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        busy_s REAL NOT NULL,
+        n_samples INTEGER NOT NULL,
+        chunks INTEGER NOT NULL,
+        PRIMARY KEY (study, round, worker)""",
 }
-"""The tables of schema version 4 and their columns."""
+"""The tables of schema version 5 and their columns."""
+
+TABLES_ADDED_IN_5 = ("round_workers",)
+"""The table version 5 adds to version 4: what each worker of a distributed backend
+(dask) did in each round (``RoundRecord.workers``: seconds busy, parameter sets,
+chunks), written with the round; none for single-process backends."""
 
 ADDED_IN_4 = {"studies": ("data_identity TEXT NOT NULL DEFAULT ''",)}
 """The column version 4 adds to version 3: what the fit's data were (a content hash of
@@ -172,14 +188,17 @@ def _columns(definition: str) -> set[str]:
 
 
 COLUMNS = {table: _columns(definition) for table, definition in TABLES.items()}
+VERSION_4_COLUMNS = {table: columns for table, columns in COLUMNS.items()
+                     if table not in TABLES_ADDED_IN_5}
 VERSION_3_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_4.get(table, ())}
-                     for table, columns in COLUMNS.items() if table not in TABLES_ADDED_IN_4}
+                     for table, columns in VERSION_4_COLUMNS.items()
+                     if table not in TABLES_ADDED_IN_4}
 VERSION_2_COLUMNS = {table: columns for table, columns in VERSION_3_COLUMNS.items()
                      if table not in ADDED_IN_3}
 PREVIOUS_COLUMNS = {table: columns - {c.split()[0] for c in ADDED_IN_2.get(table, ())}
                     for table, columns in VERSION_2_COLUMNS.items()}
-COLUMNS_OF_VERSION = {SCHEMA_VERSION: COLUMNS, 3: VERSION_3_COLUMNS, 2: VERSION_2_COLUMNS,
-                      PREVIOUS_VERSION: PREVIOUS_COLUMNS}
+COLUMNS_OF_VERSION = {SCHEMA_VERSION: COLUMNS, 4: VERSION_4_COLUMNS, 3: VERSION_3_COLUMNS,
+                      2: VERSION_2_COLUMNS, PREVIOUS_VERSION: PREVIOUS_COLUMNS}
 """What each version written by modelfit holds (its tables and their columns)."""
 
 
@@ -375,12 +394,17 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                         for table in ADDED_IN_3:
                             connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
                                                f"({TABLES[table]})")
-                    for table in TABLES_ADDED_IN_4:
+                    if version < 4:
+                        for table in TABLES_ADDED_IN_4:
+                            connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
+                                               f"({TABLES[table]})")
+                        for table, columns in ADDED_IN_4.items():
+                            for column in columns:
+                                connection.execute(f"ALTER TABLE {table} ADD COLUMN "
+                                                   f"{column}")
+                    for table in TABLES_ADDED_IN_5:
                         connection.execute(f"CREATE TABLE IF NOT EXISTS {table} "
                                            f"({TABLES[table]})")
-                    for table, columns in ADDED_IN_4.items():
-                        for column in columns:
-                            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             connection.close()

@@ -33,7 +33,8 @@ import numpy as np
 from modelfit_core.contracts.errors import ConfigurationError, FitStateError, StorageError
 from modelfit_core.contracts.protocols import NormalEquations
 from modelfit_core.model.parameters import ParameterSpace
-from modelfit_core.results import display_tables, fit_sessions, stored_rows, study_lease
+from modelfit_core.results import (display_tables, fit_sessions, round_workers, stored_rows,
+                                   study_lease)
 from modelfit_core.results.database import (database_path, open_for_reading, open_for_writing,
                                             storage_errors, table_columns, transaction)
 from modelfit_core.results.history import History, RoundRecord
@@ -236,7 +237,8 @@ class FitStore:
         if existing and not restart:
             raise self._refuse_existing(existing)
         for table, key in (("evaluations", "study"), ("rounds", "study"),
-                           ("normal_equations", "study"), ("studies", "name")):
+                           ("normal_equations", "study"), ("round_workers", "study"),
+                           ("studies", "name")):
             self.connection.execute(f"DELETE FROM {table} WHERE {key} = ?", (self.study,))
         display_tables.delete_display(self.connection, self.study)
         row = {"name": self.study, "run_id": uuid.uuid4().hex, "created": time.time(),
@@ -258,9 +260,9 @@ class FitStore:
                 f"study= name.")
 
     def write_round(self, record: RoundRecord, optimizer, display=None) -> str:
-        """Store a finished round (and the pickled optimizer, if asked; the traces of a
-        new best point, if ``display`` gives them) in one transaction; returns
-        :attr:`location`."""
+        """Store a finished round (what each worker did, if a distributed backend said;
+        the pickled optimizer, if asked; the traces of a new best point, if ``display``
+        gives them) in one transaction; returns :attr:`location`."""
         state = self._pickled(optimizer) if self.pickle_optimizer else None
         best_traces = display.best_traces(record) if display is not None else None
         told = record.told_errors if record.told_errors is not None else record.errors
@@ -285,6 +287,9 @@ class FitStore:
                 if record.normal_equations is not None:
                     write_normal_equations(self.connection, self.study, record.index,
                                            record.normal_equations)
+                if record.workers:
+                    round_workers.write_round_workers(self.connection, self.study,
+                                                      record.index, record.workers)
                 self.connection.execute(
                     "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?)",
                     (self.study, record.index, time.time(), record.duration_s,
@@ -397,6 +402,7 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
                 stored_rows.evaluation(entry, width, objective_names, told != "NULL"))
     records = []
     normal_equations = read_normal_equations(connection, study)
+    workers = round_workers.read_round_workers(connection, study)
     for index in sorted(by_round):
         entries = by_round[index]
         names = list(entries[0]["objective_errors"])
@@ -422,7 +428,8 @@ def read_round_records(connection: sqlite3.Connection, study: str) -> list[Round
                                            else e["objective_errors"][n] for e in entries])
                               for n in names},
             duration_s=duration, told_errors=told_errors, iteration=iteration,
-            objectives=objectives, normal_equations=normal_equations.get(index)))
+            objectives=objectives, normal_equations=normal_equations.get(index),
+            workers=workers.get(index, ())))
     return records
 
 

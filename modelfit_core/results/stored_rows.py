@@ -219,9 +219,13 @@ def evaluation(entry, width: int, objective_names, has_told: bool) -> dict[str, 
     return decoded
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """``repr(value)``, at most 60 characters (a stored value quoted in a message)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_short = short
 
 
 @contextlib.contextmanager

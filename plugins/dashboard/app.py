@@ -227,7 +227,8 @@ def create_app(storage: str, *, default_study: str | None = None,
                 "best": plot_data.best_table(info, evaluations),
                 "unreadable": evaluations.unreadable,
                 "error_axis": plot_data.error_axis(info, evaluations.errors[
-                    evaluations.usable])}))
+                    evaluations.usable]),
+                "workers": plot_data.workers_plot(cache.workers, cache.round_times)}))
             if not light:
                 body.update(cache.cached(("heavy", tuple(traced)), lambda: {
                     "parameters": plot_data.parameter_plots(info, evaluations, traced),

@@ -37,6 +37,10 @@ MAX_PAIR_PARAMETERS = 6
 """Parameters of the pairs plot at once (15 pairs)."""
 MAX_FRONT_ROWS = 200
 """Members of a Pareto front listed."""
+MAX_WORKER_GROUPS = 200
+"""Points per worker of the workers plot (groups of consecutive rounds beyond)."""
+MAX_WORKERS_SHOWN = 64
+"""Workers drawn (the busiest ones) and listed; the others are counted."""
 
 
 def label(text: str) -> str:
@@ -154,6 +158,72 @@ def rounds_plot(evaluations, max_groups: int = MAX_ROUND_GROUPS) -> dict:
             **{name: json_floats(values) for name, values in quantiles.items()},
             "best": json_floats(best), "diverged": diverged.astype(int).tolist(),
             "group": size}
+
+
+def workers_plot(workers, round_times: dict, max_groups: int = MAX_WORKER_GROUPS,
+                 max_workers: int = MAX_WORKERS_SHOWN) -> dict | None:
+    """What each worker of a distributed backend did: per round (or group of consecutive
+    rounds), the share of the round's duration each worker spent busy (at most 1; 0
+    for a worker without a chunk in a round that others worked in), and over the whole
+    study each worker's busy share (its busy seconds over the duration of the rounds
+    with activity), chunks and parameter sets. None for a study without activity.
+
+    ``workers`` holds one entry per stored row (:class:`study_reader.WorkerRows`),
+    ``round_times`` round -> (finished, duration_s). At most ``max_workers`` workers
+    are sent (the busiest), in the order of their names."""
+    if not len(workers):
+        return None
+    rounds = np.asarray(workers.rounds, dtype=np.int64)
+    busy = np.asarray(workers.busy_s, dtype=float)
+    names, worker_of_row = np.unique(np.asarray(workers.workers, dtype=object),
+                                     return_inverse=True)
+    worker_of_row = worker_of_row.ravel()
+    n_workers = len(names)
+    unique_rounds, round_of_row = np.unique(rounds, return_inverse=True)
+    round_of_row = round_of_row.ravel()
+    durations = np.array([_duration(round_times.get(int(r))) for r in unique_rounds])
+    size = max(1, -(-len(unique_rounds) // max_groups))
+    group_of_round = np.arange(len(unique_rounds)) // size
+    n_groups = int(group_of_round[-1]) + 1
+    known = np.isfinite(durations)
+    group_seconds = np.bincount(group_of_round[known], weights=durations[known],
+                                minlength=n_groups)
+    counted = known[round_of_row]  # rows of rounds whose duration is known
+    cell = worker_of_row * n_groups + group_of_round[round_of_row]
+    group_busy = np.bincount(cell[counted], weights=busy[counted],
+                             minlength=n_workers * n_groups).reshape(n_workers, n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.where(group_seconds > 0, np.minimum(group_busy / group_seconds, 1.0),
+                          np.nan)
+        overall = np.minimum(group_busy.sum(axis=1) / group_seconds.sum(), 1.0)
+
+    def per_worker(values) -> np.ndarray:
+        return np.bincount(worker_of_row, weights=np.asarray(values, dtype=float),
+                           minlength=n_workers)
+
+    total_busy, chunks, samples = (per_worker(busy), per_worker(workers.chunks),
+                                   per_worker(workers.n_samples))
+    worker_rounds = np.bincount(np.unique(worker_of_row * len(unique_rounds) + round_of_row)
+                                // len(unique_rounds), minlength=n_workers)
+    shown = np.sort(np.argsort(-total_busy, kind="stable")[:max_workers])
+    listed = [{"name": str(names[w]), "label": label(names[w]),
+               "busy_share": finite_or_none(float(overall[w])),
+               "busy_s": finite_or_none(float(total_busy[w])),
+               "chunks": int(chunks[w]), "n_samples": int(samples[w]),
+               "rounds": int(worker_rounds[w])} for w in shown]
+    last_round = unique_rounds[np.minimum((np.arange(n_groups) + 1) * size,
+                                          len(unique_rounds)) - 1]
+    return {"round": last_round.tolist(), "group": size, "workers": listed,
+            "share": [json_floats(shares[w]) for w in shown], "n_workers": int(n_workers),
+            "n_rounds": int(len(unique_rounds)), "chunks": int(chunks.sum()),
+            "unreadable": int(workers.unreadable), "truncated": bool(workers.truncated)}
+
+
+def _duration(times) -> float:
+    """A round's duration in seconds from its ``(finished, duration_s)``; NaN if unknown."""
+    if not times or times[1] is None or not math.isfinite(times[1]) or times[1] <= 0:
+        return math.nan
+    return float(times[1])
 
 
 def _point_columns(info, evaluations, chosen: np.ndarray, traced: set[int]) -> dict:

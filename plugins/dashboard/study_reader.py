@@ -16,6 +16,10 @@ stops the other studies or the server.
 The evaluations of a study are kept in memory between requests (one
 :class:`StudyCache` per study): a request reads only the rounds stored since
 the last one, so a page polling a running fit costs SQLite one indexed query.
+So is what each worker of a distributed backend did in each round
+(:class:`WorkerRows`, schema version 5): one range of the table's primary key
+per request that finds new rounds, and at most
+:data:`WorkerRows.MAX_ROWS` rows of a study in all.
 """
 
 from __future__ import annotations
@@ -259,6 +263,44 @@ class Evaluations:
 
 
 @attrs.define
+class WorkerRows:
+    """What each worker did in each round of a study (``round_workers``), in round
+    order: one entry per readable row, at most :attr:`MAX_ROWS` (the rest is not read)."""
+
+    MAX_ROWS = 200_000
+    rounds: list[int] = attrs.field(factory=list)
+    workers: list[str] = attrs.field(factory=list)
+    busy_s: list[float] = attrs.field(factory=list)
+    n_samples: list[int] = attrs.field(factory=list)
+    chunks: list[int] = attrs.field(factory=list)
+    unreadable: int = 0
+    """Stored rows left out because they cannot be read."""
+    truncated: bool = False
+    """Rows beyond :attr:`MAX_ROWS` were not read."""
+
+    def __len__(self) -> int:
+        return len(self.rounds)
+
+    def read(self, connection: sqlite3.Connection, study: str, after: int,
+             newest: int) -> None:
+        """Append the rows of rounds ``after < round <= newest``."""
+        room = self.MAX_ROWS - len(self.rounds)
+        if self.truncated or room <= 0:
+            self.truncated = True
+            return
+        rows, unreadable, more = plugin_api.read_worker_activity(connection, study, after,
+                                                                 newest, room)
+        self.unreadable += unreadable
+        self.truncated = more
+        for index, activity in rows:
+            self.rounds.append(index)
+            self.workers.append(activity.worker)
+            self.busy_s.append(activity.busy_s)
+            self.n_samples.append(activity.n_samples)
+            self.chunks.append(activity.chunks)
+
+
+@attrs.define
 class StudyCache:
     """What the server keeps of one study between requests."""
 
@@ -271,6 +313,7 @@ class StudyCache:
     lock: threading.Lock = attrs.field(factory=threading.Lock)
     derived: dict = attrs.field(factory=dict)
     """Results computed from the evaluations (plots), keyed by what they depend on."""
+    workers: WorkerRows = attrs.field(factory=WorkerRows)
 
     def refresh(self, connection: sqlite3.Connection) -> None:
         """Read the rounds stored since the last refresh."""
@@ -283,6 +326,7 @@ class StudyCache:
             return
         newest = max(r[0] for r in rounds)
         self.evaluations.read(connection, name, self.last_round, newest)
+        self.workers.read(connection, name, self.last_round, newest)
         for r, finished, duration in rounds:
             self.round_times[r] = (_number(finished), _number(duration))
         self.last_round = newest

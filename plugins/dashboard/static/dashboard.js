@@ -318,6 +318,95 @@ function bestTable(container, best) {
   container.replaceChildren(caption, table);
 }
 
+// -- what each worker of a distributed backend did ------------------------------------------
+const MAX_WORKER_LINES = 12;  // more workers: a heatmap (one row per worker)
+
+function percent(share) {
+  return share === null || share === undefined ? "–" : `${(100 * share).toFixed(0)} %`;
+}
+
+function workersFigure(workers) {
+  const x = workers.round;
+  const title = workers.group > 1 ? `round (groups of ${workers.group})` : "round";
+  const hover = "%{x}: busy %{y:.0f} %<extra>%{fullData.name}</extra>";
+  const layout = {margin: {t: 10, r: 10, b: 45, l: 70}, height: 300,
+                  xaxis: {title: {text: title}}};
+  if (workers.workers.length <= MAX_WORKER_LINES) {
+    const data = workers.workers.map((worker, k) => ({
+      x, y: workers.share[k].map((v) => (v === null ? null : 100 * v)), type: "scatter",
+      mode: x.length > 60 ? "lines" : "lines+markers", name: worker.label,
+      hovertemplate: `round ${hover}`}));
+    layout.yaxis = {title: {text: "busy (% of the round)"}, range: [0, 105]};
+    layout.legend = {orientation: "h", y: -0.25};
+    return {data, layout};
+  }
+  layout.height = Math.min(900, 120 + 14 * workers.workers.length);
+  layout.margin.l = 160;
+  layout.yaxis = {type: "category", automargin: true, autorange: "reversed"};  // as listed
+  const data = [{type: "heatmap", x, y: workers.workers.map((w) => w.label),
+                 z: workers.share.map((row) => row.map((v) => (v === null ? null : 100 * v))),
+                 zmin: 0, zmax: 100, colorscale: "Viridis",
+                 colorbar: {title: {text: "busy %"}, thickness: 10},
+                 hovertemplate: "%{y}<br>round %{x}: busy %{z:.0f} %<extra></extra>"}];
+  return {data, layout};
+}
+
+function workersSummary(workers) {
+  const listed = workers.workers;
+  const head = `${workers.n_workers} worker${workers.n_workers === 1 ? "" : "s"}, ` +
+    `${workers.chunks} chunks in ${workers.n_rounds} round${workers.n_rounds === 1 ? "" : "s"}`;
+  const shares = listed.map((w) => w.busy_share).filter((v) => v !== null);
+  if (!shares.length) return `${head}; busy share unknown (no round duration)`;
+  if (listed.length <= 8) {
+    return `${head}; busy ` + listed.map((w) => `${percent(w.busy_share)} (${w.name})`)
+      .join(", ");
+  }
+  const mean = shares.reduce((a, b) => a + b, 0) / shares.length;
+  return `${head}; busy ${percent(mean)} on average (from ${percent(Math.min(...shares))} ` +
+    `to ${percent(Math.max(...shares))})`;
+}
+
+function workersTable(container, workers) {
+  const table = element("table", null, "workers");
+  const head = element("tr");
+  for (const title of ["worker", "busy", "busy time", "chunks", "parameter sets", "rounds"]) {
+    head.append(element("th", title));
+  }
+  table.append(head);
+  for (const worker of workers.workers) {
+    const tr = element("tr");
+    tr.append(element("td", worker.name, "worker-name"),
+              element("td", percent(worker.busy_share), "number"),
+              element("td", worker.busy_s === null ? "–" : `${worker.busy_s.toFixed(1)} s`,
+                      "number"),
+              element("td", worker.chunks, "number"), element("td", worker.n_samples, "number"),
+              element("td", worker.rounds, "number"));
+    table.append(tr);
+  }
+  container.replaceChildren(table);
+}
+
+async function workersPanel(workers) {
+  const section = document.getElementById("workers");
+  if (!section) return;
+  if (!workers) {  // a study of a single-process backend: no panel
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  setText("workers-summary", workersSummary(workers));
+  workersTable(document.getElementById("workers-table"), workers);
+  const notes = [];
+  if (workers.n_workers > workers.workers.length) {
+    notes.push(`${workers.n_workers - workers.workers.length} more workers not shown ` +
+               `(the ${workers.workers.length} busiest are).`);
+  }
+  if (workers.unreadable) notes.push(`${workers.unreadable} stored rows could not be read.`);
+  if (workers.truncated) notes.push("Only the first rows of a very long activity are shown.");
+  setText("workers-note", notes.join(" "));
+  await draw("plot-workers", workersFigure(workers));
+}
+
 function pointPanel(container, point) {
   const table = element("table", null, "point");
   for (const row of point.parameters) {
@@ -436,6 +525,7 @@ function studyPage() {
       setText("unreadable", unreadable ? `${unreadable} stored rows could not be read` : "");
       await draw("plot-rounds", roundsFigure(data.rounds, data.error_axis));
       bestTable(document.getElementById("best-table"), data.best);
+      await workersPanel(data.workers);
       if (heavy) {
         view.heavyAt = now;
         await drawTraces();
