@@ -242,6 +242,10 @@ def _fitter_and_call(job: FitJob, storage: str, study: str,
         from modelfit_core.tools.config import build_fitter
         config = config_for_job(job, storage, study, backend)
         fitter, bounds = build_fitter(config)
+        try:  # checked now, as fit() would before simulating: several files, one message
+            fitter.problem.parameter_space(bounds)
+        except ConfigurationError as exc:
+            raise config.error("bounds", None, str(exc)) from exc
         n_rounds = job.n_rounds if job.n_rounds is not None else config.get("fit", "n_rounds")
         return fitter, n_rounds, {"objectives": config.get("fit", "objectives"), **bounds}
     assert job.make_fitter is not None and job.n_rounds is not None
@@ -537,7 +541,8 @@ def _run_here(planned: list[_Planned], url: str, backend: BackendChoice | None,
             watcher.rounds(job, count)
 
         try:
-            result = Ended(value=run_job(item.job, item.study, url, backend, on_round))
+            value = run_job(item.job, item.study, url, backend, on_round)
+            result = Ended(value={**value, "where": IN_THIS_PROCESS})
         except Exception as exc:  # noqa: BLE001 - the job's own error: the others go on
             result = Ended(error=exc)
         watcher.ended(job, result)
