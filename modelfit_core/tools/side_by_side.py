@@ -10,7 +10,9 @@ machines sharing the file. ``fit_many`` and ``modelfit benchmark`` use it.
 
 from __future__ import annotations
 
+import socket
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,12 @@ from modelfit_core.results.study_progress import ProgressReader
 
 POLL_S = 0.25
 """Seconds between two looks at the storage file and the futures."""
+OTHER_MACHINE = (
+    "A fit writing {database} runs on {host}, another machine than this one ({here}). "
+    "SQLite's WAL mode shares memory between the processes writing a file, so writers "
+    "on several machines (over NFS, say) can corrupt it: keep the workers of one "
+    "storage file on one machine, or give each machine's fits a file of their own "
+    "(docs/distributed_and_storage.md, 'Many fits').")
 
 
 @attrs.frozen
@@ -80,6 +88,7 @@ def run_side_by_side(executor: FitExecutor, jobs: Sequence[Job], database: Path,
                 where = progress.holders.get(job.study)
                 if where is not None and k not in announced:
                     announced.add(k)
+                    _warn_if_elsewhere(where, database)
                     watcher.started(job, where)
                 watcher.rounds(job, progress.rounds.get(job.study, 0))
             for k, future in enumerate(futures):
@@ -102,3 +111,14 @@ def run_side_by_side(executor: FitExecutor, jobs: Sequence[Job], database: Path,
     finally:
         reader.close()
     return [ended[k] for k in range(len(jobs))]
+
+
+_warned: set[str] = set()
+
+
+def _warn_if_elsewhere(where: str, database: Path) -> None:
+    host, here = where.rsplit(":", 1)[0], socket.gethostname()
+    if host != here and str(database) not in _warned:
+        _warned.add(str(database))
+        warnings.warn(OTHER_MACHINE.format(database=database, host=host, here=here),
+                      RuntimeWarning, stacklevel=3)
