@@ -24,11 +24,12 @@ import attrs
 
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
 from modelfit_core.contracts.protocols import FitExecutor, RunsWholeFits
-from modelfit_core.contracts.units import error_quantity
+from modelfit_core.contracts.units import error_quantity, with_unit
 from modelfit_core.registry.parts import Parts
 from modelfit_core.registry.plugin_registry import Registry, shared_registry
 from modelfit_core.results.database import database_path, open_for_writing
 from modelfit_core.results.storage import list_studies, read_history
+from modelfit_core.results.study_description import dimension_from_json, dimension_json
 from modelfit_core.results.study_progress import stored_rounds
 from modelfit_core.tools.side_by_side import Ended, Job, Watcher, run_side_by_side
 
@@ -263,9 +264,10 @@ def _fitter_and_call(job: FitJob, storage: str, study: str,
 
 
 def run_job(job: FitJob, study: str, storage: str, backend: BackendChoice | None = None,
-            on_round: Callable[[], None] | None = None) -> dict[str, str]:
+            on_round: Callable[[], None] | None = None) -> dict[str, Any]:
     """Build and fit one job where it runs (a worker, or this process): its study is
-    resumed if it holds rounds, else started. Returns the status and ``host:pid``.
+    resumed if it holds rounds, else started. Returns the status, ``host:pid``, the
+    rounds and the best parameters and error (so the driver need not read them back).
 
     ``on_round`` is told each finished round (in this process only: it is not sent).
     """
@@ -278,8 +280,25 @@ def run_job(job: FitJob, study: str, storage: str, backend: BackendChoice | None
         closing = getattr(fitter.storage, "close", None)
         if callable(closing):
             closing()
+    fit = fitter.current_fit
+    # plain numbers and dimensions as text: an executor's serialization may turn Brian's
+    # quantities (numpy subclasses) into bare arrays
+    best = None if fit is None or fit.best_vector is None else {
+        "names": list(fit.space.names), "vector": [float(v) for v in fit.best_vector],
+        "dims": [dimension_json(dim) for dim in fit.space.dims],
+        "error": float(fit.best_error), "error_dim": dimension_json(fit.objective.error_dim)}
     return {"status": RESUMED if stored else RAN,
-            "where": f"{socket.gethostname()}:{os.getpid()}"}
+            "where": f"{socket.gethostname()}:{os.getpid()}",
+            "rounds": len(fit.history.rounds) if fit is not None else stored, "best": best}
+
+
+def _best_with_units(best: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, Any]:
+    """A job's best parameters and error (from :func:`run_job`) with their units."""
+    if best is None:
+        return None, None
+    params = {name: with_unit(value, dimension_from_json(dim))
+              for name, value, dim in zip(best["names"], best["vector"], best["dims"])}
+    return params, error_quantity(best["error"], dimension_from_json(best["error_dim"]))
 
 
 # -- the driver ----------------------------------------------------------------------------
@@ -505,8 +524,13 @@ def fit_many(jobs: Iterable[FitJob | str | os.PathLike] | FitJob | str | os.Path
                 ended = _run_here([planned[k] for k in to_run], url, here_backend, watcher)
             for k, result in zip(to_run, ended):
                 value = result.value if isinstance(result.value, dict) else {}
-                outcomes[k] = _outcome(planned[k], path, value.get("status", FAILED),
-                                       value.get("where", ""), result.error)
+                if result.error is None and "rounds" in value:  # the job's own best
+                    outcomes[k] = FitOutcome(
+                        planned[k].job, planned[k].study, value["status"], value["rounds"],
+                        *_best_with_units(value["best"]), where=value["where"])
+                else:
+                    outcomes[k] = _outcome(planned[k], path, value.get("status", FAILED),
+                                           value.get("where", ""), result.error)
         finally:
             watcher.close()
             if executor is not None:

@@ -22,7 +22,7 @@ import attrs
 from modelfit_core.contracts.protocols import FitExecutor
 from modelfit_core.results.study_progress import ProgressReader
 
-POLL_S = 0.25
+POLL_S = 0.1
 """Seconds between two looks at the storage file and the futures."""
 OTHER_MACHINE = (
     "A fit writing {database} runs on {host}, another machine than this one ({here}). "
