@@ -15,6 +15,8 @@ from config_project import passive_config, write_project
 from test_benchmark import TinyPassive, registry_with
 
 from modelfit_core.results.storage import list_studies, read_results
+from modelfit_core.tools.benchmarking.plan import make_plan
+from modelfit_core.tools.benchmarking.runs import run_plan
 from modelfit_core.tools.benchmarking.suite import run_benchmark
 from modelfit_core.tools.cli import main
 
@@ -114,3 +116,19 @@ def test_benchmark_side_by_side_on_dask_equals_the_sequential_benchmark(tmp_path
     assert len(pids) == 2  # fitted by the two workers, not here
     again = run_benchmark(output=tmp_path / "dask", backend="dask", **options)
     assert {run["status"] for run in again["runs"]} == {"stored"}
+    # interrupted after 3 rounds (one after another), then finished side by side
+    rounds = []
+
+    def interrupt_after_three(n):
+        rounds.append(n)
+        if sum(rounds) >= 3:
+            raise KeyboardInterrupt
+
+    plan = make_plan(registry, problems=["tiny"], optimizers=["random", "pymoo"], seeds=2,
+                     output=tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        run_plan(plan, registry, on_rounds=interrupt_after_three)
+    resumed = run_benchmark(output=tmp_path / "cut", backend="dask", **options)
+    assert [run["status"] for run in resumed["runs"]] == ["stored", "resumed", "ran", "ran"]
+    assert [run["best_errors"] for run in resumed["runs"]] == \
+        [run["best_errors"] for run in sequential["runs"]]
