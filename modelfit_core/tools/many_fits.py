@@ -412,7 +412,9 @@ class _Progress(Watcher):
 
     def started(self, job: Job, where: str) -> None:
         self.running.add(job.study)
-        self.say(f"{job.study}: started on {where}")
+        stored = self.stored[job.study]
+        self.say(f"{job.study}: " + (f"resumed after {stored} stored rounds" if stored
+                                     else "started") + f" on {where}")
         self._refresh()
 
     def rounds(self, job: Job, stored: int) -> None:

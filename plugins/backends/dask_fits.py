@@ -76,11 +76,42 @@ def _arrays_kept_between_rounds():
         mallopt(_M_MMAP_THRESHOLD, 128 * 1024)  # glibc's default, fixed as dask has it
 
 
+class _Raised:
+    """A job's exception, returned rather than raised: a fit that fails (a bad bound, a
+    missing file) is that job's outcome, not a crash of the task, which dask would log
+    with its traceback on the worker's stderr, across the driver's progress bar."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
 def _run_alone(fn: Callable[..., Any], args: tuple) -> Any:
     """Worker task: ``fn(*args)``, alone in this process, with the worker's profiler and
     memory trimming out of its way."""
     with _ONE_FIT_AT_A_TIME, _profiler_paused(), _arrays_kept_between_rounds():
-        return fn(*args)
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the driver, see _Raised
+            return _Raised(exc)
+
+
+class _JobFuture:
+    """A dask future whose ``result()`` raises the job's own exception."""
+
+    def __init__(self, future):
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+    def result(self, timeout: float | None = None) -> Any:
+        value = self.future.result(timeout=timeout)
+        if isinstance(value, _Raised):
+            raise value.error
+        return value
 
 
 class DaskFitExecutor:
@@ -113,11 +144,11 @@ class DaskFitExecutor:
     def job_backend_options(self) -> dict:
         return dict(self._inner_options)
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any):
-        """A dask future of ``fn(*args)`` run on a worker (``done``, ``result``, ``cancel``)."""
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> _JobFuture:
+        """The future of ``fn(*args)`` run on a worker (``done``, ``result``, ``cancel``)."""
         future = self.client.submit(_run_alone, fn, args, pure=False)
         self._futures.append(future)
-        return future
+        return _JobFuture(future)
 
     def shutdown(self) -> None:
         """Cancel the jobs not finished (a task already running on a remote worker ends
