@@ -41,6 +41,7 @@ __all__ = [
     "SimulationError", "SimulationResult", "SimulationSpec", "SpikeFitter", "SpikeMetric",
     "StorageError", "TraceFitter", "TraceMetric", "UnitMismatchError", "UnknownPluginError",
     "callback_none", "callback_setup", "callback_text", "configure_simulator",
+    "FitJob", "FitOutcome", "fit_many",
     "get_full_namespace", "get_param_dic", "get_param_dict", "get_sensitivity_equations",
     "get_sensitivity_init", "get_spikes", "load_hh_dataset", "make_dic", "normalize_weights",
     # the classes and helpers of modelfit's own plugins (found through the registry)
@@ -92,6 +93,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time: __getattr__ b
     from modelfit_core.registry.plugin_registry import Registry
     from modelfit_core.results.storage import FitStore
     from modelfit_core.tools.datasets import HH_MODEL, load_hh_dataset
+    from modelfit_core.tools.many_fits import FitJob, FitOutcome, fit_many
     # modelfit's own plugins: the modules their entry points name (pyproject.toml)
     from modelfit_plugins.backends.brian2_manual_simulator import (
         CPPStandaloneSimulator, RuntimeSimulator, Simulator, initialize_neurons,
@@ -163,6 +165,9 @@ _CORE_NAMES = {
     "get_sensitivity_init": "modelfit_core.model.sensitivity",
     "load_hh_dataset": "modelfit_core.tools.datasets",
     "HH_MODEL": "modelfit_core.tools.datasets",
+    "fit_many": "modelfit_core.tools.many_fits",
+    "FitJob": "modelfit_core.tools.many_fits",
+    "FitOutcome": "modelfit_core.tools.many_fits",
     # the rest of brian2modelfitting's API reference (docs/compatibility.md); the
     # helpers that live in plugins come from the modelfit.exports entry points
     "get_param_dic": "modelfit_core.compat.fitter",

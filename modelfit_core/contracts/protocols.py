@@ -34,6 +34,8 @@ never a class name:
 * :class:`ReportsWorkerActivity`: a prepared simulation spread over workers
   says what each worker did in the last batch (:class:`WorkerActivity`), which
   the fit passes on with the round (progress, storage, dashboard).
+* :class:`RunsWholeFits`: the backend runs whole fits side by side
+  (``fit_many``, ``modelfit benchmark``) through a :class:`FitExecutor`.
 
 :class:`StudyStorage` is the contract of the study storages (SQLite is one).
 """
@@ -343,6 +345,56 @@ class RunningSumBackend(Protocol):
     It says so with the class attribute ``simulates_running_sums = True``."""
 
     simulates_running_sums: bool
+
+
+@runtime_checkable
+class FitExecutor(Protocol):
+    """Runs whole fits side by side: what a :class:`RunsWholeFits` backend hands
+    ``fit_many`` and ``modelfit benchmark``.
+
+    Each job is a picklable call ``fn(*args)`` that builds a fitter, fits and writes
+    its rounds to a study storage; the executor runs it in another process (a
+    worker), one job per process at a time, and may run it again elsewhere if that
+    process dies (the job then resumes from its storage).
+    """
+
+    @property
+    def slots(self) -> int:
+        """How many jobs run at once (its worker processes)."""
+        ...
+
+    @property
+    def job_backend(self) -> str:
+        """The backend plugin that simulates each job's batches where the job runs (the
+        dask backend's ``inner``)."""
+        ...
+
+    @property
+    def job_backend_options(self) -> Mapping[str, Any]:
+        """The options of :attr:`job_backend`."""
+        ...
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Start ``fn(*args)`` and return its future at once: ``done() -> bool``,
+        ``result()`` (the value, or the job's exception raised), ``cancel()``, as a
+        :class:`concurrent.futures.Future` has them."""
+        ...
+
+    def shutdown(self) -> None:
+        """Cancel the jobs not finished and let go of what the executor holds (the
+        backend's own ``shutdown`` closes a cluster it started)."""
+
+
+@runtime_checkable
+class RunsWholeFits(Protocol):
+    """Capability of a backend: it runs whole fits side by side, each in a process of
+    its own (the dask backend, on its workers). ``fit_many`` and ``modelfit benchmark``
+    then spread their fits over it instead of running them one after another in this
+    process."""
+
+    def fit_executor(self) -> FitExecutor:
+        """The executor that runs the jobs (started if need be)."""
+        ...
 
 
 @runtime_checkable

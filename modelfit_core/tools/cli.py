@@ -78,7 +78,14 @@ def _cmd_fit(args) -> int:
     from modelfit_core.tools.config import build_fitter, dashboard_of, load_config
     from modelfit_core.tools.config_files import output_directory
     from modelfit_core.tools.plotting import plot_traces
-    config = load_config(args.config)
+    if args.workers is not None and args.backend is None:
+        from modelfit_core.contracts.errors import ConfigurationError
+        raise ConfigurationError("--workers sets how many workers --backend starts: name "
+                                 "the backend too, e.g. --backend dask --workers 2.")
+    if len(args.configs) > 1:
+        return _cmd_fit_many(args)
+    args.config = args.configs[0]
+    config = _with_command_line_options(load_config(args.config), args)
     if args.resume and not config.get("fit", "storage"):
         raise config.error("fit", None, "--resume continues a fit stored in a database, and "
                            "this configuration has none; add storage = \"sqlite:///fit.db\" "
@@ -118,6 +125,105 @@ def _cmd_fit(args) -> int:
     _print_best(history)
     print("wrote " + ", ".join(escaped(p) for p in [output / "results.csv",
                                                      output / "best.json", *paths]))
+    return 0
+
+
+def _with_command_line_options(config, args):
+    """``config`` with ``--backend``, ``--workers`` and ``--storage`` (relative to the
+    working directory) in place of its own ``[fit]`` values."""
+    import attrs
+
+    from modelfit_core.results.database import database_path
+    fit = dict(config.data.get("fit", {}))
+    if args.backend is not None:
+        fit["backend"] = args.backend
+        fit.pop("backend_options", None)
+    if args.workers is not None:
+        fit["backend_options"] = {"n_workers": args.workers}
+    if args.storage is not None:
+        fit["storage"] = f"sqlite:///{database_path(args.storage).resolve()}"
+    return attrs.evolve(config, data={**config.data, "fit": fit})
+
+
+def _common_storage(configs) -> str:
+    """The one storage file several configurations name (``[fit] storage``, relative to
+    each file), or a ConfigurationError saying to pass ``--storage``."""
+    from modelfit_core.contracts.errors import ConfigurationError
+    from modelfit_core.results.database import database_path
+    named = {}
+    for config in configs:
+        url = config.get("fit", "storage")
+        if url is None:
+            named[config.path] = None
+            continue
+        try:
+            path = database_path(url)
+        except ConfigurationError as exc:
+            raise config.error("fit", "storage", str(exc)) from None
+        named[config.path] = (config.path.parent / path).resolve()
+    found = set(named.values())
+    if len(found) == 1 and None not in found:
+        return f"sqlite:///{found.pop()}"
+    listed = ", ".join(f"{escaped(path)}: {escaped(where) if where else 'none'}"
+                       for path, where in named.items())
+    raise ConfigurationError(
+        f"Several configurations are fitted into one storage file, and theirs differ "
+        f"({listed}): pass --storage sqlite:///many.db, or give them all the same [fit] "
+        f"storage.")
+
+
+def _cmd_fit_many(args) -> int:
+    """``modelfit fit A.toml B.toml ...``: every configuration checked, then the fits run
+    by fit_many (side by side with ``--backend dask``), each its own study in one file;
+    each study's results.csv, best.json and plots in ``OUTPUT/<study>/``."""
+    import json
+    import re
+
+    from modelfit_core.results.database import database_path
+    from modelfit_core.results.storage import read_history
+    from modelfit_core.tools.config import load_config
+    from modelfit_core.tools.config_files import output_directory
+    from modelfit_core.tools.many_fits import FitJob, fit_many
+    configs = [load_config(path) for path in args.configs]
+    storage = f"sqlite:///{database_path(args.storage).resolve()}" \
+        if args.storage is not None else _common_storage(configs)
+    outputs = [output_directory(config, args.output) for config in configs]
+    options = {"n_workers": args.workers} if args.workers is not None else None
+    jobs = [FitJob.from_config(config.path.resolve()) for config in configs]
+    try:
+        outcomes = fit_many(jobs, storage, backend=args.backend, backend_options=options)
+    except KeyboardInterrupt:
+        print(f"modelfit fit: interrupted; every round written is kept in {escaped(storage)}. "
+              f"Run the same command again to continue: finished fits are read back, the "
+              f"others resumed.", file=sys.stderr)
+        return INTERRUPTED
+    print()
+    written = []
+    for outcome, output in zip(outcomes, outputs):
+        print(escaped(outcome))
+        if outcome.rounds == 0:
+            continue
+        folder = output / re.sub(r"[^A-Za-z0-9_.-]", "_", outcome.study)
+        folder.mkdir(parents=True, exist_ok=True)
+        history = read_history(storage, outcome.study)
+        table = cast("pandas.DataFrame", history.results(format="dataframe"))
+        table.to_csv(folder / "results.csv", index=False)
+        best = {name: float(v) for name, v in
+                zip(history.space.names, history.best_vector)} \
+            if history.best_vector is not None else None
+        (folder / "best.json").write_text(json.dumps({"parameters_si": best,
+                                                      "error": history.best_error}, indent=2))
+        _write_history_plots(history, folder)
+        written.append(folder)
+    if written:
+        print("wrote results.csv, best.json, errors.png and parameters.png in "
+              + ", ".join(escaped(folder) for folder in written))
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    if failed:
+        print(f"modelfit fit: {len(failed)} of {len(outcomes)} fits failed (above); the "
+              f"others' results are kept. Fix them and run the same command again.",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -236,11 +342,30 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder with input_traces_hh.csv/output_traces_hh.csv")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=_cmd_demo)
-    fit = commands.add_parser("fit", help="run the fit described in a TOML file")
-    fit.add_argument("config", help="CONFIG.toml (see docs/distributed_and_storage.md)")
-    fit.add_argument("--output", default=None, help="folder for results and plots")
+    fit = commands.add_parser(
+        "fit", help="run the fit described in a TOML file (or several fits at once)",
+        description="Run the fit a configuration describes. With several configurations, "
+                    "every one is checked first, then the fits run (side by side with "
+                    "--backend dask), each its own study in one storage file; running the "
+                    "same command again reads finished fits back and resumes the others "
+                    "(docs/distributed_and_storage.md, 'Many fits').")
+    fit.add_argument("configs", nargs="+", metavar="CONFIG",
+                     help="CONFIG.toml (see docs/distributed_and_storage.md)")
+    fit.add_argument("--output", default=None,
+                     help="folder for results and plots (several configurations: a "
+                          "subfolder per study)")
     fit.add_argument("--resume", action="store_true",
-                     help="continue the stored study after an interruption")
+                     help="continue the stored study after an interruption (several "
+                          "configurations always do)")
+    fit.add_argument("--backend", default=None,
+                     help="one configuration: the backend simulating it; several: where "
+                          "they run (dask: side by side on its workers; else one after "
+                          "another here)")
+    fit.add_argument("--workers", type=int, default=None,
+                     help="workers the backend starts (its n_workers option)")
+    fit.add_argument("--storage", default=None,
+                     help="the storage file (sqlite:///many.db or a path, relative to the "
+                          "working directory) instead of the configurations' [fit] storage")
     fit.set_defaults(func=_cmd_fit)
     results = commands.add_parser("results", help="summarize a stored fit (fit.db)")
     results.add_argument("database")

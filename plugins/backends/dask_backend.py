@@ -567,6 +567,13 @@ class DaskBackend:
         return DaskSimulation(self, spec, n_chunks, chunk_size, token=token,
                               asynchronous=self.asynchronous)
 
+    def fit_executor(self):
+        """Whole fits side by side on this cluster, one per worker, each simulating on
+        the inner backend (``fit_many``, ``modelfit benchmark``): see
+        :mod:`modelfit_plugins.backends.dask_fits`."""
+        from modelfit_plugins.backends.dask_fits import DaskFitExecutor
+        return DaskFitExecutor(self._ensure_client(), self.inner, self.inner_options)
+
     def single_run_backend(self):
         """Single runs (``generate``, ``refine``) simulate here, on the inner backend:
         a round trip to the workers would cost more than the run."""

@@ -22,10 +22,12 @@ import attrs
 import numpy as np
 
 from modelfit_core.contracts.errors import ConfigurationError, StorageError
+from modelfit_core.contracts.protocols import FitExecutor, RunsWholeFits
 from modelfit_core.fitting.fitter import Fitter
 from modelfit_core.fitting.trace_fitter import TraceFitter
 from modelfit_core.registry.parts import Parts
-from modelfit_core.registry.plugin_registry import Registry
+from modelfit_core.registry.plugin_registry import Registry, shared_registry
+from modelfit_core.results.database import open_for_writing
 from modelfit_core.results.history import RoundRecord
 from modelfit_core.results.storage import list_studies, read_history
 from modelfit_core.tools.benchmarking.measures import (
@@ -40,6 +42,7 @@ from modelfit_core.tools.benchmarking.problems import (
     fingerprint,
     ready_problem,
 )
+from modelfit_core.tools.side_by_side import Ended, Job, Watcher, run_side_by_side
 
 STORED, RESUMED, RAN, REFUSED = "stored", "resumed", "ran", "refused"
 FINGERPRINTS = "problems.json"
@@ -152,60 +155,84 @@ def refinement_rounds(kept: dict[str, Any], first_index: int,
     return rounds
 
 
-def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts: Parts,
-            on_rounds: RoundListener = lambda n: None) -> RunResult:
-    """Run (resume, or read back) one run and measure it."""
+@attrs.frozen
+class Fitted:
+    """What fitting a run did: the part of :func:`run_one` that may run on a worker."""
+
+    status: str
+    stored_before: int
+    """Rounds its study held before (those of an interrupted benchmark)."""
+    elapsed: float
+    """Wall seconds of the fitting (building, replaying, rounds, refinement)."""
+    reason: str = ""
+    """Why the fit refused the problem (status ``'refused'``)."""
+
+
+def _complete(plan: Plan, run: Run, stored: int) -> bool:
+    return stored >= run.n_rounds and (run.refine_evaluations <= 0
+                                       or refinement_path(plan, run).exists())
+
+
+def fit_run(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts: Parts,
+            on_rounds: RoundListener = lambda n: None) -> Fitted:
+    """Run (resume, or find complete) one run's fit, stored in the plan's database, and
+    its refinement; nothing is measured."""
     stored = _stored_rounds(plan, run.study)
-    kept_path = refinement_path(plan, run)
-    refined = run.refine_evaluations > 0
     started = time.perf_counter()
-    if stored >= run.n_rounds and (not refined or kept_path.exists()):
-        status = STORED
+    if _complete(plan, run, stored):
         on_rounds(run.n_rounds)
-    else:
-        status = RESUMED if stored else RAN
-        on_rounds(min(stored, run.n_rounds))
-        fitter = ready.fitter(run.n_samples, parts=parts, storage=plan.storage,
-                              study=run.study)
+        return Fitted(STORED, stored, 0.0)
+    on_rounds(min(stored, run.n_rounds))
+    fitter = ready.fitter(run.n_samples, parts=parts, storage=plan.storage, study=run.study)
 
-        def round_done(*_args: Any) -> None:
-            on_rounds(1)
+    def round_done(*_args: Any) -> None:
+        on_rounds(1)
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # runs on random parameters warn often
-                fitter.fit(optimizer=run.method.make(registry, run.seed),
-                           metric=ready.make_metric(parts), n_rounds=run.n_rounds,
-                           callback=round_done, resume=bool(stored), **ready.bounds())
-        except ConfigurationError as refusal:
-            # a method that cannot fit this kind of problem says so before simulating
-            # (nothing stored): a result that solves nothing, not the benchmark's end
-            if stored or _stored_rounds(plan, run.study):
-                raise
-            on_rounds(run.n_rounds)
-            targets = tuple(targets_of(ready.error_floor, ready.problem.target_factors,
-                                       ready.truth_si, ready.problem.parameter_tolerance))
-            nothing = trajectory([], ready.parameter_names, targets, ready.truth_si)
-            return RunResult(run, nothing, targets, REFUSED, 0.0,
-                             reason=str(refusal).splitlines()[0])
-        if refined:
-            kept_path.parent.mkdir(exist_ok=True)
-            kept_path.write_text(json.dumps(refine(fitter, ready, run.refine_evaluations)))
-    rounds = read_history(plan.database, run.study).rounds[:run.n_rounds]
-    if refined:
-        rounds = rounds + refinement_rounds(json.loads(kept_path.read_text()), len(rounds),
-                                            len(ready.parameter_names))
-    elapsed = time.perf_counter() - started
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # runs on random parameters warn often
+            fitter.fit(optimizer=run.method.make(registry, run.seed),
+                       metric=ready.make_metric(parts), n_rounds=run.n_rounds,
+                       callback=round_done, resume=bool(stored), **ready.bounds())
+    except ConfigurationError as refusal:
+        # a method that cannot fit this kind of problem says so before simulating
+        # (nothing stored): a result that solves nothing, not the benchmark's end
+        if stored or _stored_rounds(plan, run.study):
+            raise
+        on_rounds(run.n_rounds)
+        return Fitted(REFUSED, stored, 0.0, reason=str(refusal).splitlines()[0])
+    if run.refine_evaluations > 0:
+        kept_path = refinement_path(plan, run)
+        kept_path.parent.mkdir(exist_ok=True)
+        kept_path.write_text(json.dumps(refine(fitter, ready, run.refine_evaluations)))
+    return Fitted(RESUMED if stored else RAN, stored, time.perf_counter() - started)
+
+
+def measure_run(plan: Plan, ready: ReadyProblem, run: Run, fitted: Fitted) -> RunResult:
+    """A fitted run measured from its stored rounds (and refinement)."""
     problem = ready.problem
     targets = tuple(targets_of(ready.error_floor, problem.target_factors, ready.truth_si,
                                problem.parameter_tolerance))
+    if fitted.status == REFUSED:
+        nothing = trajectory([], ready.parameter_names, targets, ready.truth_si)
+        return RunResult(run, nothing, targets, REFUSED, 0.0, reason=fitted.reason)
+    rounds = read_history(plan.database, run.study).rounds[:run.n_rounds]
+    if run.refine_evaluations > 0:
+        kept = json.loads(refinement_path(plan, run).read_text())
+        rounds = rounds + refinement_rounds(kept, len(rounds), len(ready.parameter_names))
     costs = [run.cost if k < run.n_rounds else 1 for k in range(len(rounds))]
     measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si, costs)
-    done_before = min(stored, run.n_rounds)
-    setup = 0.0 if status == STORED else \
-        max(elapsed - (measured.seconds[-1] - (measured.seconds[done_before - 1]
-                                               if done_before else 0.0)), 0.0)
-    return RunResult(run, measured, targets, status, setup)
+    done_before = min(fitted.stored_before, run.n_rounds)
+    setup = 0.0 if fitted.status == STORED else \
+        max(fitted.elapsed - (measured.seconds[-1] - (measured.seconds[done_before - 1]
+                                                      if done_before else 0.0)), 0.0)
+    return RunResult(run, measured, targets, fitted.status, setup)
+
+
+def run_one(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts: Parts,
+            on_rounds: RoundListener = lambda n: None) -> RunResult:
+    """Run (resume, or read back) one run and measure it."""
+    return measure_run(plan, ready, run, fit_run(plan, ready, run, registry, parts, on_rounds))
 
 
 def run_plan(plan: Plan, registry: Registry, *,
@@ -214,7 +241,12 @@ def run_plan(plan: Plan, registry: Registry, *,
              on_result: Callable[[RunResult], None] = lambda result: None
              ) -> tuple[dict[str, ReadyProblem], list[RunResult]]:
     """Every run of ``plan``, problem by problem (each problem's recordings are made
-    once); returns the ready problems and the results in the plan's order."""
+    once); returns the ready problems and the results in the plan's order.
+
+    On a backend that runs whole fits (``--backend dask``) the runs go side by side
+    (:func:`run_side_by_side_plan`); on any other, one after another here, each
+    simulating on it.
+    """
     plan.output.mkdir(parents=True, exist_ok=True)
     parts = Parts(registry=registry)
     if plan.backend is not None:
@@ -222,6 +254,9 @@ def run_plan(plan: Plan, registry: Registry, *,
     ready: dict[str, ReadyProblem] = {}
     results: list[RunResult] = []
     try:
+        if isinstance(parts.backend, RunsWholeFits):
+            return run_side_by_side_plan(plan, registry, parts.backend.fit_executor(),
+                                         on_rounds, on_problem, on_result)
         for run in plan.runs:
             if run.problem not in ready:
                 on_problem(run.problem)
@@ -236,3 +271,85 @@ def run_plan(plan: Plan, registry: Registry, *,
         if plan.backend is not None and callable(shutdown):
             shutdown()
     return ready, results
+
+
+def fit_run_where_it_runs(plan: Plan, ready: ReadyProblem, run: Run,
+                          backend: tuple[str, dict[str, Any]]) -> Fitted:
+    """:func:`fit_run` in a worker: the process's registry, simulating on ``backend``
+    (a backend plugin's name and options)."""
+    registry = shared_registry()
+    parts = Parts(registry=registry)
+    parts.backend = parts.resolve_backend(*backend)
+    return fit_run(plan, ready, run, registry, parts)
+
+
+class _RunsWatcher(Watcher):
+    """Rounds found in the database reported as the sequential runs report them, and each
+    run measured (in this process, from the stored rounds) when it ends."""
+
+    def __init__(self, plan: Plan, ready: dict[str, ReadyProblem], runs: dict[str, Run],
+                 on_rounds: RoundListener, on_result: Callable[[RunResult], None]):
+        self.plan, self.ready, self.runs = plan, ready, runs
+        self.on_rounds, self.on_result = on_rounds, on_result
+        self.reported = {study: 0 for study in runs}
+        self.results: dict[str, RunResult] = {}
+
+    def rounds(self, job: Job, stored: int) -> None:
+        now = min(stored, job.n_rounds)
+        if now > self.reported[job.study]:
+            self.on_rounds(now - self.reported[job.study])
+            self.reported[job.study] = now
+
+    def ended(self, job: Job, ended: Ended) -> None:
+        if ended.error is not None:
+            return  # raised by run_side_by_side
+        self.rounds(job, job.n_rounds)  # a refused run counts its rounds, as in sequence
+        run = self.runs[job.study]
+        result = measure_run(self.plan, self.ready[run.problem], run, ended.value)
+        self.results[job.study] = result
+        self.on_result(result)
+
+
+def run_side_by_side_plan(plan: Plan, registry: Registry, executor: FitExecutor,
+                          on_rounds: RoundListener = lambda n: None,
+                          on_problem: Callable[[str], None] = lambda name: None,
+                          on_result: Callable[[RunResult], None] = lambda result: None
+                          ) -> tuple[dict[str, ReadyProblem], list[RunResult]]:
+    """Every run of ``plan`` side by side on ``executor``'s workers, each a job that fits
+    its run there (simulating on the executor's job backend) and stores it in the plan's
+    database; each is measured here from the stored rounds, as :func:`run_one` does, so
+    the results equal a sequential benchmark's (only wall seconds differ).
+
+    The problems are made ready here first (recordings, error floor, fingerprint), and
+    sent with their runs: every worker fits the recordings measured here. The first run
+    that fails stops the benchmark (the others are cancelled; what they stored is kept).
+    """
+    try:
+        backend = (executor.job_backend, dict(executor.job_backend_options))
+        here = Parts(registry=registry)
+        here.backend = here.resolve_backend(*backend)
+        ready: dict[str, ReadyProblem] = {}
+        for name in dict.fromkeys(run.problem for run in plan.runs):
+            on_problem(name)
+            ready[name] = ready_problem(name, plan.problems[name], here)
+            check_fingerprint(plan, ready[name])
+        # what a worker needs of the plan: where the database and refinements are
+        sent = attrs.evolve(plan, problems={}, runs=(), output=plan.output.resolve())
+        watcher = _RunsWatcher(plan, ready, {run.study: run for run in plan.runs},
+                               on_rounds, on_result)
+        jobs = []
+        for run in plan.runs:
+            stored = _stored_rounds(plan, run.study)
+            if _complete(plan, run, stored):
+                watcher.ended(Job(run.study, run.n_rounds, fit_run, ()),
+                              Ended(value=Fitted(STORED, stored, 0.0)))
+            else:
+                jobs.append(Job(run.study, run.n_rounds, fit_run_where_it_runs,
+                                (sent, ready[run.problem], run, backend)))
+        if jobs:
+            plan.database.parent.mkdir(parents=True, exist_ok=True)
+            open_for_writing(plan.database).close()  # created, in WAL mode, before a worker
+            run_side_by_side(executor, jobs, plan.database, watcher, stop_on_error=True)
+    finally:
+        executor.shutdown()
+    return ready, [watcher.results[run.study] for run in plan.runs]
