@@ -154,9 +154,14 @@ def _merge(results: list[SimulationResult], spec: SimulationSpec, n_samples: int
     return merged
 
 
-CHUNKS_PER_WORKER = 2
-"""Default chunks per worker in a batch: more than one, so a slow worker does not
-hold the batch (the others take its waiting chunks)."""
+CHUNKS_PER_WORKER = 1
+"""Default chunks per worker in a batch. Every chunk costs its worker the fixed part of
+a run (restoring the network, the per-step calls of Brian's code objects, scoring:
+about 8.5 ms for the HH tutorial with recorded traces), which on workers of equal speed
+outweighs what balancing saves (benchmarks/dask_round_timeline.py: 1.46x with one
+chunk per worker, 1.35x with two, 1.00x with four, at 400 samples). On workers of
+unequal speed, ``chunks_per_worker=3`` or more lets the fast ones take the chunks
+beyond the first IN_FLIGHT_PER_WORKER of each."""
 MIN_CHUNK_SIZE = 50
 """Parameter sets a chunk has at least when the batch is cut automatically."""
 IN_FLIGHT_PER_WORKER = 2
@@ -393,8 +398,10 @@ class DaskBackend:
         Parts each batch is split into (default: ``chunks_per_worker`` per worker,
         each of at least MIN_CHUNK_SIZE parameter sets).
     chunks_per_worker : int
-        Chunks per worker when ``chunks`` is not given (default 2): a worker that
-        finishes early takes the chunks still waiting.
+        Chunks per worker when ``chunks`` is not given (default 1). With more than
+        IN_FLIGHT_PER_WORKER (2), the chunks beyond each worker's first two go to
+        whichever worker finishes first, so faster workers simulate more: for
+        workers of unequal speed. Each chunk costs its worker the fixed part of a run.
     inner : str
         Backend each worker uses (default ``"runtime"``).
     inner_options : dict
@@ -513,8 +520,10 @@ class DaskBackend:
                 self.shutdown()  # refused: cancel the batch jobs rather than let them idle
             raise
         if self._set_up_client is not client:
-            from modelfit_plugins.backends.dask_worker_setup import ImportBrianFirst
+            from modelfit_plugins.backends.dask_worker_setup import (
+                ImportBrianFirst, SimulateWithoutInterference)
             client.register_plugin(ImportBrianFirst())
+            client.register_plugin(SimulateWithoutInterference())
             self._set_up_client = client
         return client
 
