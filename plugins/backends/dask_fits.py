@@ -12,68 +12,12 @@ the rounds stored.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
 import threading
 from typing import Any, Callable
 
 _ONE_FIT_AT_A_TIME = threading.Lock()
 """Brian's state (devices, the magic network, the code objects) belongs to the process:
 a worker with several threads runs its fits one after another."""
-
-
-@contextlib.contextmanager
-def _profiler_paused():
-    """Stop the worker's statistical profiler while a whole fit runs. Every 10 ms it takes
-    the interpreter's lock from the fit's thread to walk its stack (pymoo, Brian, the
-    fit loop: deep), which costs a fit a few per cent of its time; a profile of one task
-    lasting minutes tells nothing anyway."""
-    try:
-        from distributed import get_worker
-        worker = get_worker()
-    except (ImportError, ValueError):  # not in a worker (a test calling it directly)
-        yield
-        return
-    callbacks = [worker.periodic_callbacks[name] for name in ("profile", "profile-cycle")
-                 if name in worker.periodic_callbacks]
-    for callback in callbacks:  # tornado's callbacks belong to the worker's event loop
-        worker.loop.add_callback(callback.stop)
-    try:
-        yield
-    finally:
-        for callback in callbacks:
-            worker.loop.add_callback(callback.start)
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-"""glibc's ``mallopt`` parameters (malloc.h)."""
-_KEPT_BYTES = 32 << 20
-"""Arrays up to this size (a round's traces: 100 samples x 5 traces x 1497 steps are 6 MB)
-stay in the heap while a fit runs."""
-
-
-@contextlib.contextmanager
-def _arrays_kept_between_rounds():
-    """dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes glibc's
-    thresholds low: every large array freed at the end of a round goes back to the system
-    and the next round's is mapped again, page by page (about 5 % of a tutorial fit's
-    time). While a whole fit runs, glibc keeps them; dask's values come back after."""
-    try:
-        trim = int(os.environ["MALLOC_TRIM_THRESHOLD_"])
-        mallopt = ctypes.CDLL(None).mallopt
-    except (KeyError, ValueError, OSError, AttributeError):  # glibc's own thresholds; not glibc
-        mallopt = None
-    if mallopt is None:
-        yield
-        return
-    mallopt(_M_MMAP_THRESHOLD, _KEPT_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, 4 * _KEPT_BYTES)
-    try:
-        yield
-    finally:
-        mallopt(_M_TRIM_THRESHOLD, trim)
-        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)  # glibc's default, fixed as dask has it
 
 
 class _Raised:
@@ -86,9 +30,10 @@ class _Raised:
 
 
 def _run_alone(fn: Callable[..., Any], args: tuple) -> Any:
-    """Worker task: ``fn(*args)``, alone in this process, with the worker's profiler and
-    memory trimming out of its way."""
-    with _ONE_FIT_AT_A_TIME, _profiler_paused(), _arrays_kept_between_rounds():
+    """Worker task: ``fn(*args)``, alone in this process (the backend's worker plugin
+    ``SimulateWithoutInterference`` keeps dask's profiler and memory trimming out of
+    its way, as for every chunk)."""
+    with _ONE_FIT_AT_A_TIME:
         try:
             return fn(*args)
         except Exception as exc:  # noqa: BLE001 - handed to the driver, see _Raised
