@@ -275,7 +275,8 @@ def test_discovery_imports_no_plugin():
                                    "modelfit_plugins.backends.brian2_parallel_build",
                                    "modelfit_plugins.backends.disk_cache",
                                    "modelfit_plugins.feedback",
-                                   "modelfit_plugins.feedback.text"}, found["after"]
+                                   "modelfit_plugins.feedback.text",
+                                   "modelfit_plugins.feedback.workers_busy"}, found["after"]
     assert found["heavy"] == []
 
 
