@@ -27,7 +27,7 @@ from modelfit_plugins.backends.dask_clusters import (  # noqa: E402
     WorkerVersionError, client_of, jobqueue_cluster, version_differences, version_error,
     wait_for_first_worker)
 
-from test_dask_backend import BOUNDS, MODEL, recordings  # noqa: E402
+from passive_membrane import BOUNDS, MODEL, recordings  # noqa: E402
 
 # the helpers below run on the workers, which cannot import this test module
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -340,3 +340,18 @@ def test_the_backend_keeps_dask_clusters_names_importable():
     assert dask_backend.connect is dask_clusters.connect
     assert dask_backend.unguarded_main_hidden is dask_clusters.unguarded_main_hidden
     assert np.isfinite(dask_backend.CONNECT_TIMEOUT_S)
+
+
+def test_a_batch_queue_leaves_ctrl_c_to_brian():
+    """Importing dask-jobqueue sets SIGINT to exit the process at once; a fit on a batch
+    queue keeps Brian's handler, so Ctrl-C still stops it after the round (in a fresh
+    process: the import sets the handler only once)."""
+    script = (
+        "import signal, brian2\n"
+        "from modelfit_plugins.backends.dask_clusters import jobqueue_cluster\n"
+        "jobqueue_cluster('slurm', {'cores': 1, 'memory': '1GB'})\n"
+        "print(type(signal.getsignal(signal.SIGINT)).__module__)\n")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split()[-1] == "brian2"

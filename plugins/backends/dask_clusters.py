@@ -72,6 +72,28 @@ WORKERS_TIMEOUT_S = 1800.0
 _SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 
 
+def import_jobqueue():
+    """``dask_jobqueue``, imported without the Ctrl-C handler it installs.
+
+    Importing it sets SIGINT to exit the process at once (its ``runner`` module, for
+    its own command-line runners), which would replace Brian's handler: Ctrl-C would
+    then kill a fit instead of stopping it after the round with every round kept.
+    """
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        raise ConfigurationError(
+            "dask-jobqueue can only be imported in the main thread (it installs a signal "
+            "handler when imported): start a fit on a batch queue from the main thread.")
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        import dask_jobqueue
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+    return dask_jobqueue
+
+
 def check_cluster_kind(kind: str) -> str:
     """``kind`` in lower case if it is a known cluster kind; a ConfigurationError naming
     the known ones (and the closest) otherwise."""
@@ -129,7 +151,7 @@ def jobqueue_cluster(kind: str, options: Mapping[str, Any]):
     """
     kind = check_cluster_kind(kind)
     require_jobqueue(kind)
-    import dask_jobqueue
+    dask_jobqueue = import_jobqueue()
     cluster_class = getattr(dask_jobqueue, JOBQUEUE_CLASSES[kind])
     options = single_threaded_options(kind, options)
     try:
