@@ -2,6 +2,7 @@
 LocalCluster, dask-jobqueue's batch queues (their job scripts, without submitting
 anything), workers of other package versions refused, a scheduler lost mid-fit."""
 
+import importlib.util
 import subprocess
 import sys
 import time
@@ -28,6 +29,14 @@ from modelfit_plugins.backends.dask_clusters import (  # noqa: E402
     wait_for_first_worker)
 
 from passive_membrane import BOUNDS, MODEL, recordings  # noqa: E402
+
+
+def imported_jobqueue():
+    """dask_jobqueue as the backend imports it (its SIGINT handler left out: importing it
+    plainly would take Ctrl-C from Brian in this test process, for every later test)."""
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        pytest.skip("dask-jobqueue is not installed")
+    return dask_clusters.import_jobqueue()
 
 # the helpers below run on the workers, which cannot import this test module
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -88,7 +97,7 @@ def test_a_missing_dask_jobqueue_names_the_pip_command(monkeypatch):
 
 
 def test_the_batch_queue_kinds_are_dask_jobqueues_classes():
-    dask_jobqueue = pytest.importorskip("dask_jobqueue")
+    dask_jobqueue = imported_jobqueue()
     for kind, name in JOBQUEUE_CLASSES.items():
         assert issubclass(getattr(dask_jobqueue, name), dask_jobqueue.JobQueueCluster), kind
 
@@ -100,7 +109,7 @@ def test_the_batch_queue_kinds_are_dask_jobqueues_classes():
                                              ("lsf", "#BSUB -q short")])
 def test_a_batch_job_runs_single_threaded_workers_of_this_python(kind, directive):
     """Built, never submitted: a jobqueue cluster submits jobs only when scaled."""
-    pytest.importorskip("dask_jobqueue")
+    imported_jobqueue()
     cluster = jobqueue_cluster(kind, {"cores": 3, "memory": "6GB", "walltime": "01:00:00",
                                       "queue": "short", "scheduler_options": LOCAL_SCHEDULER})
     try:
@@ -120,7 +129,7 @@ def test_a_worker_started_by_the_slurm_job_command_imports_brian_and_fits(tmp_pa
     """The worker command of a SLURM job script, run here as the job would run it:
     the worker joins, passes the checks, gets Brian imported by the backend's
     WorkerPlugin, and the fit equals the runtime backend's."""
-    pytest.importorskip("dask_jobqueue")
+    imported_jobqueue()
     cluster = jobqueue_cluster("slurm", {"cores": 1, "memory": "2GB",
                                          "scheduler_options": LOCAL_SCHEDULER,
                                          "local_directory": str(tmp_path)})
