@@ -1,6 +1,7 @@
 """What the storage, trust and interruption tests share: running tests/storage_worker.py
 in a subprocess, and looking into its database with plain sqlite3."""
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -105,3 +106,18 @@ def make_fitter(db, model=MODEL, seed=11, metric="mse", n_samples=8, **options):
     return pipe.trace_fitter(model=model, input={"I": currents * amp},
                              output={"v": v * 1e3 * mV}, dt=0.1 * ms, n_samples=n_samples,
                              param_init={"v": -70 * mV}, namespace={"El": -70 * mV})
+
+
+def damaged_copy(good_db, path, table, column, value):
+    """A copy of ``good_db`` at ``path`` with ``value`` written into ``column`` of the
+    first row of ``table``; None when a constraint of the table refuses it (nothing to
+    read then)."""
+    shutil.copy(good_db, path)
+    with sqlite3.connect(path) as connection:
+        try:
+            connection.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = "
+                               f"(SELECT min(rowid) FROM {table})", (value,))
+        except sqlite3.IntegrityError:
+            return None
+    connection.close()
+    return path

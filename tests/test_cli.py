@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,16 +15,15 @@ from modelfit_core.tools.cli import main
 from modelfit_core.tools.config import ConfigError, load_config
 
 from config_project import passive_config, write_project
+from passive_membrane import step_responses
 
 CONFIG = passive_config(n_samples=30, n_rounds=3)
 
 
 @pytest.fixture
 def project(tmp_path):
-    currents = np.zeros((2, 300))
-    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
-    t = np.clip(np.arange(300) * 1e-4 - 30e-4, 0, None)
-    v_mv = (-70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))) * 1e3
+    currents, v = step_responses(300)
+    v_mv = v * 1e3
     return write_project(tmp_path, CONFIG, currents, v_mv)
 
 

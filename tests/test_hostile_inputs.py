@@ -55,6 +55,7 @@ from modelfit_core.results.study_description import StudyDescription
 from modelfit_core.tools import config as config_module
 from modelfit_core.tools.cli import main
 from modelfit_core.tools.terminal_text import escaped
+from storage_helpers import damaged_copy
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -122,15 +123,9 @@ HOSTILE_VALUES = (st.text(max_size=30) | st.binary(max_size=20)
 def test_any_damaged_row_reads_correctly_or_is_a_storage_error(good_db, place, value):
     table, column = place
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fit.db"
-        shutil.copy(good_db, path)
-        with sqlite3.connect(path) as connection:
-            try:
-                connection.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = "
-                                   f"(SELECT min(rowid) FROM {table})", (value,))
-            except sqlite3.IntegrityError:
-                return  # a constraint refused the garbage: nothing to read
-        connection.close()
+        path = damaged_copy(good_db, Path(folder) / "fit.db", table, column, value)
+        if path is None:
+            return  # a constraint refused the garbage: nothing to read
         with contextlib.suppress(StorageError):
             read_results(path)
         store = FitStore(path, "s")

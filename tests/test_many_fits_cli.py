@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import sqlite3
 
-import numpy as np
 import pandas as pd
 import pytest
 from config_project import passive_config, write_project
@@ -19,15 +18,14 @@ from modelfit_core.tools.benchmarking.plan import make_plan
 from modelfit_core.tools.benchmarking.runs import run_plan
 from modelfit_core.tools.benchmarking.suite import run_benchmark
 from modelfit_core.tools.cli import main
+from passive_membrane import step_responses
 
 
 @pytest.fixture
 def two_configs(tmp_path):
     """``a.toml`` (seed 2) and ``b.toml`` (seed 3) of the passive fit, one folder of data."""
-    currents = np.zeros((2, 300))
-    currents[0, 30:], currents[1, 30:] = 0.1e-9, 0.3e-9
-    t = np.clip(np.arange(300) * 1e-4 - 30e-4, 0, None)
-    v_mv = (-70e-3 + currents / 10e-9 * (1 - np.exp(-t / 20e-3))) * 1e3
+    currents, v = step_responses(300)
+    v_mv = v * 1e3
     text = passive_config(n_samples=6, n_rounds=3).replace('study = "passive"\n', "")
     write_project(tmp_path, text, currents, v_mv)
     (tmp_path / "fit.toml").rename(tmp_path / "a.toml")

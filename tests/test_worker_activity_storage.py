@@ -24,7 +24,7 @@ from modelfit_core.results import database, round_workers
 from modelfit_core.results.history import RoundRecord
 from modelfit_core.results.storage import FitStore, read_history, read_results
 from modelfit_core.results.study_description import StudyDescription
-from storage_helpers import query
+from storage_helpers import damaged_copy, query
 
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -126,15 +126,9 @@ HOSTILE_VALUES = (st.text(max_size=30) | st.binary(max_size=20)
        value=HOSTILE_VALUES)
 def test_a_damaged_worker_row_reads_correctly_or_is_a_storage_error(good_db, column, value):
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fit.db"
-        shutil.copy(good_db, path)
-        with sqlite3.connect(path) as connection:
-            try:
-                connection.execute(f"UPDATE round_workers SET {column} = ? WHERE rowid = "
-                                   f"(SELECT min(rowid) FROM round_workers)", (value,))
-            except sqlite3.IntegrityError:
-                return  # a constraint refused the garbage: nothing to read
-        connection.close()
+        path = damaged_copy(good_db, Path(folder) / "fit.db", "round_workers", column, value)
+        if path is None:
+            return  # a constraint refused the garbage: nothing to read
         try:
             history = read_history(path)
         except StorageError as exc:
