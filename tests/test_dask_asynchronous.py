@@ -125,3 +125,26 @@ def test_a_second_fit_of_the_same_model_reuses_what_the_workers_prepared():
         assert all(after[worker] == before[worker] + 1 for worker in before)
     finally:
         backend.shutdown()
+
+
+@pytest.mark.slow
+def test_the_dashboard_gets_best_traces_although_errors_travel_instead(asynchronous_dask,
+                                                                       tmp_path):
+    """Rounds scored on the workers bring no traces back: the display simulates each new
+    best point once here, so the dashboard still draws the best fit."""
+    from modelfit_core.results.database import open_for_reading
+    path = tmp_path / "display.db"
+    fitter = fitter_on(asynchronous_dask, storage=f"sqlite:///{path}", study="shown")
+    fitter.fit(n_rounds=2, optimizer=NevergradOptimizer(method="DE", seed=4), callback=None,
+               **BOUNDS)
+    connection, _ = open_for_reading(path)
+    try:
+        rows = connection.execute("SELECT round, sample, output FROM best_traces "
+                                  "WHERE study = 'shown'").fetchall()
+    finally:
+        connection.close()
+    assert rows and {output for _, _, output in rows} == {"v"}
+    history = fitter.current_fit.history
+    best_round, best_sample, _ = max(rows)
+    assert history.rounds[best_round].errors[best_sample] == pytest.approx(
+        min(np.min(r.errors) for r in history.rounds[:best_round + 1]))

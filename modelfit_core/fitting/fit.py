@@ -343,6 +343,7 @@ class Fit:
         next, so a seed does not repeat such a fit exactly (the synchronous mode does).
         """
         optimizer, space, per_round = self.optimizer, self.space, self.n_samples
+        self.last_result = None  # a round is made of many chunks' results: none is its
         in_flight_limit = max(1, int(optimizer.points_in_flight()))
         chunk = max(1, min(simulation.chunk_size, per_round, in_flight_limit))
         to_ask = n_rounds * per_round

@@ -5,12 +5,14 @@
 study's details (backend, time step, units of the outputs) and, once per
 study, its recordings; with each round whose best point beats every earlier
 one it gives the storage that point's simulated traces, taken from the
-round's simulation result (no simulation is added). All of it is thinned and
-bounded (:mod:`~modelfit_core.results.display_tables`).
+round's simulation result, or, where the result holds no traces (online
+errors, batches scored on dask workers, asynchronous rounds), from one
+simulation of that point in this process (``generate``'s single run: the
+traces travel only for the points the dashboard shows). All of it is thinned
+and bounded (:mod:`~modelfit_core.results.display_tables`).
 
-Nothing here may stop a fit: a result that holds no traces (online errors,
-batches scored where they ran) gives none, and an unexpected failure is
-warned about once and then ignored.
+Nothing here may stop a fit: an unexpected failure is warned about once and
+then ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from modelfit_core.fitting.generation import generate_outputs
 from modelfit_core.version import __version__
 from modelfit_core.results import display_tables
 from modelfit_core.results.display_tables import DisplayTrace, outputs_for_display
@@ -84,14 +87,29 @@ class FitDisplay:
             return None
         self._best = float(record.errors[sample])
         result = state.last_result
-        if result is None:
-            return None
-        traces = {name: result.traces[name][sample] for name in
-                  self.problem.recordings.trace_outputs if name in result.traces}
-        spikes = result.spikes[sample] if result.spikes is not None and \
-            display_tables.SPIKES in self.problem.output_names else None
+        problem = self.problem
+        wanted = problem.recordings.trace_outputs
+        spiking = display_tables.SPIKES in problem.output_names
+        if result is not None and all(name in result.traces for name in wanted) and (
+                not spiking or result.spikes is not None) and \
+                len(record.errors) == _rows(result, wanted):
+            traces = {name: result.traces[name][sample] for name in wanted}
+            spikes = result.spikes[sample] if spiking and result.spikes is not None else None
+        else:
+            # the round's traces are not here (scored where it ran, online errors, an
+            # asynchronous round): simulate the new best point once, in this process
+            outputs = generate_outputs(problem, state.space, record.parameters[sample],
+                                       output_var=list(problem.output_names),
+                                       iteration=record.iteration, use_units=False)
+            traces = {name: np.asarray(outputs[name]) for name in wanted}
+            spikes = outputs.get(display_tables.SPIKES) if spiking else None
         shown = outputs_for_display(traces, spikes)
         return (sample, shown) if shown else None
+
+
+def _rows(result, names) -> int:
+    """Parameter sets in ``result``'s traces (the round's, if it is the round's result)."""
+    return len(result.traces[names[0]]) if names else len(result.spikes or ())
 
 
 def _usable(record: RoundRecord) -> np.ndarray:
