@@ -24,7 +24,7 @@ from dask.distributed import LocalCluster  # noqa: E402
 from modelfit_plugins.backends import dask_clusters  # noqa: E402
 from modelfit_plugins.backends.dask_backend import DaskBackend  # noqa: E402
 from modelfit_plugins.backends.dask_clusters import (  # noqa: E402
-    JOBQUEUE_CLASSES, NoWorkersError, SchedulerLostError, WorkerThreadsError,
+    AllWorkersLostError, JOBQUEUE_CLASSES, NoWorkersError, SchedulerLostError, WorkerThreadsError,
     WorkerVersionError, client_of, jobqueue_cluster, version_differences, version_error,
     wait_for_first_worker)
 
@@ -364,3 +364,33 @@ def test_a_batch_queue_leaves_ctrl_c_to_brian():
                                text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split()[-1] == "brian2"
+
+
+@pytest.mark.slow
+def test_a_cluster_left_without_workers_stops_the_fit_with_its_rounds_kept(tmp_path):
+    """Every worker gone after round 2 (a cluster of fixed size, batch jobs past their
+    walltime): the round does not wait for ever; after workers_timeout_s an
+    AllWorkersLostError says how to go on, and rounds 1-2 are stored."""
+    database = tmp_path / "fit.db"
+    cluster = small_cluster(n_workers=2)
+    rounds = []
+
+    def remove_every_worker_after_round_2(*_args):
+        rounds.append(time.monotonic())
+        if len(rounds) == 2:
+            cluster.scale(0)
+        return False
+
+    backend = DaskBackend(address=cluster.scheduler_address, workers_timeout_s=3)
+    fitter = fitter_on(backend, storage=f"sqlite:///{database}",
+                       callback=remove_every_worker_after_round_2)
+    try:
+        with pytest.raises(AllWorkersLostError, match="resume=True") as info:
+            fitter.fit(n_rounds=4, **BOUNDS)
+        waited = time.monotonic() - rounds[-1]
+    finally:
+        backend.shutdown()
+        cluster.close()
+    assert "no worker for 3 s" in str(info.value)
+    assert 3 <= waited < 30, waited
+    assert len(read_results(database, "s")) == 2 * 6

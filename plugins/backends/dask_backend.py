@@ -37,7 +37,7 @@ from modelfit_core.contracts.protocols import WorkerActivity
 # cluster creation, connection and checks live in dask_clusters; the names stay
 # importable from here
 from modelfit_plugins.backends.dask_clusters import (
-    CONNECT_TIMEOUT_S, WORKERS_TIMEOUT_S, check_cluster_kind, check_job_count,
+    AllWorkersLostError, CONNECT_TIMEOUT_S, WORKERS_TIMEOUT_S, check_cluster_kind, check_job_count,
     check_threads_per_worker, check_workers, client_of, connect, jobqueue_cluster,
     reports_scheduler_loss, require_jobqueue, scheduler_lost, start_local_cluster,
     submit_jobs, unguarded_main_hidden, wait_for_first_worker)
@@ -166,6 +166,8 @@ MIN_CHUNK_SIZE = 50
 """Parameter sets a chunk has at least when the batch is cut automatically."""
 IN_FLIGHT_PER_WORKER = 2
 """Chunks sent to a worker before it finishes one: the next is there when it is done."""
+WORKER_CHECK_S = 2.0
+"""While waiting for chunks, how often the scheduler is asked whether workers are left."""
 WORKER_LIST_REFRESH_S = 1.0
 """How old the list of workers may be before a batch asks the scheduler again."""
 
@@ -198,7 +200,6 @@ class DaskSimulation:
     was last read."""
     _submitted: dict = attrs.field(factory=dict)
     """Asynchronous chunks running: future -> parameter sets that count."""
-    _finishing: object = None
 
     def __attrs_post_init__(self):
         self._send_spec()
@@ -245,12 +246,10 @@ class DaskSimulation:
     def _dispatch(self, chunks, iteration: float) -> list[ChunkOutcome]:
         """Every chunk's outcome, in order: each worker is kept busy with
         IN_FLIGHT_PER_WORKER chunks, and gets the next waiting chunk as it finishes one."""
-        from distributed import as_completed
         client, backend = self.backend.client, self.backend
         waiting = collections.deque(range(len(chunks)))
         running: dict = {}
         outcomes: list = [None] * len(chunks)
-        finished = as_completed()
 
         def send(worker) -> None:
             k = waiting.popleft()
@@ -261,23 +260,64 @@ class DaskSimulation:
                 workers=None if worker is None else [worker], allow_other_workers=True,
                 retries=backend.retries)
             running[future] = k
-            finished.add(future)
 
         for _ in range(IN_FLIGHT_PER_WORKER):
             for worker in self._current_workers():
                 if waiting:
                     send(worker)
         try:
-            for future in finished:
-                outcome = future.result()
-                outcomes[running.pop(future)] = outcome
-                if waiting:
-                    send(outcome.worker)
+            while running:
+                for future in self._first_finished(running):
+                    outcome = future.result()
+                    outcomes[running.pop(future)] = outcome
+                    if waiting:
+                        send(outcome.worker)
         except BaseException:
             for future in running:
                 future.cancel()
             raise
         return outcomes
+
+    def _first_finished(self, futures) -> set:
+        """Those of ``futures`` that have finished, after waiting for at least one.
+
+        Raises
+        ------
+        AllWorkersLostError
+            The cluster had no worker for longer than the backend's
+            ``workers_timeout_s`` (a cluster of fixed size whose workers all died, batch
+            jobs past their walltime): the chunks would wait for ever.
+        """
+        from distributed import wait
+        alone_since = None
+        while True:
+            try:
+                return wait(list(futures), timeout=WORKER_CHECK_S,
+                            return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                if self.backend.client.scheduler_info()["workers"]:
+                    alone_since = None
+                    continue
+            alone_since = alone_since if alone_since is not None else time.monotonic()
+            if time.monotonic() - alone_since > self.backend.workers_timeout_s:
+                raise self._no_workers_error()
+
+    def _wait_for_workers(self) -> None:
+        """Return once the cluster has a worker; AllWorkersLostError after the backend's
+        ``workers_timeout_s`` without one."""
+        deadline = time.monotonic() + self.backend.workers_timeout_s
+        while not self.backend.client.scheduler_info()["workers"]:
+            if time.monotonic() > deadline:
+                raise self._no_workers_error()
+            time.sleep(0.5)
+
+    def _no_workers_error(self) -> AllWorkersLostError:
+        return AllWorkersLostError(
+            f"The dask cluster ({self.backend!r}) has had no worker for "
+            f"{self.backend.workers_timeout_s:g} s, so this round's chunks cannot run. "
+            f"Every finished round is kept: start workers again (or a new cluster) and "
+            f"continue with fit(..., resume=True) and the same storage; "
+            f"workers_timeout_s=... waits longer.")
 
     # a scheduler that stops answering: a SchedulerLostError naming it (dask_clusters)
     @reports_scheduler_loss
@@ -293,6 +333,7 @@ class DaskSimulation:
                 # cancels the tasks that need it. Send it again and repeat.
                 if attempt == self.backend.retries:
                     raise
+                self._wait_for_workers()  # every worker gone: wait for one, or say so
                 self._send_spec()
                 self._send_errors_here()
         else:  # pragma: no cover - the loop breaks or raises
@@ -317,9 +358,6 @@ class DaskSimulation:
     @reports_scheduler_loss
     def submit(self, parameters, iteration: float = 0.0):
         """Start one chunk of up to ``chunk_size`` parameter sets; returns its future."""
-        from distributed import as_completed
-        if self._finishing is None:
-            self._finishing = as_completed()
         values = {name: np.asarray(parameters[name], dtype=float)
                   for name in self.spec.parameter_names}
         size = len(next(iter(values.values())))
@@ -334,7 +372,6 @@ class DaskSimulation:
             chunk, iteration, self._errors_future, key=f"modelfit-chunk-{uuid.uuid4().hex}",
             pure=False, retries=backend.retries)
         self._submitted[future] = size
-        self._finishing.add(future)
         return future
 
     @reports_scheduler_loss
@@ -342,7 +379,7 @@ class DaskSimulation:
         """Wait for a submitted chunk: its future and its result (padding removed)."""
         if not self._submitted:
             raise ConfigurationError("next_finished() called with no chunk submitted.")
-        future = next(self._finishing)
+        future = next(iter(self._first_finished(self._submitted)))
         size = self._submitted.pop(future)
         outcome = future.result()
         self._recent.append((outcome, size))
@@ -353,7 +390,6 @@ class DaskSimulation:
         for future in self._submitted:
             future.cancel()
         self._submitted.clear()
-        self._finishing = None
 
     def compute_errors_with(self, errors_here) -> None:
         """Score each chunk on its worker with ``errors_here`` (sent once, here):

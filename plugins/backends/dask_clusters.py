@@ -56,6 +56,10 @@ class SchedulerLostError(SimulationError):
     """The dask scheduler stopped answering during a fit."""
 
 
+class AllWorkersLostError(SimulationError):
+    """The dask cluster had no worker for longer than the backend waits for one."""
+
+
 # -- the kinds of cluster ------------------------------------------------------------------
 LOCAL = "local"
 JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
