@@ -102,8 +102,8 @@ def test_synchronous_rounds_report_worker_activity():
 
 
 def worker_preparations(dask_worker):
-    from modelfit_plugins.backends.dask_backend import _WORKER_SIMULATIONS
-    return _WORKER_SIMULATIONS.preparations
+    from modelfit_plugins.backends.dask_worker_tasks import WORKER_SIMULATIONS
+    return WORKER_SIMULATIONS.preparations
 
 
 @pytest.mark.slow

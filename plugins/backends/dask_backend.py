@@ -2,7 +2,7 @@
 
 Every worker prepares (compiles) the model once, for a fixed chunk size, and
 keeps it for the whole fit and for later fits of the same model and data
-(:class:`WorkerSimulations`); the specification (model,
+(:class:`~.dask_worker_tasks.WorkerSimulations`); the specification (model,
 inputs, recorded data) is scattered to the workers once, and so are the fit's
 metrics with the recorded outputs
 (:class:`modelfit_core.model.recordings.ErrorsWhereSimulated`). A round
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import hashlib
 import math
 import os
 import time
@@ -36,6 +35,8 @@ from modelfit_core.contracts.protocols import WorkerActivity
 
 # cluster creation, connection and checks live in dask_clusters; the names stay
 # importable from here
+from modelfit_plugins.backends.dask_worker_tasks import (ChunkOutcome, preparation_token,
+                                                        release_simulation, run_chunk)
 from modelfit_plugins.backends.dask_clusters import (
     AllWorkersLostError, CONNECT_TIMEOUT_S, WORKERS_TIMEOUT_S, check_cluster_kind, check_job_count,
     check_threads_per_worker, check_workers, client_of, connect, jobqueue_cluster,
@@ -50,88 +51,6 @@ def _shutdown_if_alive(backend_ref) -> None:
     backend = backend_ref()
     if backend is not None:
         backend.shutdown()
-
-
-class WorkerSimulations:
-    """The prepared simulations of one worker process, by preparation token.
-
-    A token names what was prepared (the chunk's specification and the inner
-    backend), so a later fit of the same model on the same data finds the
-    simulation its predecessor prepared. One that a fit lets go of is kept idle,
-    the IDLE_KEPT most recent ones, for the next fit (several seeds, a benchmark's
-    runs); older ones are closed.
-    """
-
-    IDLE_KEPT = 2
-
-    def __init__(self):
-        self._in_use: dict[str, object] = {}
-        self._idle: collections.OrderedDict[str, object] = collections.OrderedDict()
-        self.preparations = 0
-        """How many simulations this worker prepared (a reused one is not counted)."""
-
-    def get(self, token: str, spec: SimulationSpec, inner: str, inner_options: dict):
-        """The prepared simulation of ``token``, prepared here on first use."""
-        prepared = self._in_use.get(token)
-        if prepared is None:
-            prepared = self._idle.pop(token, None)
-        if prepared is None:
-            from modelfit_core.plugin_api import shared_registry
-            backend = shared_registry().lookup("backends", inner)(**inner_options)
-            prepared = backend.prepare(spec)
-            self.preparations += 1
-        self._in_use[token] = prepared
-        return prepared
-
-    def release(self, token: str) -> None:
-        """Keep ``token``'s simulation idle for a later fit (closing the oldest idle)."""
-        prepared = self._in_use.pop(token, None)
-        if prepared is None:
-            return
-        self._idle[token] = prepared
-        while len(self._idle) > self.IDLE_KEPT:
-            _, oldest = self._idle.popitem(last=False)
-            oldest.close()
-
-
-_WORKER_SIMULATIONS = WorkerSimulations()
-"""This (worker) process's prepared simulations."""
-
-
-def preparation_token(chunk_spec: SimulationSpec, inner: str, inner_options: dict) -> str:
-    """A name of what a worker prepares: equal for the same specification and inner
-    backend (a digest of their pickle; unequal pickles of equal objects only cost a
-    second preparation)."""
-    import cloudpickle
-    digest = hashlib.sha256(cloudpickle.dumps((chunk_spec, inner, sorted(inner_options.items()))))
-    return digest.hexdigest()
-
-
-@attrs.frozen
-class ChunkOutcome:
-    """What a worker sends back for one chunk: its result and how long it took."""
-
-    result: SimulationResult
-    worker: str
-    busy_s: float
-
-
-def _run_chunk(token, spec, inner, inner_options, parameters, iteration,
-               errors_here=None) -> ChunkOutcome:
-    """Worker task: simulate one chunk of parameter sets (compiling on first use);
-    with ``errors_here``, score it here and return errors instead of traces."""
-    from distributed import get_worker
-    started = time.perf_counter()
-    prepared = _WORKER_SIMULATIONS.get(token, spec, inner, inner_options)
-    result = prepared.run(parameters, iteration=iteration)
-    if errors_here is not None:
-        result = errors_here(result, spec.n_samples)
-    return ChunkOutcome(result, get_worker().address, time.perf_counter() - started)
-
-
-def _forget(token):
-    _WORKER_SIMULATIONS.release(token)
-    return token
 
 
 def _merge(results: list[SimulationResult], spec: SimulationSpec, n_samples: int,
@@ -254,7 +173,7 @@ class DaskSimulation:
         def send(worker) -> None:
             k = waiting.popleft()
             future = client.submit(
-                _run_chunk, self.token, self._spec_future, backend.inner,
+                run_chunk, self.token, self._spec_future, backend.inner,
                 backend.inner_options, chunks[k], iteration, self._errors_future,
                 key=f"modelfit-chunk-{uuid.uuid4().hex}", pure=False,
                 workers=None if worker is None else [worker], allow_other_workers=True,
@@ -368,7 +287,7 @@ class DaskSimulation:
         chunk = {name: np.concatenate([v, np.repeat(v[-1:], pad)]) for name, v in values.items()}
         backend = self.backend
         future = backend.client.submit(
-            _run_chunk, self.token, self._spec_future, backend.inner, backend.inner_options,
+            run_chunk, self.token, self._spec_future, backend.inner, backend.inner_options,
             chunk, iteration, self._errors_future, key=f"modelfit-chunk-{uuid.uuid4().hex}",
             pure=False, retries=backend.retries)
         self._submitted[future] = size
@@ -400,7 +319,7 @@ class DaskSimulation:
     def close(self) -> None:
         client = self.backend.client
         if client is not None and client.status == "running":
-            client.run(_forget, self.token)
+            client.run(release_simulation, self.token)
 
 
 def _activity_of(outcomes: list[tuple[ChunkOutcome, int]]) -> tuple[WorkerActivity, ...]:
