@@ -14,26 +14,12 @@ import numpy as np
 from brian2 import amp, cm, ms, mV, nA, nS, pA, pF, siemens, ufarad, umetre
 
 # the suite's HH model with 8 free parameters (its reversal potentials, threshold offset
-# and capacitance free as well)
+# and capacitance free as well), and its AdEx model (9 parameters; reset
+# ``v = Vr; w += b`` at ``v > VT + 5*DeltaT``, Brette & Gerstner 2005)
 from modelfit_plugins.problems.hodgkin_huxley import HH8_MODEL
+from modelfit_plugins.problems.integrate_and_fire import ADEX_MODEL
 
 from modelfit_core.tools.datasets import HH_MODEL, hh_constants, load_hh_dataset
-
-ADEX_MODEL = '''
-dv/dt = (gL*(EL - v) + gL*DeltaT*exp((v - VT)/DeltaT) - w + I)/C : volt
-dw/dt = (a*(v - EL) - w)/tauw : amp
-gL : siemens (constant)
-EL : volt (constant)
-DeltaT : volt (constant)
-VT : volt (constant)
-a : siemens (constant)
-tauw : second (constant)
-b : amp (constant)
-Vr : volt (constant)
-C : farad (constant)
-'''
-"""Adaptive exponential integrate-and-fire (Brette & Gerstner 2005), reset
-``v = Vr; w += b`` at ``v > VT + 5*DeltaT``: 9 parameters."""
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from modelfit_plugins.backends.brian2_runtime import Brian2RuntimeBackend
 from modelfit_plugins.optimizers.gradient_optimizer import GaussNewtonOptimizer
+from modelfit_plugins.problems.integrate_and_fire import ADEX_MODEL
 
 from modelfit_core import MSEMetric, Pipeline, SpikeFitter, TraceFitter
 from modelfit_core.contracts.errors import ConfigurationError, ModelDefinitionError
@@ -112,19 +113,6 @@ def test_spiking_gradient_needs_the_spike_time_shift():
     assert np.median(without.relative_difference) > 0.5, without.table()
 
 
-ADEX_MODEL = """
-dv/dt = (gL*(EL - v) + gL*DeltaT*exp((v - VT)/DeltaT) - w + I)/C : volt
-dw/dt = (a*(v - EL) - w)/tauw : amp
-gL : siemens (constant)
-EL : volt (constant)
-DeltaT : volt (constant)
-VT : volt (constant)
-a : siemens (constant)
-tauw : second (constant)
-b : amp (constant)
-Vr : volt (constant)
-C : farad (constant)
-"""
 ADEX_TRUTH = {"gL": 10 * nS, "EL": -70 * mV, "DeltaT": 2 * mV, "VT": -50 * mV, "a": 2 * nS,
               "tauw": 100 * ms, "b": 60 * pA, "Vr": -58 * mV, "C": 200 * pF}
 ADEX_BOUNDS = {"gL": [2 * nS, 40 * nS], "EL": [-80 * mV, -60 * mV],

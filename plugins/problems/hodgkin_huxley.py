@@ -11,18 +11,7 @@ from modelfit_plugins.problems.passive import step_currents
 from modelfit_core.contracts.benchmark_problem import BenchmarkProblem
 from modelfit_core.plugin_api import HH_MODEL, hh_constants, load_hh_dataset
 
-HH8_MODEL = """
-dv/dt = (gl*(El-v) - g_na*(m*m*m)*h*(v-ENa) - g_kd*(n*n*n*n)*(v-EK) + I)/Cm : volt
-dm/dt = 0.32*(mV**-1)*(13.*mV-v+VT)/
-  (exp((13.*mV-v+VT)/(4.*mV))-1.)/ms*(1-m)-0.28*(mV**-1)*(v-VT-40.*mV)/
-  (exp((v-VT-40.*mV)/(5.*mV))-1.)/ms*m : 1
-dn/dt = 0.032*(mV**-1)*(15.*mV-v+VT)/
-  (exp((15.*mV-v+VT)/(5.*mV))-1.)/ms*(1.-n)-.5*exp((10.*mV-v+VT)/(40.*mV))/ms*n : 1
-dh/dt = 0.128*exp((17.*mV-v+VT)/(18.*mV))/ms*(1.-h)-4./(1+exp((40.*mV-v+VT)/(5.*mV)))/ms*h : 1
-g_na : siemens (constant)
-g_kd : siemens (constant)
-gl : siemens (constant)
-El : volt (constant)
+HH8_MODEL = HH_MODEL + """El : volt (constant)
 EK : volt (constant)
 ENa : volt (constant)
 VT : volt (constant)
@@ -44,6 +33,15 @@ STIM_S = (5e-3, 15e-3)
 def hh8_inputs():
     """Two current steps (0.5 and 2 nA, 5-15 ms), amp."""
     return step_currents([0.5e-9, 2e-9], HH8_STEPS, *STIM_S, HH8_DT_S) * amp
+
+
+def hh8_recordings() -> dict:
+    """What the 8-parameter problems share: the model, its synthetic recordings (the same
+    noisy voltage for the voltage and the features problem) and how it is simulated."""
+    return dict(model=HH8_MODEL, dt=HH8_DT_S * second, inputs={"I": hh8_inputs()},
+                bounds=HH8_BOUNDS, ground_truth=HH8_TRUTH, noise=gaussian(0.5e-3),
+                data_seed=3, fitter_options={"method": "exponential_euler",
+                                             "param_init": {"v": -65 * mV}})
 
 
 class HHTutorial:
@@ -70,12 +68,8 @@ class HHEightParameters:
 
     def define(self) -> BenchmarkProblem:
         return BenchmarkProblem(
-            title="HH, 8 parameters, synthetic voltage",
-            category="conductance-based", model=HH8_MODEL, dt=HH8_DT_S * second,
-            inputs={"I": hh8_inputs()}, bounds=HH8_BOUNDS, ground_truth=HH8_TRUTH,
-            noise=gaussian(0.5e-3), data_seed=3,
-            fitter_options={"method": "exponential_euler", "param_init": {"v": -65 * mV}},
-            n_samples=50, budget=10000, quick_budget=300, refinable=True)
+            title="HH, 8 parameters, synthetic voltage", category="conductance-based",
+            **hh8_recordings(), n_samples=50, budget=10000, quick_budget=300, refinable=True)
 
 
 FEATURES = ["spike_count", "mean_frequency", "time_to_first_spike", "mean_AP_amplitude",
@@ -87,12 +81,8 @@ class HHFeatures:
 
     def define(self) -> BenchmarkProblem:
         return BenchmarkProblem(
-            title="HH, 8 parameters, eFEL features",
-            category="features", model=HH8_MODEL, dt=HH8_DT_S * second,
-            inputs={"I": hh8_inputs()}, bounds=HH8_BOUNDS, ground_truth=HH8_TRUTH,
-            noise=gaussian(0.5e-3), data_seed=3,
-            fitter_options={"method": "exponential_euler", "param_init": {"v": -65 * mV}},
-            metric="efel",
+            title="HH, 8 parameters, eFEL features", category="features",
+            **hh8_recordings(), metric="efel",
             metric_options={"stim_times": [(STIM_S[0] * second, STIM_S[1] * second)] * 2,
                             "feat_list": FEATURES, "n_jobs": 1},
             n_samples=50, budget=10000, quick_budget=300)
