@@ -312,6 +312,20 @@ def test_a_fit_by_name_through_a_pipeline(passive_data, registry):
         assert abs(float(outcomes[0][0][name] / TRUE_PARAMS[name]) - 1) < 0.3
 
 
+@pytest.mark.parametrize("method", ["CMAES", "PSO", "DE"])
+def test_a_stored_fit_resumed_beyond_its_planned_rounds_goes_on(method, make_fitter, tmp_path):
+    """``modelfit benchmark --budget`` raised on a stored run extends it: the optimizer is
+    replayed with the rounds its first fit() planned, then asked for more."""
+    storage = f"sqlite:///{tmp_path / 'fit.db'}"
+    make_fitter(n_samples=6, storage=storage).fit(
+        n_rounds=2, optimizer=PymooOptimizer(method, seed=1), metric="mse", **BOUNDS)
+    resumed = make_fitter(n_samples=6, storage=storage)
+    resumed.fit(n_rounds=5, optimizer=PymooOptimizer(method, seed=1), metric="mse",
+                resume=True, **BOUNDS)
+    rounds = resumed.current_fit.history.rounds
+    assert len(rounds) == 5 and all(len(r.errors) == len(rounds[0].errors) for r in rounds)
+
+
 # -- imported when used ----------------------------------------------------------------------
 def test_pymoo_is_imported_when_a_fit_starts_not_before():
     code = """
