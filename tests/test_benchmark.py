@@ -106,7 +106,7 @@ def test_a_benchmark_measures_every_run_and_writes_its_outputs(tiny_registry, tm
     names = {p.name for p in tmp_path.iterdir()}
     assert {"results.json", "results.csv", "table.md", "ecdf.png", "runs.db",
             "convergence_tiny.png"} <= names
-    assert document["default_method"] == "pymoo:DE"
+    assert document["default_method"] == "default"  # what fit() does, named nothing
     assert [(r["method"], r["seed"]) for r in document["runs"]] == [
         ("random", 1), ("random", 2), ("pymoo:DE", 1), ("pymoo:DE", 2)]
     floor = document["problems"]["tiny"]["error_floor"]
@@ -123,7 +123,7 @@ def test_a_benchmark_measures_every_run_and_writes_its_outputs(tiny_registry, tm
                 k = run["evaluations"].index(math.ceil(hit["evaluations"] / 4) * 4)
                 assert errors[k] <= target["error"]
     table = (tmp_path / "table.md").read_text()
-    assert "**pymoo:DE**" in table and "random" in table and "ECDF area" in table
+    assert "| pymoo:DE |" in table and "random" in table and "ECDF area" in table
     assert "By problem category" in table
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 * 4  # header, 4 runs x (3 error targets + parameters)
@@ -171,6 +171,7 @@ def test_compare_puts_two_result_folders_side_by_side(tiny_registry, tmp_path, c
     ({"optimizers": ["nevergrd"]}, UnknownPluginError, "nevergrad"),
     ({"optimizers": ["nevergrad:DEE"]}, ConfigurationError, "DE"),
     ({"optimizers": ["nsga2"]}, ConfigurationError, "multi-objective"),
+    ({"optimizers": ["default:DE"]}, ConfigurationError, "takes no method"),
     ({"budget": 3}, ConfigurationError, "below one round"),
     ({"seeds": 0}, ConfigurationError, "at least 1"),
     ({"backend": "dsak"}, UnknownPluginError, "dask"),
@@ -361,3 +362,28 @@ def test_a_method_that_refuses_a_problem_solves_none_of_its_targets(tmp_path):
         hit["evaluations"] is None for hit in refused["hits"].values())
     assert "random" in {run["method"] for run in document["runs"]}
     assert "gradient" in (tmp_path / "table.md").read_text()
+
+
+class SixPerRoundEuler(SixPerRound):
+    def define(self):
+        problem = super().define()
+        return attrs.evolve(problem, fitter_options={**problem.fitter_options,
+                                                     "method": "euler"})
+
+
+def test_the_default_runs_what_fit_chooses_and_counts_what_it_simulates(tmp_path):
+    """``default`` is a fit naming no optimizer: on a problem without an integration
+    method it is pymoo's DE (the same run as ``pymoo:DE``); with one, the gradient
+    optimizer with the starts that fit in n_samples (6 // (1 + 2) = 2), each evaluation
+    counted as 3 simulations, so its rounds cost n_samples as DE's do."""
+    plain = run_tiny(registry_with(tiny=SixPerRound), tmp_path / "plain",
+                     optimizers=["default", "pymoo"], seeds=1, budget=24)
+    runs = {run["method"]: run for run in plain["runs"]}
+    assert runs["default"]["best_errors"] == runs["pymoo:DE"]["best_errors"]
+    assert runs["default"]["evaluations"] == [6, 12, 18, 24]
+    euler = run_tiny(registry_with(tiny=SixPerRoundEuler), tmp_path / "euler",
+                     optimizers=["default", "gradient"], seeds=1, budget=24)
+    runs = {run["method"]: run for run in euler["runs"]}
+    assert runs["default"]["evaluations"] == [6, 12, 18, 24]  # 2 starts x 3 per round
+    assert runs["gradient"]["evaluations"] == [12, 24]  # its own 4 starts
+    assert "**default** (default)" in (tmp_path / "euler" / "table.md").read_text()

@@ -322,7 +322,8 @@ def _cmd_benchmark(args) -> int:
     print(f"wrote {Path(args.output) / TABLE}, results.json, results.csv, ecdf.png and "
           f"the convergence plots in {args.output} "
           f"({document['about']['wall_seconds']:.0f} s); largest ECDF area: {best} "
-          f"(default optimizer: {document['default_method']})")
+          f"(the method '{document['default_method']}' is what fit() uses when it names "
+          f"no optimizer)")
     return 0
 
 
@@ -336,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=30)
     demo.add_argument("--samples", type=int, default=100)
     demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--optimizer", default=DEFAULT_NAMES["optimizers"])
+    demo.add_argument("--optimizer", default=None,
+                      help="an optimizer plugin (default: the one fit() chooses for the "
+                           "fit, see docs/optimizers.md)")
     demo.add_argument("--backend", default="runtime")
     demo.add_argument("--data-dir", default=None,
                       help="folder with input_traces_hh.csv/output_traces_hh.csv")

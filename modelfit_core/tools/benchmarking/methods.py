@@ -2,11 +2,13 @@
 
 A method is written ``plugin`` (the plugin with its default options, what a fit
 naming it gets) or ``plugin:METHOD`` (``nevergrad:CMA``, ``pymoo:PSO``: the
-plugin made with ``method='METHOD'``). By default a benchmark runs every
-installed single-objective optimizer plugin: its default configuration, and
-each further method its class lists in the optional ``suite_methods``
-attribute. Nothing here knows a plugin by name; a third party's optimizer is
-run as modelfit's own.
+plugin made with ``method='METHOD'``), or ``default``: what ``fit()`` does when it
+names no optimizer (the plugins choose per problem, through the
+``modelfit_default_optimizer`` hook). By default a benchmark runs the default
+and every installed single-objective optimizer plugin: its default
+configuration, and each further method its class lists in the optional
+``suite_methods`` attribute. Nothing here knows a plugin by name; a third
+party's optimizer is run as modelfit's own.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import attrs
 from modelfit_core.registry.parts import DEFAULT_NAMES, accepts_keyword, construct
 from modelfit_core.registry.plugin_registry import Registry
 
+DEFAULT_METHOD = "default"
+"""The method name of what ``fit()`` uses when it names no optimizer (a reserved name:
+no optimizer plugin)."""
 REFINE_SUFFIX = "+refine"
 REFINE_SHARE = 0.2
 """The share of a ``+refine`` run's budget left to ``refine()``; the search gets the rest
@@ -30,7 +35,7 @@ class Method:
     """One optimizer configuration of the suite."""
 
     plugin: str
-    """The optimizer plugin's registered name."""
+    """The optimizer plugin's registered name, or :data:`DEFAULT_METHOD`."""
     method: str | None = None
     """Its ``method`` option, None for the plugin's default."""
     refine: bool = False
@@ -44,8 +49,16 @@ class Method:
         base = self.plugin if self.method is None else f"{self.plugin}:{self.method}"
         return base + (REFINE_SUFFIX if self.refine else "")
 
+    @property
+    def is_default(self) -> bool:
+        """Whether this is what ``fit()`` chooses (no optimizer named)."""
+        return self.plugin == DEFAULT_METHOD
+
     def make(self, registry: Registry, seed: int) -> Any:
-        """A new optimizer object, seeded if the plugin takes ``seed=``."""
+        """A new optimizer object, seeded if the plugin takes ``seed=`` (None for the
+        default: the fit chooses, seeded by its parts)."""
+        if self.is_default:
+            return None
         cls = registry.lookup("optimizers", self.plugin)
         options: dict[str, Any] = {} if self.method is None else {"method": self.method}
         if accepts_keyword(cls, "seed"):
@@ -75,7 +88,7 @@ def default_method_of(cls: Any) -> str | None:
 def canonical(method: Method, registry: Registry) -> Method:
     """The same configuration with the plugin's default method spelt out (``pymoo`` and
     ``pymoo:DE`` are one run)."""
-    if method.method is not None:
+    if method.method is not None or method.is_default:
         return method
     default = default_method_of(registry.lookup("optimizers", method.plugin))
     return Method(method.plugin, default, method.refine) if default is not None else method
@@ -88,10 +101,10 @@ def is_multiobjective(cls: Any) -> bool:
 
 
 def default_methods(registry: Registry) -> list[Method]:
-    """Every installed single-objective optimizer: its default configuration and the
-    methods its class lists in ``suite_methods``, each also followed by ``refine()``
-    (``+refine``, applied where a problem's metric allows it)."""
-    found: list[Method] = []
+    """The default and every installed single-objective optimizer: its default
+    configuration and the methods its class lists in ``suite_methods``, each also
+    followed by ``refine()`` (``+refine``, applied where a problem's metric allows it)."""
+    found: list[Method] = [Method(DEFAULT_METHOD)]
     for name in registry.names("optimizers"):
         cls = registry.lookup("optimizers", name)
         if is_multiobjective(cls):
@@ -104,6 +117,11 @@ def default_methods(registry: Registry) -> list[Method]:
 
 def default_optimizer(registry: Registry) -> Method:
     """What ``fit()`` uses when it names no optimizer, as a method of the suite."""
+    return Method(DEFAULT_METHOD)
+
+
+def fallback_optimizer(registry: Registry) -> Method:
+    """The optimizer of a fit that names none and that no plugin claims (pymoo's DE)."""
     return canonical(Method(DEFAULT_NAMES["optimizers"]), registry)
 
 
@@ -114,15 +132,29 @@ def evaluation_cost(registry: Registry, method: Method, n_parameters: int) -> in
     simulated with its sensitivity equations) pays ``1 + n_parameters``: the sensitivity
     system has one equation per state variable and parameter, and the measured time of
     such a simulation stayed below that (docs/gradient.md). Every other optimizer pays 1.
+    The default pays what the optimizer its fit chose pays: a round's cost is known
+    once it ran (:func:`stored_round_cost`), and stays within ``n_samples``.
     """
+    if method.is_default:
+        return 1
     cls = registry.lookup("optimizers", method.plugin)
     return 1 + n_parameters if callable(getattr(cls, "tell_gradients", None)) else 1
+
+
+def stored_round_cost(round_record: Any, n_parameters: int) -> int:
+    """Plain simulations one evaluation of a stored round counts as: ``1 + n_parameters``
+    for a round simulated with its sensitivities (it holds normal equations), else 1."""
+    return 1 + n_parameters if getattr(round_record, "normal_equations", None) is not None \
+        else 1
 
 
 def points_per_round(registry: Registry, method: Method, problem_n_samples: int) -> int:
     """Parameter sets per round of ``method`` on a problem: the problem's ``n_samples``,
     unless the optimizer class asks for its own (``suite_n_samples``: a gradient
-    optimizer's few starts, where a population method wants dozens of points)."""
+    optimizer's few starts, where a population method wants dozens of points). The
+    default gets the problem's ``n_samples``, as a user's fitter does."""
+    if method.is_default:
+        return problem_n_samples
     wanted = getattr(registry.lookup("optimizers", method.plugin), "suite_n_samples", None)
     return int(wanted) if isinstance(wanted, int) and wanted > 0 else problem_n_samples
 
@@ -130,6 +162,8 @@ def points_per_round(registry: Registry, method: Method, problem_n_samples: int)
 def max_evaluations(registry: Registry, method: Method) -> int | None:
     """The most evaluations a plugin says it is usable for (its class's optional
     ``suite_max_evaluations``), None for no limit."""
+    if method.is_default:
+        return None
     limit = getattr(registry.lookup("optimizers", method.plugin), "suite_max_evaluations", None)
     return int(limit) if limit is not None else None
 

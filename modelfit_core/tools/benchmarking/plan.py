@@ -121,6 +121,14 @@ def _checked_methods(registry: Registry, names: Iterable[str] | None) -> tuple[M
     found: list[Method] = []
     for text in names:
         method = parse_method(text)
+        if method.is_default:
+            if method.method is not None:
+                raise ConfigurationError(
+                    f"{text!r}: the default takes no method (it is what fit() chooses); "
+                    f"name the optimizer instead, e.g. pymoo:{method.method}.")
+            if method not in found:
+                found.append(method)
+            continue
         cls = registry.lookup("optimizers", method.plugin)  # unknown: closest names
         if is_multiobjective(cls):
             raise ConfigurationError(

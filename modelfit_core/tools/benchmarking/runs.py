@@ -36,6 +36,7 @@ from modelfit_core.tools.benchmarking.measures import (
     targets_of,
     trajectory,
 )
+from modelfit_core.tools.benchmarking.methods import stored_round_cost
 from modelfit_core.tools.benchmarking.plan import Plan, Run
 from modelfit_core.tools.benchmarking.problems import (
     ReadyProblem,
@@ -183,6 +184,8 @@ def fit_run(plan: Plan, ready: ReadyProblem, run: Run, registry: Registry, parts
         on_rounds(run.n_rounds)
         return Fitted(STORED, stored, 0.0)
     on_rounds(min(stored, run.n_rounds))
+    if run.method.is_default:  # the fit chooses its optimizer, seeded by its parts
+        parts = attrs.evolve(parts, optimizer=None, seed=run.seed)
     fitter = ready.fitter(run.n_samples, parts=parts, storage=plan.storage, study=run.study)
 
     def round_done(*_args: Any) -> None:
@@ -220,7 +223,8 @@ def measure_run(plan: Plan, ready: ReadyProblem, run: Run, fitted: Fitted) -> Ru
     if run.refine_evaluations > 0:
         kept = json.loads(refinement_path(plan, run).read_text())
         rounds = rounds + refinement_rounds(kept, len(rounds), len(ready.parameter_names))
-    costs = [run.cost if k < run.n_rounds else 1 for k in range(len(rounds))]
+    costs = [(stored_round_cost(record, len(ready.parameter_names)) if run.method.is_default
+              else run.cost) if k < run.n_rounds else 1 for k, record in enumerate(rounds)]
     measured = trajectory(rounds, ready.parameter_names, targets, ready.truth_si, costs)
     done_before = min(fitted.stored_before, run.n_rounds)
     setup = 0.0 if fitted.status == STORED else \
