@@ -29,9 +29,11 @@ parser.add_argument("--data-dir", required=True)
 parser.add_argument("--n-samples", type=int, default=100)
 parser.add_argument("--n-rounds", type=int, default=10)
 parser.add_argument("--cython-cache-dir", default=None)
-parser.add_argument("--optimizer", choices=["nevergrad", "default"], default="nevergrad",
-                    help="the tutorial's NevergradOptimizer(), or (modelfit only) the "
-                         "default optimizer, fit() without optimizer= (pymoo's DE)")
+parser.add_argument("--optimizer", choices=["nevergrad", "pymoo", "default"],
+                    default="nevergrad",
+                    help="the tutorial's NevergradOptimizer(), or (modelfit only) "
+                         "PymooOptimizer('DE'), or the default: fit() without optimizer= "
+                         "(for this MSE fit the gradient optimizer, docs/optimizers.md)")
 parser.add_argument("--import-optimizer-first", action="store_true",
                     help="import nevergrad with the package (brian2modelfitting always does; "
                          "modelfit otherwise imports it in the first round)")
@@ -84,7 +86,8 @@ gl : siemens (constant)
 '''
 mark("data")
 
-opt = NevergradOptimizer() if args.optimizer == "nevergrad" else None  # noqa: F405
+opt = {"nevergrad": NevergradOptimizer, "default": lambda: None,  # noqa: F405
+       "pymoo": lambda: PymooOptimizer("DE")}[args.optimizer]()  # noqa: F405
 metric = MSEMetric()  # noqa: F405
 if "input_var" in inspect.signature(TraceFitter.__init__).parameters and \
         inspect.signature(TraceFitter.__init__).parameters["input_var"].default is \

@@ -64,9 +64,10 @@ def parse_args():
     parser.add_argument("--n-rounds", type=int, default=10)
     parser.add_argument("--import-optimizer-first", action="store_true",
                         help="import nevergrad with the package, before the first round")
-    parser.add_argument("--modelfit-optimizer", choices=["nevergrad", "default"],
+    parser.add_argument("--modelfit-optimizer", choices=["nevergrad", "pymoo", "default"],
                         default="nevergrad", help="modelfit's side: the tutorial's "
-                        "NevergradOptimizer() or the default optimizer (pymoo's DE)")
+                        "NevergradOptimizer(), PymooOptimizer('DE'), or fit() without "
+                        "optimizer= (for this fit the gradient optimizer)")
     parser.add_argument("--no-code-cache", action="store_true",
                         help="run modelfit with MODELFIT_CACHE=off (as before its code cache)")
     return parser.parse_args()

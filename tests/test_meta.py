@@ -86,7 +86,7 @@ def test_every_hook_is_called_by_a_small_fit(make_fitter, tmp_path):
     """A stored fit of two rounds calls every hook of hookspecs.py: the registration
     hooks when its parts are looked up, the lifecycle hooks as it runs."""
     calls: list[str] = []
-    pipe = Pipeline.from_names(optimizer="nevergrad", metric="mse", feedback=None, seed=1,
+    pipe = Pipeline.from_names(metric="mse", feedback=None, seed=1,  # no optimizer: chosen
                                plugins=[recording_plugin(calls)],
                                storage=f"sqlite:///{tmp_path / 'fit.db'}", study="hooks")
     fitter = make_fitter(pipeline=pipe, n_samples=4)

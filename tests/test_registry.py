@@ -260,7 +260,8 @@ def test_discovery_imports_no_plugin():
     found = json.loads(completed.stdout.splitlines()[-1])
     assert found["listed"]
     hook_plugins = {"modelfit_plugins", "modelfit_plugins.backends",
-                    "modelfit_plugins.backends.brian2_device"}
+                    "modelfit_plugins.backends.brian2_device", "modelfit_plugins.optimizers",
+                    "modelfit_plugins.optimizers.gradient_default"}
     assert set(found["before"]) <= hook_plugins
     assert set(found["after"]) <= hook_plugins | {"modelfit_plugins", "modelfit_plugins.cores",
                                    "modelfit_plugins.optimizers",

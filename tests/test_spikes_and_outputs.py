@@ -30,12 +30,13 @@ def step_inputs():
     return currents * amp
 
 
-def make_pipeline(seed=1, metric="gamma_factor", **metric_options):
+def make_pipeline(seed=1, metric="gamma_factor", optimizer=None, **metric_options):
     registry = Registry(distributions=["modelfit-brian2"])
     if metric == "gamma_factor":
         metric_options = {"delta": 1 * ms, "time": N_STEPS * DT, **metric_options}
-    return Pipeline.from_names(metric=metric, metric_options=metric_options, feedback=None,
-                               seed=seed, registry=registry)
+    return Pipeline.from_names(optimizer=optimizer, metric=metric,
+                               metric_options=metric_options, feedback=None, seed=seed,
+                               registry=registry)
 
 
 def recorded_spikes(refractory=2 * ms):
@@ -136,7 +137,8 @@ def test_diverging_simulations_are_flagged_never_best():
     fitter = TraceFitter(model=model, input={"I": inputs}, output={"v": outputs},
                          dt=0.01 * ms, n_samples=30, param_init={"v": -65 * mV},
                          reset="v=vre; w += wadd", threshold="v > 0*mV", refractory="tref",
-                         method="exponential_euler", pipeline=make_pipeline(metric="mse"))
+                         method="exponential_euler",
+                         pipeline=make_pipeline(metric="mse", optimizer="pymoo"))
     fitter.fit(n_rounds=3, **bounds)
     frame = fitter.results(format="dataframe")
     assert len(frame) == 90 and frame["round"].max() == 2

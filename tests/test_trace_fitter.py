@@ -332,7 +332,8 @@ def test_pipeline_seed_zero_reaches_the_default_optimizer(registry):
 
 def test_pipeline_seed_reaches_the_default_optimizer(registry):
     assert Pipeline(registry=registry, seed=5).default_optimizer().seed == 5
-    assert Pipeline.from_names(seed=0, registry=registry).optimizer.seed == 0
+    assert Pipeline.from_names(seed=0, registry=registry).default_optimizer().seed == 0
+    assert Pipeline.from_names(seed=0, registry=registry).optimizer is None  # fit chooses
 
 
 def test_pipeline_bad_names_and_options(registry):

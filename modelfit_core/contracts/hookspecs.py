@@ -13,7 +13,9 @@ The storage is not a listener: writing a round is part of committing it
 announces ``modelfit_checkpoint_written``.
 
 ``modelfit_default_backend`` lets a backend plugin say which backend a fitter
-uses when none is named (the Brian backends choose after Brian's active device).
+uses when none is named (the Brian backends choose after Brian's active device);
+``modelfit_default_optimizer`` lets an optimizer plugin claim a fit that names no
+optimizer (:mod:`modelfit_core.contracts.default_optimizer`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Mapping
 
 import pluggy
 
+from modelfit_core.contracts.default_optimizer import FitToOptimize, OptimizerChoice
 from modelfit_core.contracts.kinds import KINDS, PROJECT, Kind
 
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -49,6 +52,13 @@ REGISTRATION_HOOKS: tuple[str, ...] = tuple(kind.hook for kind in KINDS)
 def modelfit_default_backend() -> str | None:
     """The name of the backend of a fitter that names none, or None to let another
     plugin decide (the first answer counts)."""
+
+
+@hookspec(firstresult=True)
+def modelfit_default_optimizer(fit: FitToOptimize) -> OptimizerChoice | None:
+    """The optimizer of a ``fit()`` that names none, when this plugin's suits ``fit``
+    better than the default (pymoo's DE); None to let another plugin, or the default,
+    decide (the first answer counts). The answer must depend on ``fit`` alone."""
 
 
 @hookspec

@@ -97,18 +97,22 @@ class Fit:
     def start(cls, problem: FittingProblem, *, optimizer, metric, objective: Objective,
               space: ParameterSpace, n_samples: int, n_rounds: int,
               start_iteration: int | None = None, store: StudyStorage | None = None,
-              restart: bool = False) -> "Fit":
+              restart: bool = False, warn_population: bool = True) -> "Fit":
         """A new search: the optimizer initialized over ``space``, an empty history,
         and (with a ``store``) a new study planned, written when the rounds start.
 
-        ``restart`` allows replacing a stored study of the same name.
+        ``restart`` allows replacing a stored study of the same name;
+        ``warn_population=False`` leaves unsaid that the optimizer simulates another
+        number of points per round than ``n_samples`` (an optimizer the fit chose
+        itself, which says so in its choice's reason).
         """
         gradient_round = _gradient_round(problem, optimizer, objective, space)
         used = initialize_optimizer(optimizer, space, n_samples, max(n_rounds, 1))
         fit = cls(problem=problem, optimizer=optimizer, metric=metric, objective=objective,
                   space=space, history=History(space, objective.error_dim),
-                  requested_n_samples=n_samples, n_samples=_population(used, n_samples,
-                                                                       optimizer),
+                  requested_n_samples=n_samples,
+                  n_samples=_population(used, n_samples, optimizer) if warn_population
+                  else used,
                   store=store, iteration=0 if start_iteration is None else int(start_iteration),
                   optimizer_rounds=max(n_rounds, 1), gradient_round=gradient_round)
         if store is not None:
@@ -117,10 +121,12 @@ class Fit:
 
     @classmethod
     def resume(cls, problem: FittingProblem, *, optimizer, metric, objective: Objective,
-               space: ParameterSpace, n_samples: int, store: StudyStorage | None) -> "Fit":
+               space: ParameterSpace, n_samples: int, store: StudyStorage | None,
+               warn_population: bool = True) -> "Fit":
         """The study stored in ``store``, continued: checked to be this search (a
         StorageError lists each difference), its rounds loaded and replayed into
-        ``optimizer`` (nothing is unpickled unless the store was made to pickle)."""
+        ``optimizer`` (nothing is unpickled unless the store was made to pickle;
+        ``warn_population`` as in :meth:`start`)."""
         if store is None:
             raise ConfigurationError("resume=True needs a storage: create the fitter with "
                                      "storage='sqlite:///fit.db' (and the same study=).")
@@ -136,10 +142,11 @@ class Fit:
         else:
             asynchronous = bool(getattr(problem.backend, "asynchronous", False)) \
                 and isinstance(optimizer, AsynchronousOptimizer)
-            used = _population(replay_rounds(
+            used = replay_rounds(
                 optimizer, space, n_samples, stored.optimizer_rounds, stored.records,
-                source=f"study {store.location}", as_they_came=asynchronous),
-                n_samples, optimizer)
+                source=f"study {store.location}", as_they_came=asynchronous)
+            if warn_population:
+                used = _population(used, n_samples, optimizer)
         history = History(space, objective.error_dim)
         for record in stored.records:
             history.add(record)

@@ -17,13 +17,16 @@ rounds. The manual's other methods read that fit (``results``, ``best_params``,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
+from modelfit_core.contracts.default_optimizer import OptimizerChoice
 from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError, FitStateError
 from modelfit_core.fitting import generation, manual_network, pareto_results
 from modelfit_core.fitting.dashboard_launch import watch_with_dashboard
+from modelfit_core.fitting.default_choice import describe_fit
 from modelfit_core.fitting.events import FitEvents
 from modelfit_core.fitting.feedback_listener import FeedbackListener
 from modelfit_core.fitting.fit import Fit
@@ -36,8 +39,11 @@ from modelfit_core.fitting.multiobjective import (DEFAULT_OPTIMIZER, check_mode,
 from modelfit_core.fitting.objective import Objective
 from modelfit_core.fitting.problem import GENERATE_ITERATION, FittingProblem
 from modelfit_core.model.data import as_named
+from modelfit_core.model.parameters import ParameterSpace
 from modelfit_core.registry.parts import DEFAULT, Parts
 from modelfit_core.results.history import History
+
+logger = logging.getLogger("modelfit")
 
 
 class Fitter(ManualAttributes):
@@ -96,6 +102,9 @@ class Fitter(ManualAttributes):
         self._store = self._parts.resolve_storage(storage, study)
         self.dashboard = None
         """The dashboard ``fit(dashboard=True)`` started (``url``, ``stop()``), or None."""
+        self.optimizer_choice: OptimizerChoice | None = None
+        """What the plugins chose for the last fit that named no optimizer (plugin,
+        options and why), None before one."""
 
     @staticmethod
     def _named_outputs(output, output_var) -> dict[str, Any]:
@@ -169,7 +178,7 @@ class Fitter(ManualAttributes):
             raise ConfigurationError("resume=True and restart=True contradict each other.")
         previous = self.current_fit
         current = None if restart else previous
-        optimizer, metric = self._parts_of_call(optimizer, metric, objectives, current)
+        metric = self._metric_of_call(metric, current)
         if penalty is not None:
             self.problem.penalty = penalty
         # a fit continued without bounds keeps its own, as in brian2modelfitting
@@ -177,11 +186,15 @@ class Fitter(ManualAttributes):
             else self.problem.parameter_space(bounds)
         mode = objectives_of_call(objectives, current.objective if current else None)
         objective = self._objective(metric, online=online_error, objectives=mode)
+        chosen_before = self.optimizer_choice
+        optimizer = self._optimizer_of_call(optimizer, objectives, current, objective, space)
+        chosen = self.optimizer_choice is not chosen_before  # by the plugins, for this fit
         check_objectives(optimizer, objective)
         if resume:
             fit = Fit.resume(self.problem, optimizer=optimizer, metric=metric,
                              objective=objective, space=space,
-                             n_samples=self.requested_n_samples, store=self._store)
+                             n_samples=self.requested_n_samples, store=self._store,
+                             warn_population=not chosen)
             n_rounds = max(n_rounds - len(fit.history.rounds), 0)
         elif current is not None:
             fit = current
@@ -191,7 +204,7 @@ class Fitter(ManualAttributes):
                             objective=objective, space=space,
                             n_samples=self.requested_n_samples, n_rounds=n_rounds,
                             start_iteration=start_iteration, store=self._store,
-                            restart=restart)
+                            restart=restart, warn_population=not chosen)
         if fit is not previous and previous is not None:
             fit.take_simulation_of(previous)  # compiled once per configuration
         self.current_fit = fit
@@ -205,30 +218,44 @@ class Fitter(ManualAttributes):
                        level=level)
         return self.best_params, self.best_error
 
-    def _parts_of_call(self, optimizer, metric, objectives, current: Fit | None):
-        """The optimizer and metric of a ``fit()`` call: objects, plugin names, or None
-        (the current fit's when continuing, else the pipeline's defaults)."""
+    def _metric_of_call(self, metric, current: Fit | None):
+        """The metric of a ``fit()`` call: an object, a plugin name, or None (the current
+        fit's when continuing, else the pipeline's default)."""
+        if metric is None:
+            return current.metric if current is not None else self._default_metric()
+        if isinstance(metric, str):
+            return self._parts.make("metrics", metric)
+        return metric
+
+    def _optimizer_of_call(self, optimizer, objectives, current: Fit | None,
+                           objective: Objective, space: ParameterSpace):
+        """The optimizer of a ``fit()`` call: an object, a plugin name, or None (the
+        current fit's when continuing, else the pipeline's, else chosen for this fit)."""
         if optimizer is None:
             optimizer = current.optimizer if current is not None else \
-                self._default_optimizer(objectives)
+                self._default_optimizer(objectives, objective, space)
         elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
             optimizer = self._parts.named_optimizer(optimizer)
-        if metric is None:
-            metric = current.metric if current is not None else self._default_metric()
-        elif isinstance(metric, str):
-            metric = self._parts.make("metrics", metric)
         require_optimizer_methods(optimizer)
-        return optimizer, metric
+        return optimizer
 
-    def _default_optimizer(self, objectives):
+    def _default_optimizer(self, objectives, objective: Objective, space: ParameterSpace):
         """The optimizer of a fit that names none: the pipeline's if it has one (a
-        single-objective one is then refused with ``objectives``), else the default
-        optimizer, NSGA-II with ``objectives``."""
+        single-objective one is then refused with ``objectives``); with ``objectives``,
+        NSGA-II; else the one the plugins choose for this fit (docs/optimizers.md, "The
+        default optimizer"), which :attr:`optimizer_choice` records."""
         parts = self._parts
-        if check_mode(objectives) is None or parts.optimizer is not None:
-            return parts.default_optimizer()
-        options = {"seed": parts.seed} if parts.seed is not None else {}
-        return parts.make("optimizers", DEFAULT_OPTIMIZER, options)
+        if check_mode(objectives) is not None and parts.optimizer is None:
+            options = {"seed": parts.seed} if parts.seed is not None else {}
+            return parts.make("optimizers", DEFAULT_OPTIMIZER, options)
+        if parts.optimizer is not None:
+            return parts.optimizer
+        choice = parts.optimizer_choice(
+            describe_fit(self.problem, objective, space, self.requested_n_samples))
+        optimizer = parts.make_choice(choice)
+        self.optimizer_choice = choice
+        logger.info("No optimizer named: fitting with %r, %s.", optimizer, choice.reason)
+        return optimizer
 
     def _default_metric(self):
         """The metric of a fit that names none."""

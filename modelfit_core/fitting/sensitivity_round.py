@@ -117,9 +117,11 @@ class SensitivityRound:
     @classmethod
     def build(cls, problem: FittingProblem, objective, space: ParameterSpace,
               optimizer_name: str = "the gradient optimizer",
-              spike_jumps: bool = True) -> SensitivityRound:
+              spike_jumps: bool = True, implicit_method: bool = True) -> SensitivityRound:
         """Check that the fit can be differentiated and derive what it simulates
-        (``spike_jumps=False`` leaves out the shift of spike times, for comparisons).
+        (``spike_jumps=False`` leaves out the shift of spike times, for comparisons;
+        ``implicit_method=False`` refuses a fitter without an integration method instead
+        of integrating with 'euler', as the choice of a default optimizer must).
 
         Raises
         ------
@@ -167,6 +169,12 @@ class SensitivityRound:
             raise ModelDefinitionError(f"{optimizer_name} needs the threshold as Brian code "
                                        f"(a string); got {problem.threshold!r}.")
         method = problem.method if isinstance(problem.method, str) else None
+        if method is None and not implicit_method:
+            raise ConfigurationError(
+                f"{optimizer_name} needs the integration method named: the fitter was "
+                f"given none, and Brian's choice may be an analytic one, which cannot "
+                f"integrate the sensitivity equations. Give the fitter "
+                f"method='exponential_euler' or 'euler'.")
         if method is None:
             # Brian would pick 'exact' for a linear model, but the model with its
             # sensitivities is not linear: integrate it with the method whose

@@ -15,7 +15,12 @@ from typing import Any, Mapping
 import attrs
 import numpy as np
 
-from modelfit_core.contracts.errors import ArgumentTypeError, ConfigurationError
+from modelfit_core.contracts.default_optimizer import FitToOptimize, OptimizerChoice
+from modelfit_core.contracts.errors import (
+    ArgumentTypeError,
+    ConfigurationError,
+    PluginContractError,
+)
 from modelfit_core.contracts.kinds import kind_called
 from modelfit_core.contracts.protocols import StudyStorage
 from modelfit_core.registry.plugin_registry import Registry, shared_registry
@@ -84,7 +89,7 @@ class Parts:
     names: dict[str, Any] = attrs.field(factory=dict)
 
     @classmethod
-    def from_names(cls, optimizer: str | Any = DEFAULT_NAMES["optimizers"], metric: str | Any = "mse",
+    def from_names(cls, optimizer: str | Any | None = None, metric: str | Any = "mse",
                    backend: str | Any | None = None, feedback: str | Any = "text",
                    optimizer_options: dict | None = None, metric_options: dict | None = None,
                    backend_options: dict | None = None, feedback_options: dict | None = None,
@@ -97,8 +102,11 @@ class Parts:
         ----------
         optimizer, metric, backend, feedback : str or object
             Registered names (see ``modelfit plugins``) or objects; ``feedback``
-            may also be None or a callable. ``backend`` defaults to the one of
-            Brian's active device (``'runtime'``).
+            may also be None or a callable. ``optimizer`` None: each fit chooses
+            its own, as ``fit()`` without ``optimizer=`` does (docs/optimizers.md,
+            "The default optimizer"); with ``optimizer_options`` it is the default
+            plugin, pymoo. ``backend`` defaults to the one of Brian's active device
+            (``'runtime'``).
         *_options : dict
             Keyword arguments for the corresponding plugin class.
         seed : int, optional
@@ -128,11 +136,14 @@ class Parts:
                     names={"optimizer": optimizer, "metric": metric, "backend": backend,
                            "feedback": feedback})
         optimizer_options = dict(optimizer_options or {})
+        if optimizer is None and optimizer_options:
+            optimizer = DEFAULT_NAMES["optimizers"]
         if seed is not None and isinstance(optimizer, str):
             if not accepts_keyword(registry.lookup("optimizers", optimizer), "seed"):
                 raise ConfigurationError(f"The optimizer {optimizer!r} does not accept a seed.")
             optimizer_options.setdefault("seed", seed)
-        parts.optimizer = parts.make("optimizers", optimizer, optimizer_options)
+        if optimizer is not None:  # None: each fit chooses (Parts.default_optimizer)
+            parts.optimizer = parts.make("optimizers", optimizer, optimizer_options)
         parts.metric = parts.make("metrics", metric, metric_options or {})
         parts.backend = parts.resolve_backend(backend, backend_options or {})
         parts.feedback = parts.make("feedback", feedback, feedback_options or {}) \
@@ -167,12 +178,37 @@ class Parts:
             self.registry.lookup("optimizers", name), "seed")
         return self.make("optimizers", name, {"seed": self.seed} if seeded else {})
 
-    def default_optimizer(self):
-        """These parts' optimizer, or a new one of the default optimizer plugin."""
+    def default_optimizer(self, fit: FitToOptimize | None = None):
+        """These parts' optimizer, else a new one of the optimizer the plugins choose for
+        ``fit`` (the ``modelfit_default_optimizer`` hook), else of the default optimizer
+        plugin (:data:`DEFAULT_NAMES`), seeded with these parts' seed."""
         if self.optimizer is not None:
             return self.optimizer
-        options = {"seed": self.seed} if self.seed is not None else {}
-        return self.make("optimizers", DEFAULT_NAMES["optimizers"], options)
+        return self.make_choice(self.optimizer_choice(fit))
+
+    def optimizer_choice(self, fit: FitToOptimize | None) -> OptimizerChoice:
+        """What the plugins choose for a fit that names no optimizer (``fit`` None: the
+        default optimizer plugin's defaults)."""
+        chosen = None if fit is None else \
+            self.registry.hook.modelfit_default_optimizer(fit=fit)
+        if chosen is None:
+            why = "" if fit is None or fit.gradients_refused is None else \
+                f" (gradients cannot be used: {fit.gradients_refused.splitlines()[0]})"
+            return OptimizerChoice(DEFAULT_NAMES["optimizers"],
+                                   reason=f"the default derivative-free optimizer{why}")
+        if not isinstance(chosen, OptimizerChoice):
+            raise PluginContractError(
+                f"A modelfit_default_optimizer hook answered {chosen!r}; it must return an "
+                f"OptimizerChoice (modelfit_core.contracts.default_optimizer) or None.")
+        return chosen
+
+    def make_choice(self, choice: OptimizerChoice):
+        """The optimizer of ``choice``, with these parts' seed if its class takes one."""
+        options = dict(choice.options)
+        if self.seed is not None and "seed" not in options and accepts_keyword(
+                self.registry.lookup("optimizers", choice.plugin), "seed"):
+            options["seed"] = self.seed
+        return self.make("optimizers", choice.plugin, options)
 
     def default_metric(self, **options):
         """These parts' metric, or a new one of the default metric plugin with ``options``."""

@@ -388,7 +388,7 @@ def build_fitter(config: FitConfig):
         fit.setdefault("optimizer", "nsga2")
     try:
         pipe = Pipeline.from_names(
-            optimizer=fit.get("optimizer", DEFAULT_NAMES["optimizers"]), metric=fit.get("metric", "mse"),
+            optimizer=fit.get("optimizer"), metric=fit.get("metric", "mse"),
             backend=fit.get("backend", "runtime"),
             feedback=None if feedback is False else feedback,
             optimizer_options=fit.get("optimizer_options"), metric_options=metric_options,

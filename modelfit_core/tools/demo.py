@@ -9,7 +9,7 @@ import numpy as np
 
 
 def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_samples: int = 100,
-             seed: int | None = 1, optimizer: str = "pymoo", backend: str = "runtime",
+             seed: int | None = 1, optimizer: str | None = None, backend: str = "runtime",
              feedback: str | None = "progressbar", data_dir: str | Path | None = None) -> dict:
     """Fit the HH conductances with the default pipeline; write plots; return a summary.
 
@@ -21,6 +21,9 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
         Optimization rounds and parameter sets per round.
     seed : int, optional
         Makes the fit repeat exactly.
+    optimizer : str, optional
+        An optimizer plugin's name; default: the one ``fit()`` chooses for this fit
+        (docs/optimizers.md, "The default optimizer").
     """
     from brian2 import mV, msiemens, nsiemens, psiemens, usiemens
 
@@ -52,8 +55,13 @@ def run_demo(output_dir: str | Path = "output/demo", n_rounds: int = 30, n_sampl
     assert fit is not None, "fit() made one"
     plot_error_per_round(fit.history, path=output_dir / "hh_errors.png")
 
-    print(f"\nFitted {n_rounds} rounds x {n_samples} samples in {elapsed:.2f} s "
-          f"({fit.history.n_evaluations} simulations)")
+    if fitter.optimizer_choice is not None:
+        print(f"\nNo optimizer named: fitted with {fit.optimizer!r}, "
+              f"{fitter.optimizer_choice.reason}.")
+    print(f"\nFitted {n_rounds} rounds x {fit.n_samples} parameter sets in {elapsed:.2f} s "
+          f"({fit.history.n_evaluations} simulations"
+          + (", each with its sensitivity equations)" if fit.gradient_round is not None
+             else ")"))
     print(f"{'parameter':<10}{'fitted':>16}{'ground truth':>16}{'ratio':>8}")
     space = fit.space
     for name, dim in zip(space.names, space.dims):

@@ -62,6 +62,11 @@ class GaussNewtonOptimizer:
     max_damping : float
         A start whose damping grows beyond this is replaced (its model of the error
         is no longer trustworthy).
+    starts : int, optional
+        Starts held at once, each simulated once per round. Default: one per parameter
+        set of the fitter's ``n_samples``. The default optimizer chooses a few
+        (:mod:`~modelfit_plugins.optimizers.gradient_default`): each start then takes
+        more steps within the same budget.
     """
 
     calc_bounds = staticmethod(calc_bounds)
@@ -72,7 +77,8 @@ class GaussNewtonOptimizer:
 
     def __init__(self, seed: int | None = None, damping: float = 1e-2, max_step: float = 0.5,
                  local_fraction: float = 0.5, local_spread: float = 0.05,
-                 tolerance: float = 1e-3, patience: int = 3, max_damping: float = 1e6):
+                 tolerance: float = 1e-3, patience: int = 3, max_damping: float = 1e6,
+                 starts: int | None = None):
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise ConfigurationError(f"seed must be an integer, got {seed!r}.")
         for name, value, low, high in (("damping", damping, 0, np.inf),
@@ -88,6 +94,11 @@ class GaussNewtonOptimizer:
         if not isinstance(patience, (int, np.integer)) or patience < 1:
             raise ConfigurationError(f"GaussNewtonOptimizer: patience must be an integer >= 1, "
                                      f"got {patience!r}.")
+        if starts is not None and (isinstance(starts, bool)
+                                   or not isinstance(starts, (int, np.integer)) or starts < 1):
+            raise ConfigurationError(f"GaussNewtonOptimizer: starts must be an integer >= 1 "
+                                     f"or None (one per n_samples), got {starts!r}.")
+        self.starts = None if starts is None else int(starts)
         self.seed = None if seed is None else int(seed)
         self.damping = float(damping)
         self.max_step = float(max_step)
@@ -102,20 +113,22 @@ class GaussNewtonOptimizer:
         return (f"GaussNewtonOptimizer(seed={self.seed!r}, damping={self.damping!r}, "
                 f"max_step={self.max_step!r}, local_fraction={self.local_fraction!r}, "
                 f"local_spread={self.local_spread!r}, tolerance={self.tolerance!r}, "
-                f"patience={self.patience!r}, max_damping={self.max_damping!r})")
+                f"patience={self.patience!r}, max_damping={self.max_damping!r}"
+                + ("" if self.starts is None else f", starts={self.starts!r}") + ")")
 
     # -- the optimizer protocol -------------------------------------------------------
     def initialize(self, parameter_names: Sequence[str], popsize: int, rounds: int,
                    **bounds) -> int:
-        """Set up ``popsize`` starts over ``bounds`` (name -> [lower, upper], SI floats);
-        the first round evaluates a space-filling design."""
+        """Set up ``popsize`` starts (or :attr:`starts`, returned) over ``bounds``
+        (name -> [lower, upper], SI floats); the first round evaluates a space-filling
+        design."""
         from scipy.stats import qmc
 
         self.parameter_names = list(parameter_names)
         pairs = np.array(calc_bounds(self.parameter_names, **bounds), dtype=float)
         self._lower, self._upper = pairs[:, 0], pairs[:, 1]
         self._width = np.where(self._upper > self._lower, self._upper - self._lower, 1.0)
-        n, p = int(popsize), len(self.parameter_names)
+        n, p = self.starts or int(popsize), len(self.parameter_names)
         self._rng = np.random.default_rng(self.seed)
         self._design = qmc.Sobol(d=p, scramble=True,
                                  seed=int(self._rng.integers(2 ** 32)))
