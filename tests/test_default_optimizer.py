@@ -166,7 +166,7 @@ def test_the_gradient_plugin_declines_what_it_cannot_do():
                         objectives=None, gradients_refused=None)
     hook = gradient_default.modelfit_default_optimizer
     chosen = hook(fit=fit)
-    assert (chosen.plugin, chosen.options) == ("gradient", {"starts": 8})  # 8 x 3 <= 30
+    assert (chosen.plugin, chosen.options) == ("gradient", {"starts": MAX_STARTS})
     for declined in ({"gradients_refused": "no residuals"}, {"objectives": "separate"},
                      {"asynchronous": True}):
         assert hook(fit=attrs.evolve(fit, **declined)) is None

@@ -15,7 +15,8 @@ provided it runs a few starts, each taking many steps; with a population's
 worth of starts it did no better than DE. A default fit therefore keeps the
 user's rounds and spends at most the user's ``n_samples`` simulations per round:
 it runs as many starts as fit in ``n_samples`` (each point with its sensitivities
-costs ``1 + n_parameters`` plain simulations), at most :data:`MAX_STARTS`.
+costs ``1 + n_parameters`` plain simulations), at most :data:`MAX_STARTS`, so a
+round may cost less than ``n_samples``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from modelfit_core.contracts.hookspecs import hookimpl
 PLUGIN = "gradient"
 """The optimizer plugin this module chooses (its entry point in ``modelfit.optimizers``)."""
 
-MAX_STARTS = 8
-"""The most starts of a default gradient fit: beyond a few, each start takes too few
-steps within a budget (docs/benchmark.md)."""
+MAX_STARTS = 4
+"""The most starts of a default gradient fit. Fewer starts take more steps each within a
+budget: on the suite's MSE problems (10 seeds, 2,000 simulations) the default with up to
+8 starts had an ECDF area of 0.201, with up to 4 0.219 (docs/benchmark.md)."""
 
 
 def default_starts(n_samples: int, n_parameters: int) -> int:
@@ -46,6 +48,6 @@ def modelfit_default_optimizer(fit: FitToOptimize) -> OptimizerChoice | None:
         PLUGIN, {"starts": starts},
         reason=(f"the {fit.metric} of this fit can be differentiated: {starts} "
                 f"Levenberg-Marquardt starts per round, each simulated with its "
-                f"sensitivities ({1 + fit.n_parameters} plain simulations' worth, "
-                f"{starts * (1 + fit.n_parameters)} per round for n_samples="
-                f"{fit.n_samples})"))
+                f"sensitivities (worth {1 + fit.n_parameters} plain simulations: "
+                f"{starts * (1 + fit.n_parameters)} per round, within n_samples="
+                f"{fit.n_samples}; name an optimizer to choose another)"))
