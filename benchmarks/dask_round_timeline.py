@@ -28,7 +28,8 @@ def parse_args():
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--optimizer", default=None, help="default: the fit's default")
+    parser.add_argument("--optimizer", default="pymoo",
+                        help="an optimizer plugin (default: pymoo, i.e. pymoo's DE)")
     parser.add_argument("--chunks-per-worker", type=int, default=None,
                         help="the dask backend's option (default: its default)")
     parser.add_argument("--figure", default=None,
@@ -90,7 +91,7 @@ def timeline(backend, args, client=None):
     fitter = tutorial_fitter(backend, args.samples, stamps)
     bounds = dict(gl=[2 * psiemens, 200 * nsiemens], g_na=[200 * nsiemens, 0.4 * msiemens],
                   g_kd=[200 * nsiemens, 200 * usiemens])
-    options = {} if args.optimizer is None else {"optimizer": args.optimizer}
+    options = {"optimizer": args.optimizer}
     warm = 2
     fitter.fit(n_rounds=warm, **options, **bounds)
     clock.wrap(type(fitter.current_fit.simulation), "run", "simulate")
