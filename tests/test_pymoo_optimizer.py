@@ -272,6 +272,29 @@ def test_a_pickled_optimizer_continues_identically(method):
     assert restored.errors == original.errors
 
 
+def test_cma_es_starts_again_when_pycma_stops_and_a_pickled_one_follows():
+    """pycma stops once it has converged and pymoo's CMA-ES then hands back its final
+    solution alone: the optimizer starts a new run, keeps handing out whole
+    generations, and a pickled copy replays the restarts to the same points."""
+    def bowl(vectors):
+        return [float(np.sum((np.asarray(v) - 0.3) ** 2)) for v in vectors]
+
+    original = PymooOptimizer("CMAES", seed=1)
+    box = {"a": [0, 1], "b": [0, 1]}
+    assert original.initialize(["a", "b"], popsize=20, rounds=100, **box) == 20
+    for _ in range(60):  # pycma stops after about 40 generations on this bowl
+        vectors = original.ask(20)
+        assert len(vectors) == 20
+        original.tell(vectors, bowl(vectors))
+    assert original._restarts >= 1
+    restored = pickle.loads(pickle.dumps(original))
+    for _ in range(5):
+        a, b = original.ask(20), restored.ask(20)
+        assert np.array_equal(np.array(a), np.array(b))
+        original.tell(a, bowl(a))
+        restored.tell(b, bowl(b))
+
+
 def test_pickled_before_initialize_and_unseeded():
     fresh = pickle.loads(pickle.dumps(PymooOptimizer("GA", pop_size=6)))
     assert fresh.optim is None and fresh.options == {"pop_size": 6}

@@ -296,6 +296,14 @@ class PymooOptimizer:
         except Exception as exc:
             raise self._failure("asked for a generation", exc) from exc
         unit = np.asarray(population.get("X"), dtype=float).reshape(len(population), -1)
+        if getattr(self._algorithm, "send_array_to_yield", True) is False \
+                and self.population > 1:
+            # pycma has stopped (converged): pymoo's CMA-ES hands back its final solution
+            # alone instead of a generation. A new run, as its own restarts would; the
+            # same draws happen when a pickled optimizer is replayed
+            self._restarts += 1
+            self._start()
+            return self._new_generation(expected)
         if len(unit) == 0:
             raise ConfigurationError(
                 f"pymoo's {self.method} proposed no new point: every offspring duplicated "
