@@ -66,6 +66,7 @@ def main():
     simulations: dict[str, int] = defaultdict(int)
     guessed: set[str] = set()
     longest = (0.0, "")
+    refined = sum(run.refine_evaluations for run in plan.runs)
     for run in plan.runs:
         label = run.method.label.replace("+refine", "")
         rate = rates.get((run.problem, label))
@@ -92,6 +93,8 @@ def main():
         print(f"on {workers:>3} workers: {max(total / workers, longest[0]) / 60:7.1f} min")
     print(f"the longest run, which no number of workers shortens: {longest[1]}, "
           f"{longest[0]:.0f} s")
+    print(f"of which refine()'s: {refined:,} simulations, priced as the search's, though "
+          f"least squares simulates them one at a time (an underestimate)")
     if guessed:
         print(f"~ priced at the median of the measured methods of each problem (their own "
               f"optimizer time is missing): {', '.join(sorted(guessed))}")

@@ -39,7 +39,9 @@ def plot_ecdf(document: Mapping[str, Any], path: Path | None = None):
     fig = new_figure((7.5, 4.8))
     ax = fig.add_subplot(1, 1, 1)
     for method, area in ranked.items():
-        label = f"{method} ({area:.3f})" + (" default" if method == default else "")
+        # the default is drawn thick; named so in the legend unless its name says it
+        label = f"{method} ({area:.3f})" + (" default" if method == default
+                                             and "default" not in method else "")
         ax.step(grid, ecdf(pairs(document, method), grid), where="post", label=label,
                 **styles[method])
     ax.set_xscale("log")
