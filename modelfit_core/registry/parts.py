@@ -27,9 +27,10 @@ from modelfit_core.registry.plugin_registry import Registry, shared_registry
 
 DEFAULT_NAMES = {"optimizers": "pymoo", "metrics": "mse", "feedback": "text",
                  "backends": "runtime", "dashboards": "web"}
-"""The plugins of a fit that names none. pymoo's DE is the default optimizer: on the
-HH tutorial fit it ends with a lower median error than nevergrad's DE at a third of
-the overhead per round (benchmarks/optimizers.py, docs/optimizers.md). The backend
+"""The plugins of a fit that names none. The optimizer is chosen per fit by the
+``modelfit_default_optimizer`` hook (the gradient optimizer claims the fits it can
+differentiate); pymoo's DE is the fallback: the largest ECDF area of the suite's
+derivative-free methods (docs/benchmark.md, docs/optimizers.md). The backend
 is the one a backend plugin names through the ``modelfit_default_backend`` hook
 (the Brian backends: the one of Brian's active device, ``'cpp_standalone'`` after
 ``set_device('cpp_standalone')``), ``'runtime'`` if none does."""
