@@ -398,8 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--problems", nargs="+", default=None, metavar="NAME",
                            help="problem plugins (default: all installed)")
     benchmark.add_argument("--optimizers", nargs="+", default=None, metavar="PLUGIN[:METHOD]",
-                           help="e.g. pymoo:DE nevergrad:CMA random (default: every "
-                                "installed optimizer with the methods it lists)")
+                           help="e.g. default pymoo:DE nevergrad:CMA random, each "
+                                "optionally +refine ('default': what fit() chooses when it "
+                                "names no optimizer; default: it and every installed "
+                                "optimizer with the methods it lists)")
     benchmark.add_argument("--seeds", type=int, default=None,
                            help="seeds per (problem, method) (default 10; --quick: 1)")
     benchmark.add_argument("--budget", type=int, default=None,
