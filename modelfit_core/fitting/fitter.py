@@ -186,9 +186,8 @@ class Fitter(ManualAttributes):
             else self.problem.parameter_space(bounds)
         mode = objectives_of_call(objectives, current.objective if current else None)
         objective = self._objective(metric, online=online_error, objectives=mode)
-        chosen_before = self.optimizer_choice
-        optimizer = self._optimizer_of_call(optimizer, objectives, current, objective, space)
-        chosen = self.optimizer_choice is not chosen_before  # by the plugins, for this fit
+        optimizer, chosen = self._optimizer_of_call(optimizer, objectives, current,
+                                                    objective, space)
         check_objectives(optimizer, objective)
         if resume:
             fit = Fit.resume(self.problem, optimizer=optimizer, metric=metric,
@@ -228,34 +227,39 @@ class Fitter(ManualAttributes):
         return metric
 
     def _optimizer_of_call(self, optimizer, objectives, current: Fit | None,
-                           objective: Objective, space: ParameterSpace):
-        """The optimizer of a ``fit()`` call: an object, a plugin name, or None (the
-        current fit's when continuing, else the pipeline's, else chosen for this fit)."""
-        if optimizer is None:
-            optimizer = current.optimizer if current is not None else \
-                self._default_optimizer(objectives, objective, space)
+                           objective: Objective, space: ParameterSpace) -> tuple[Any, bool]:
+        """The optimizer of a ``fit()`` call (an object, a plugin name, or None: the
+        current fit's when continuing, else the pipeline's, else chosen for this fit),
+        and whether the plugins chose it for this fit."""
+        chosen = False
+        if optimizer is None and current is not None:
+            optimizer = current.optimizer
+        elif optimizer is None:
+            optimizer, chosen = self._default_optimizer(objectives, objective, space)
         elif isinstance(optimizer, str):  # a plugin's name, as Pipeline.from_names takes it
             optimizer = self._parts.named_optimizer(optimizer)
         require_optimizer_methods(optimizer)
-        return optimizer
+        return optimizer, chosen
 
-    def _default_optimizer(self, objectives, objective: Objective, space: ParameterSpace):
-        """The optimizer of a fit that names none: the pipeline's if it has one (a
-        single-objective one is then refused with ``objectives``); with ``objectives``,
-        NSGA-II; else the one the plugins choose for this fit (docs/optimizers.md, "The
-        default optimizer"), which :attr:`optimizer_choice` records."""
+    def _default_optimizer(self, objectives, objective: Objective,
+                           space: ParameterSpace) -> tuple[Any, bool]:
+        """The optimizer of a fit that names none, and whether the plugins chose it: the
+        pipeline's if it has one (a single-objective one is then refused with
+        ``objectives``); with ``objectives``, NSGA-II; else the one the plugins choose
+        for this fit (docs/optimizers.md, "The default optimizer"), which
+        :attr:`optimizer_choice` records."""
         parts = self._parts
-        if check_mode(objectives) is not None and parts.optimizer is None:
-            options = {"seed": parts.seed} if parts.seed is not None else {}
-            return parts.make("optimizers", DEFAULT_OPTIMIZER, options)
         if parts.optimizer is not None:
-            return parts.optimizer
+            return parts.optimizer, False
+        if check_mode(objectives) is not None:
+            options = {"seed": parts.seed} if parts.seed is not None else {}
+            return parts.make("optimizers", DEFAULT_OPTIMIZER, options), False
         choice = parts.optimizer_choice(
             describe_fit(self.problem, objective, space, self.requested_n_samples))
         optimizer = parts.make_choice(choice)
         self.optimizer_choice = choice
         logger.info("No optimizer named: fitting with %r, %s.", optimizer, choice.reason)
-        return optimizer
+        return optimizer, True
 
     def _default_metric(self):
         """The metric of a fit that names none."""
