@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from modelfit_core.registry.parts import DEFAULT_NAMES, accepts_keyword, construct
+from modelfit_core.registry.parts import accepts_keyword, construct
 from modelfit_core.registry.plugin_registry import Registry
 
 DEFAULT_METHOD = "default"
@@ -115,14 +115,9 @@ def default_methods(registry: Registry) -> list[Method]:
     return found + [attrs.evolve(method, refine=True) for method in found]
 
 
-def default_optimizer(registry: Registry) -> Method:
+def default_optimizer() -> Method:
     """What ``fit()`` uses when it names no optimizer, as a method of the suite."""
     return Method(DEFAULT_METHOD)
-
-
-def fallback_optimizer(registry: Registry) -> Method:
-    """The optimizer of a fit that names none and that no plugin claims (pymoo's DE)."""
-    return canonical(Method(DEFAULT_NAMES["optimizers"]), registry)
 
 
 def evaluation_cost(registry: Registry, method: Method, n_parameters: int) -> int:

@@ -179,7 +179,7 @@ def make_plan(registry: Registry, *, problems: Iterable[str] | None = None,
     if not names:
         raise ConfigurationError("No problem to run: none is installed or named.")
     defined = {name: defined_problem(registry, name) for name in names}
-    default = default_optimizer(registry)
+    default = default_optimizer()
     if optimizers is None and quick:
         optimizers = [default.label] + [m.label for m in baselines(registry)]
     methods = _checked_methods(registry, optimizers)
